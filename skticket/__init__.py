@@ -1,0 +1,20 @@
+"""skticket: scikit-learn estimators that find lottery tickets in neural networks.
+
+A lottery ticket is a sparse subnetwork of a randomly initialised dense network
+that, trained in isolation from its original initial weights, matches the dense
+network. :class:`LotteryTicketClassifier` and :class:`LotteryTicketRegressor`
+find one by iterative magnitude pruning around a skorch net.
+"""
+
+from ._estimators import LotteryTicketClassifier, LotteryTicketRegressor
+from ._mlp import MLP
+from ._ticket import Ticket
+
+__all__ = [
+    "MLP",
+    "LotteryTicketClassifier",
+    "LotteryTicketRegressor",
+    "Ticket",
+]
+
+__version__ = "0.1.0"

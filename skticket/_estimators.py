@@ -1,0 +1,714 @@
+"""LotteryTicketClassifier and LotteryTicketRegressor: iterative magnitude pruning
+as scikit-learn estimators around skorch nets."""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context, clone
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import train_test_split
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+from skorch import NeuralNet, NeuralNetBinaryClassifier, NeuralNetClassifier, NeuralNetRegressor
+from torch import nn
+
+from ._mlp import MLP
+from ._pruning import (
+    magnitude_prune,
+    n_active,
+    permute_masks,
+    rewound_weights,
+    sparsity,
+    target_active_count,
+)
+from ._rng import draw_seeds, round_seed, seeded
+from ._ticket import Ticket
+from ._training import (
+    State,
+    initial_state,
+    initialized_net,
+    module_state,
+    prunable_parameters,
+    prunable_weights,
+    train_round,
+)
+
+__all__ = ["BaseLotteryTicket", "LotteryTicketClassifier", "LotteryTicketRegressor"]
+
+# The default net: small enough for quick tabular work, trained long enough to
+# score about as well as scikit-learn's MLP defaults on small standardized sets.
+_DEFAULT_NET_PARAMS = dict(
+    module=MLP,
+    module__hidden_units=(100,),
+    optimizer=torch.optim.Adam,
+    lr=1e-2,
+    max_epochs=30,
+    batch_size=64,
+    train_split=None,
+    verbose=0,
+)
+
+
+@dataclass
+class _SearchState:
+    """What ``prune`` needs to continue the search where ``fit`` left it."""
+
+    template: NeuralNet
+    prunable: list[str]
+    rewind_state: State
+    masks: dict[str, np.ndarray]
+    trained_weights: State
+    seeds: dict[str, int]
+    round: int
+    next_round: int
+
+
+def _accepts(module, name: str) -> bool:
+    if isinstance(module, nn.Module):
+        return False
+    try:
+        return name in inspect.signature(module).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _is_nll(criterion) -> bool:
+    return (isinstance(criterion, type) and issubclass(criterion, nn.NLLLoss)) or isinstance(
+        criterion, nn.NLLLoss
+    )
+
+
+class BaseLotteryTicket(BaseEstimator):
+    """Shared machinery of the two estimators; use one of them."""
+
+    _parameter_constraints: dict = {
+        "net": [None, NeuralNet],
+        "prune_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "target_sparsity": [None, Interval(Real, 0, 1, closed="left")],
+        "max_rounds": [None, Interval(Integral, 0, None, closed="left")],
+        "scope": [StrOptions({"local", "global"})],
+        "layer_prune_fractions": [None, dict],
+        "min_weights_per_layer": [Interval(Integral, 1, None, closed="left")],
+        "rewind_step": [Interval(Integral, 0, None, closed="left")],
+        "ticket_init": [StrOptions({"rewind", "reinit", "permute"})],
+        "score_tolerance": [None, Interval(Real, 0, None, closed="left")],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "prunable": [None, list, tuple, callable],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        net: NeuralNet | None = None,
+        *,
+        prune_fraction: float = 0.2,
+        target_sparsity: float | None = 0.8,
+        max_rounds: int | None = None,
+        scope: str = "local",
+        layer_prune_fractions: dict[str, float] | None = None,
+        min_weights_per_layer: int = 1,
+        rewind_step: int = 0,
+        ticket_init: str = "rewind",
+        score_tolerance: float | None = None,
+        validation_fraction: float = 0.1,
+        prunable: Iterable[str] | Callable[[str, nn.Parameter], bool] | None = None,
+        random_state: int | np.random.RandomState | None = None,
+        verbose: int = 0,
+    ) -> None:
+        self.net = net
+        self.prune_fraction = prune_fraction
+        self.target_sparsity = target_sparsity
+        self.max_rounds = max_rounds
+        self.scope = scope
+        self.layer_prune_fractions = layer_prune_fractions
+        self.min_weights_per_layer = min_weights_per_layer
+        self.rewind_step = rewind_step
+        self.ticket_init = ticket_init
+        self.score_tolerance = score_tolerance
+        self.validation_fraction = validation_fraction
+        self.prunable = prunable
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # --- what the two estimators do differently -------------------------------
+
+    _default_net_class: type[NeuralNet]
+    _rejected_nets: tuple[type[NeuralNet], ...]
+
+    def _encode_target(self, y: np.ndarray, reset: bool) -> np.ndarray:
+        """The target as the net trains on it; with ``reset``, learn its encoding."""
+        raise NotImplementedError
+
+    def _n_outputs(self) -> int:
+        raise NotImplementedError
+
+    def _predict_encoded(self, net: NeuralNet, X: np.ndarray) -> np.ndarray:
+        """Predictions of ``net`` in the encoded target space."""
+        raise NotImplementedError
+
+    def _score_encoded(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+        raise NotImplementedError
+
+    def _module_defaults(self, net: NeuralNet) -> dict:
+        return {}
+
+    # --- building blocks ------------------------------------------------------
+
+    def _sized_template(self, n_features: int) -> NeuralNet:
+        """An unfitted clone of ``net`` with the module sized from the data."""
+        if self.net is None:
+            net = self._default_net_class(**_DEFAULT_NET_PARAMS)
+        else:
+            if isinstance(self.net, self._rejected_nets):
+                raise TypeError(
+                    f"{type(self).__name__} cannot wrap a {type(self.net).__name__}; pass a "
+                    f"skorch {self._default_net_class.__name__} (or a NeuralNet) as net."
+                )
+            net = clone(self.net)
+        user_params = net.get_params(deep=False)
+        sizing = {"n_features": n_features, "n_outputs": self._n_outputs(),
+                  **self._module_defaults(net)}
+        fill = {
+            f"module__{key}": value
+            for key, value in sizing.items()
+            if f"module__{key}" not in user_params and _accepts(net.module, key)
+        }
+        if fill:
+            net.set_params(**fill)
+        return net
+
+    def _check_layer_fractions(self, names: list[str]) -> dict[str, float]:
+        fractions = dict(self.layer_prune_fractions or {})
+        unknown = sorted(set(fractions) - set(names))
+        if unknown:
+            raise ValueError(
+                f"layer_prune_fractions names {unknown}, which are not pruned parameters; "
+                f"the pruned parameters are {names}."
+            )
+        for name, value in fractions.items():
+            if not isinstance(value, Real) or not 0 < value < 1:
+                raise ValueError(
+                    f"layer_prune_fractions[{name!r}] must be a float in (0, 1), got {value!r}."
+                )
+        return fractions
+
+    def _split(self, X, y, seeds):
+        if self.score_tolerance is None:
+            return X, y, None, None
+        stratify = y if isinstance(self, ClassifierMixin) else None
+        X_train, X_valid, y_train, y_valid = train_test_split(
+            X, y, test_size=self.validation_fraction, stratify=stratify,
+            random_state=seeds["split"],
+        )
+        return X_train, y_train, X_valid, y_valid
+
+    def _train(self, search: _SearchState, X, y, *, start: State, masks, round_index: int,
+               capture_step: int = 0):
+        return train_round(
+            search.template, X, y, start=start, masks=masks,
+            seed=round_seed(search.seeds["data"], round_index), capture_step=capture_step,
+        )
+
+    def _record(self, round_index, masks, result, X_valid, y_valid) -> dict:
+        history = result.net.history
+        valid_score = None
+        if X_valid is not None:
+            valid_score = float(self._score_encoded(
+                y_valid, self._predict_encoded(result.net, X_valid)))
+        record = {
+            "round": round_index,
+            "sparsity": sparsity(masks),
+            "n_active": n_active(masks),
+            "train_loss": float(history[-1, "train_loss"]) if len(history) else None,
+            "valid_score": valid_score,
+            "epochs": len(history),
+            "seconds": result.seconds,
+        }
+        if self.verbose:
+            score = "" if valid_score is None else f", valid score {valid_score:.4f}"
+            print(
+                f"[{type(self).__name__}] round {round_index}: sparsity "
+                f"{record['sparsity']:.4f}, {record['n_active']} weights active, "
+                f"train loss {record['train_loss']:.4g}{score}, {result.seconds:.2f}s"
+            )
+        return record
+
+    def _finish_ticket(self, search: _SearchState, winning_net: NeuralNet, X, y) -> None:
+        """Train the baseline ticket if asked for, and set the fitted attributes."""
+        masks, start, net = search.masks, search.rewind_state, winning_net
+        if self.ticket_init != "rewind":
+            start = initial_state(
+                search.template, round_seed(search.seeds["reinit"], search.round), fresh=True)
+            if self.ticket_init == "permute":
+                rng = np.random.default_rng(round_seed(search.seeds["permute"], search.round))
+                masks = permute_masks(masks, rng)
+            start = rewound_weights(start, masks)
+            net = self._train(search, X, y, start=start, masks=masks,
+                              round_index=search.round).net
+        else:
+            start = rewound_weights(start, masks)
+        self.net_ = net
+        self.winning_ticket_ = Ticket(
+            masks={name: mask.copy() for name, mask in masks.items()},
+            weights={name: start[name] for name in masks},
+            round=search.round,
+            init=self.ticket_init,
+        )
+        self._search_state_ = search
+
+    def _out_of_tolerance(self, rounds: list[dict]) -> bool:
+        if self.score_tolerance is None:
+            return False
+        return rounds[-1]["valid_score"] < rounds[0]["valid_score"] - self.score_tolerance
+
+    def _should_stop(self, masks, round_index: int, n_prunable: int) -> bool:
+        if self.max_rounds is not None and round_index >= self.max_rounds:
+            return True
+        if self.target_sparsity is not None:
+            return n_active(masks) <= target_active_count(n_prunable, self.target_sparsity)
+        return False
+
+    # --- the public API -------------------------------------------------------
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Find the winning ticket by iterative magnitude pruning.
+
+        Round 0 trains the dense net; each later round prunes the lowest-magnitude
+        share of the surviving weights, rewinds the survivors and trains the
+        ticket. The search stops once the ticket just trained meets
+        ``target_sparsity``, ``max_rounds`` or (with ``score_tolerance``) falls
+        out of tolerance, or every layer is at ``min_weights_per_layer``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            Target values (class labels for the classifier).
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        X, y = self._validate_fit_data(X, y)
+        y = self._encode_target(y, reset=True)
+        seeds = draw_seeds(self.random_state)
+        X_train, y_train, X_valid, y_valid = self._split(X, y, seeds)
+
+        template = self._sized_template(X.shape[1])
+        initial_net = initialized_net(template, seeds["init"])
+        theta_0 = module_state(initial_net.module_)
+        names = prunable_parameters(initial_net.module_, self.prunable)
+        del initial_net
+        layer_fractions = self._check_layer_fractions(names)
+        masks = {name: np.ones(theta_0[name].shape, dtype=bool) for name in names}
+        n_prunable = sum(mask.size for mask in masks.values())
+
+        dense = train_round(template, X_train, y_train, start=theta_0, masks=None,
+                            seed=round_seed(seeds["data"], 0), capture_step=self.rewind_step)
+        if self.rewind_step > 0 and dense.rewind_point is None:
+            steps = sum(dense.net.history[:, "train_batch_count"])
+            raise ValueError(
+                f"rewind_step={self.rewind_step} is beyond the {steps} optimizer steps of "
+                "the dense training; lower rewind_step or train for more epochs."
+            )
+        rewind_state = theta_0 if self.rewind_step == 0 else dense.rewind_point
+        rounds = [self._record(0, masks, dense, X_valid, y_valid)]
+        search = _SearchState(
+            template=template, prunable=names, rewind_state=rewind_state, masks=masks,
+            trained_weights=prunable_weights(dense.net, names), seeds=seeds, round=0,
+            next_round=1,
+        )
+        winning_net = dense.net
+        target = (None if self.target_sparsity is None
+                  else target_active_count(n_prunable, self.target_sparsity))
+
+        round_index = 0
+        while not self._should_stop(search.masks, round_index, n_prunable):
+            new_masks = magnitude_prune(
+                search.trained_weights, search.masks, fraction=self.prune_fraction,
+                scope=self.scope, layer_fractions=layer_fractions,
+                min_weights=self.min_weights_per_layer, target_n_active=target,
+            )
+            if n_active(new_masks) == n_active(search.masks):
+                break  # every layer is at its floor
+            round_index += 1
+            result = self._train(
+                search, X_train, y_train,
+                start=rewound_weights(rewind_state, new_masks),
+                masks=new_masks, round_index=round_index,
+            )
+            rounds.append(self._record(round_index, new_masks, result, X_valid, y_valid))
+            search.next_round = round_index + 1
+            if self._out_of_tolerance(rounds):
+                break  # the previous ticket was the sparsest within tolerance
+            search.masks = new_masks
+            search.trained_weights = prunable_weights(result.net, names)
+            search.round = round_index
+            winning_net = result.net
+
+        self.rounds_ = rounds
+        self._finish_ticket(search, winning_net, X_train, y_train)
+        return self
+
+    def prune(self, X, y):
+        """One more pruning round from the winning ticket's trained net.
+
+        Prunes ``prune_fraction`` of the surviving weights (``min_weights_per_layer``
+        still holds; ``target_sparsity`` and ``max_rounds`` do not apply), rewinds
+        the survivors, trains the new ticket (and its baseline, if ``ticket_init``
+        asks for one), and updates ``winning_ticket_``, ``net_`` and ``rounds_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data, with the features seen in ``fit``.
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            Target values.
+
+        Returns
+        -------
+        self : object
+            The estimator, one round sparser.
+        """
+        check_is_fitted(self)
+        X, y = self._validate_fit_data(X, y, reset=False)
+        y = self._encode_target(y, reset=False)
+        search = self._search_state_
+        X_train, y_train, X_valid, y_valid = self._split(X, y, search.seeds)
+        new_masks = magnitude_prune(
+            search.trained_weights, search.masks, fraction=self.prune_fraction,
+            scope=self.scope,
+            layer_fractions=self._check_layer_fractions(search.prunable),
+            min_weights=self.min_weights_per_layer,
+        )
+        if n_active(new_masks) == n_active(search.masks):
+            warnings.warn(
+                "Every pruned layer is at min_weights_per_layer; prune() removed nothing.",
+                UserWarning, stacklevel=2,
+            )
+            return self
+        round_index = search.next_round
+        result = self._train(
+            search, X_train, y_train,
+            start=rewound_weights(search.rewind_state, new_masks),
+            masks=new_masks, round_index=round_index,
+        )
+        self.rounds_ = [*self.rounds_, self._record(round_index, new_masks, result,
+                                                    X_valid, y_valid)]
+        search.masks = new_masks
+        search.trained_weights = prunable_weights(result.net, search.prunable)
+        search.round = round_index
+        search.next_round = round_index + 1
+        self._finish_ticket(search, result.net, X_train, y_train)
+        return self
+
+    def _validate_fit_data(self, X, y, reset: bool = True):
+        X, y = validate_data(
+            self, X, y, reset=reset, dtype=[np.float32, np.float64],
+            multi_output=not isinstance(self, ClassifierMixin),
+            y_numeric=not isinstance(self, ClassifierMixin),
+        )
+        return X.astype(np.float32, copy=False), y
+
+    def _validated_X(self, X) -> np.ndarray:
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
+        return X.astype(np.float32, copy=False)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        return tags
+
+
+class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
+    """Find a winning ticket of a skorch classifier by iterative magnitude pruning.
+
+    Parameters
+    ----------
+    net : skorch NeuralNetClassifier or NeuralNet, default=None
+        The unfitted net to prune. Its module is sized from the data: when the
+        module's constructor takes ``n_features`` / ``n_outputs`` (as
+        :class:`skticket.MLP` does) and they are not set, the input width and
+        the number of classes are filled in. ``None`` uses an :class:`MLP` with
+        one hidden layer of 100 units, Adam (lr 0.01), 30 epochs, batches of 64,
+        no internal validation split, silent.
+    prune_fraction : float, default=0.2
+        Share of each layer's surviving weights removed per round (of the
+        pooled weights under ``scope="global"``): after k rounds ``(1-p)^k``
+        remain. ``prune_fraction=target_sparsity, max_rounds=1`` is one-shot
+        pruning.
+    target_sparsity : float or None, default=0.8
+        Stop once this share of the prunable weights is zero. The last round
+        removes exactly the weights that bring the sparsity to the target (to
+        the nearest weight), spread over the layers in proportion to what each
+        would lose at the full rate. ``None``: no sparsity target.
+    max_rounds : int or None, default=None
+        At most this many pruning rounds (0 trains the dense net only).
+    scope : {"local", "global"}, default="local"
+        ``"local"`` prunes each layer at its own rate; ``"global"`` ranks all
+        prunable weights by one magnitude threshold.
+    layer_prune_fractions : dict of str to float, default=None
+        Per-parameter overrides of ``prune_fraction``, e.g.
+        ``{"output.weight": 0.1}``. Under global scope these layers are pruned
+        at their own rate, outside the global pool.
+    min_weights_per_layer : int, default=1
+        No layer is ever pruned below this many weights, under either scope;
+        when every layer is at its floor the search stops.
+    rewind_step : int, default=0
+        0 rewinds survivors to their initial values theta_0; k > 0 rewinds to
+        the weights after k optimizer steps of the dense training (late
+        resetting), a snapshot taken once and used by every round.
+    ticket_init : {"rewind", "reinit", "permute"}, default="rewind"
+        What the returned ticket trains from. ``"rewind"``: the winning ticket
+        itself. ``"reinit"``: the winning mask with freshly drawn weights.
+        ``"permute"``: each layer's mask shuffled over its whole matrix, with
+        fresh weights. The mask search is the same in all three.
+    score_tolerance : float or None, default=None
+        If set, a stratified ``validation_fraction`` of the training data is
+        held out and scored (accuracy) after every round; the search stops once
+        the score falls more than this below the dense round's, and the winning
+        ticket is the sparsest round still within it.
+    validation_fraction : float, default=0.1
+        Share of the training data held out when ``score_tolerance`` is set.
+    prunable : list of str, callable or None, default=None
+        Which parameters to prune. ``None``: the weight of every ``nn.Linear``
+        and convolution (never biases or norm layers). A list names parameters;
+        a callable ``(name, parameter) -> bool`` selects them.
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialisation, data order, the validation split and the
+        baselines. With an int, two fits give identical masks and predictions
+        on CPU. The global torch and numpy random states are left untouched.
+    verbose : int, default=0
+        Print one line per round when positive.
+
+    Attributes
+    ----------
+    winning_ticket_ : Ticket
+        The mask and the weights the returned net trained from.
+    net_ : skorch NeuralNetClassifier
+        The trained net of the winning ticket (or of its baseline).
+    rounds_ : list of dict
+        One record per round, the dense round first, with keys ``round``,
+        ``sparsity``, ``n_active``, ``train_loss``, ``valid_score``, ``epochs``,
+        ``seconds``.
+    classes_ : ndarray of shape (n_classes,)
+        The class labels.
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during ``fit``, when ``X`` has string column names.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from skorch import NeuralNetClassifier
+    >>> from skticket import LotteryTicketClassifier, MLP
+    >>> X, y = load_iris(return_X_y=True)
+    >>> X = StandardScaler().fit_transform(X)
+    >>> net = NeuralNetClassifier(MLP, module__hidden_units=(16,), max_epochs=20, lr=0.01,
+    ...                           optimizer=torch.optim.Adam, train_split=None, verbose=0)
+    >>> clf = LotteryTicketClassifier(net, prune_fraction=0.5, target_sparsity=0.75,
+    ...                               random_state=0).fit(X, y)
+    >>> [round(r["sparsity"], 2) for r in clf.rounds_]
+    [0.0, 0.5, 0.75]
+    >>> clf.winning_ticket_.n_active
+    28
+    >>> clf.score(X, y) > 0.9
+    True
+    """
+
+    _default_net_class = NeuralNetClassifier
+    _rejected_nets = (NeuralNetRegressor, NeuralNetBinaryClassifier)
+
+    def _encode_target(self, y, reset):
+        if reset:
+            check_classification_targets(y)
+            self.classes_, encoded = np.unique(y, return_inverse=True)
+            if len(self.classes_) < 2:
+                raise ValueError(
+                    f"{type(self).__name__} needs samples of at least 2 classes in y; "
+                    f"got only one class: {self.classes_[0]!r}."
+                )
+            return encoded.astype(np.int64)
+        unseen = np.setdiff1d(y, self.classes_)
+        if len(unseen):
+            raise ValueError(f"y holds labels not seen in fit: {unseen.tolist()}.")
+        return np.searchsorted(self.classes_, y).astype(np.int64)
+
+    def _n_outputs(self):
+        return len(self.classes_)
+
+    def _module_defaults(self, net):
+        # skorch's default criterion, NLLLoss, takes the log of the module's
+        # output, so the module must emit probabilities.
+        return {"output_activation": "softmax"} if _is_nll(net.criterion) else {}
+
+    def _predict_encoded(self, net, X):
+        return self._proba(net, X).argmax(axis=1)
+
+    def _score_encoded(self, y_true, y_pred):
+        return accuracy_score(y_true, y_pred)
+
+    def _proba(self, net, X):
+        with seeded(None, net.device):
+            proba = net.predict_proba(X)
+        return np.asarray(proba)
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities of the winning ticket's trained net.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            Columns in the order of ``classes_``.
+        """
+        return self._proba(self.net_, self._validated_X(X))
+
+    def predict(self, X) -> np.ndarray:
+        """Class labels predicted by the winning ticket's trained net.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = False
+        return tags
+
+
+class LotteryTicketRegressor(RegressorMixin, BaseLotteryTicket):
+    """Find a winning ticket of a skorch regressor by iterative magnitude pruning.
+
+    Parameters
+    ----------
+    net : skorch NeuralNetRegressor or NeuralNet, default=None
+        The unfitted net to prune, its module sized from the data as for
+        :class:`LotteryTicketClassifier` (``n_outputs`` = number of targets).
+        ``None`` uses an :class:`MLP` with one hidden layer of 100 units, Adam
+        (lr 0.01), 30 epochs, batches of 64, no internal validation split, silent.
+    prune_fraction : float, default=0.2
+        Share of each layer's surviving weights removed per round.
+    target_sparsity : float or None, default=0.8
+        Stop once this share of the prunable weights is zero (the last round
+        lands on it exactly).
+    max_rounds : int or None, default=None
+        At most this many pruning rounds.
+    scope : {"local", "global"}, default="local"
+        Per-layer rate or one global magnitude threshold.
+    layer_prune_fractions : dict of str to float, default=None
+        Per-parameter overrides of ``prune_fraction``.
+    min_weights_per_layer : int, default=1
+        Floor on each layer's surviving weights.
+    rewind_step : int, default=0
+        Rewind to theta_0 (0) or to the weights after k optimizer steps.
+    ticket_init : {"rewind", "reinit", "permute"}, default="rewind"
+        The winning ticket, or a random baseline with its mask.
+    score_tolerance : float or None, default=None
+        Stop once the held-out R^2 falls more than this below the dense round's.
+    validation_fraction : float, default=0.1
+        Share of the training data held out when ``score_tolerance`` is set.
+    prunable : list of str, callable or None, default=None
+        Which parameters to prune (default: weights of linear and conv layers).
+    random_state : int, RandomState instance or None, default=None
+        Seeds every random draw of the fit; the global random state is untouched.
+    verbose : int, default=0
+        Print one line per round when positive.
+
+    Attributes
+    ----------
+    winning_ticket_ : Ticket
+        The mask and the weights the returned net trained from.
+    net_ : skorch NeuralNetRegressor
+        The trained net of the winning ticket (or of its baseline).
+    rounds_ : list of dict
+        One record per round, the dense round first.
+    n_outputs_ : int
+        Number of targets.
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during ``fit``, when ``X`` has string column names.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_regression
+    >>> from skticket import LotteryTicketRegressor
+    >>> X, y = make_regression(n_samples=200, n_features=5, noise=0.1, random_state=0)
+    >>> reg = LotteryTicketRegressor(target_sparsity=0.5, random_state=0).fit(X, y / 100)
+    >>> reg.winning_ticket_.sparsity
+    0.5
+    >>> reg.predict(X[:3]).shape
+    (3,)
+    """
+
+    _default_net_class = NeuralNetRegressor
+    _rejected_nets = (NeuralNetClassifier, NeuralNetBinaryClassifier)
+
+    def _encode_target(self, y, reset):
+        y = np.asarray(y, dtype=np.float32)
+        if reset:
+            self._target_is_1d_ = y.ndim == 1
+            self.n_outputs_ = 1 if y.ndim == 1 else y.shape[1]
+        elif (y.ndim == 1) != self._target_is_1d_ or y.reshape(len(y), -1).shape[1] != (
+            self.n_outputs_
+        ):
+            raise ValueError(f"y has shape {y.shape}; fit saw {self.n_outputs_} target(s).")
+        # skorch regressors train on 2-D targets; a (B, 1) prediction against a
+        # (B,) target would silently broadcast in MSELoss.
+        return y.reshape(-1, 1) if y.ndim == 1 else y
+
+    def _n_outputs(self):
+        return self.n_outputs_
+
+    def _predict_encoded(self, net, X):
+        with seeded(None, net.device):
+            return np.asarray(net.predict(X))
+
+    def _score_encoded(self, y_true, y_pred):
+        return r2_score(y_true, y_pred)
+
+    def predict(self, X) -> np.ndarray:
+        """Predictions of the winning ticket's trained net.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_targets)
+        """
+        y = self._predict_encoded(self.net_, self._validated_X(X))
+        return y.ravel() if self._target_is_1d_ else y
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        return tags

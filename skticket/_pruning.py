@@ -1,0 +1,323 @@
+"""The pruning mathematics, as plain functions on numpy arrays.
+
+Nothing here knows about estimators, skorch or training: a mask is a boolean
+array (``True`` = the weight survives), weights are float arrays of the same
+shape, and a layer is a key of a dict. Every search strategy (iterative
+magnitude pruning, its one-shot special case, the random baselines) is built
+from these functions, so they are tested on their own.
+
+Conventions that other implementations got wrong (see the tests):
+
+* counts are exact: a round removes ``ceil(fraction * remaining)`` weights of a
+  layer, never fewer than one while the layer is above its floor;
+* weights are chosen by rank, lowest magnitude first, ties broken by the lower
+  flat index (by layer order, then flat index, under global scope), so the
+  result never depends on how many weights share a magnitude;
+* no layer is pruned below its floor, whatever the scope;
+* a permutation shuffles a layer's mask over its whole flattened matrix.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+
+__all__ = [
+    "allocate_removals",
+    "count_to_remove",
+    "lowest_magnitude",
+    "magnitude_prune",
+    "n_active",
+    "permute_masks",
+    "rewound_weights",
+    "sparsity",
+    "target_active_count",
+]
+
+
+def count_to_remove(n_active: int, fraction: float, floor: int) -> int:
+    """Weights a layer loses in one round at rate ``fraction``.
+
+    ``ceil(fraction * n_active)``, so a layer keeps shrinking while it is above
+    its ``floor`` (``round`` would stall once ``fraction * n_active < 0.5``),
+    capped so that at least ``floor`` weights survive.
+
+    Examples
+    --------
+    >>> count_to_remove(10, 0.2, floor=1)
+    2
+    >>> count_to_remove(2, 0.25, floor=1)  # round(0.5) would be 0
+    1
+    >>> count_to_remove(2, 0.25, floor=2)
+    0
+    """
+    capacity = max(int(n_active) - int(floor), 0)
+    return min(math.ceil(fraction * n_active), capacity)
+
+
+def target_active_count(n_prunable: int, target_sparsity: float) -> int:
+    """Weights left at ``target_sparsity``, to the nearest weight.
+
+    Examples
+    --------
+    >>> target_active_count(600, 0.9)
+    60
+    """
+    return int(n_prunable) - round(target_sparsity * n_prunable)
+
+
+def n_active(masks: Mapping[str, np.ndarray]) -> int:
+    """Number of surviving weights over all masks."""
+    return int(sum(int(np.count_nonzero(m)) for m in masks.values()))
+
+
+def sparsity(masks: Mapping[str, np.ndarray]) -> float:
+    """Share of masked-out weights over all masks (0 = dense)."""
+    total = sum(m.size for m in masks.values())
+    return 0.0 if total == 0 else 1.0 - n_active(masks) / total
+
+
+def allocate_removals(needed: int, full_counts: list[int]) -> list[int]:
+    """Split ``needed`` removals over groups in proportion to ``full_counts``.
+
+    Used for the last round, which removes exactly what brings the sparsity to
+    its target: each group (a layer, or the global pool) gives up a share
+    proportional to what it would lose at the full rate. Shares are rounded by
+    the largest-remainder method (ties to the earlier group), so they sum to
+    ``needed`` and no group gives more than its full count.
+
+    Examples
+    --------
+    >>> allocate_removals(5, [8, 2])
+    [4, 1]
+    >>> allocate_removals(3, [1, 1, 1, 1])
+    [1, 1, 1, 0]
+    """
+    total = sum(full_counts)
+    if needed >= total:
+        return list(full_counts)
+    if needed <= 0:
+        return [0] * len(full_counts)
+    quotas = [needed * count / total for count in full_counts]
+    shares = [math.floor(q) for q in quotas]
+    leftover = needed - sum(shares)
+    by_remainder = sorted(range(len(quotas)), key=lambda i: (-(quotas[i] - shares[i]), i))
+    for i in by_remainder[:leftover]:
+        shares[i] += 1
+    return shares
+
+
+def lowest_magnitude(values: np.ndarray, mask: np.ndarray, n: int) -> np.ndarray:
+    """Flat indices of the ``n`` surviving entries of smallest magnitude.
+
+    Ties go to the lower flat index; entries already masked out are never
+    chosen, whatever their value.
+
+    Examples
+    --------
+    >>> lowest_magnitude(np.array([0.5, -0.1, 0.1, 0.0]),
+    ...                  np.array([True, True, True, False]), 2)
+    array([1, 2])
+    """
+    active = np.flatnonzero(mask)
+    if n <= 0:
+        return active[:0]
+    # A stable sort over the ascending active indices breaks ties by index.
+    order = np.argsort(np.abs(values.ravel()[active]), kind="stable")
+    return active[order[:n]]
+
+
+def _check_finite(weights: Mapping[str, np.ndarray], masks: Mapping[str, np.ndarray]) -> None:
+    for name, mask in masks.items():
+        values = weights[name][mask]
+        if not np.all(np.isfinite(values)):
+            raise ValueError(
+                f"Cannot prune {name!r}: training left non-finite weights in it "
+                "(NaN or inf). The training diverged; lower the learning rate."
+            )
+
+
+def _global_removal(
+    weights: Mapping[str, np.ndarray],
+    masks: Mapping[str, np.ndarray],
+    names: list[str],
+    floors: Mapping[str, int],
+    n: int,
+) -> dict[str, np.ndarray]:
+    """The ``n`` lowest-magnitude weights pooled over ``names``, floors respected.
+
+    Returns the flat indices to remove, per layer. Walking the pooled weights
+    from the smallest and skipping those of a layer already at its floor is
+    the same as keeping, of each layer, only its ``capacity`` smallest
+    candidates and then taking the ``n`` smallest that are left.
+    """
+    active = [np.flatnonzero(masks[name]) for name in names]
+    magnitudes = np.concatenate(
+        [np.abs(weights[name].ravel()[idx]) for name, idx in zip(names, active, strict=True)]
+    )
+    layer_of = np.concatenate(
+        [np.full(len(idx), i, dtype=np.intp) for i, idx in enumerate(active)]
+    )
+    flat_of = np.concatenate(active)
+    # Stable: equal magnitudes keep layer order, then flat index order.
+    order = np.argsort(magnitudes, kind="stable")
+    sorted_layer = layer_of[order]
+    rank_in_layer = np.empty(len(order), dtype=np.intp)
+    for i in range(len(names)):
+        where = sorted_layer == i
+        rank_in_layer[where] = np.arange(np.count_nonzero(where))
+    capacity = np.array(
+        [max(len(idx) - floors[name], 0) for name, idx in zip(names, active, strict=True)],
+        dtype=np.intp,
+    )
+    chosen = order[rank_in_layer < capacity[sorted_layer]][:n]
+    return {
+        name: flat_of[chosen[layer_of[chosen] == i]] for i, name in enumerate(names)
+    }
+
+
+def magnitude_prune(
+    weights: Mapping[str, np.ndarray],
+    masks: Mapping[str, np.ndarray],
+    *,
+    fraction: float,
+    scope: str = "local",
+    layer_fractions: Mapping[str, float] | None = None,
+    min_weights: int = 1,
+    target_n_active: int | None = None,
+) -> dict[str, np.ndarray]:
+    """One round of magnitude pruning: the new masks (the inputs are not changed).
+
+    Parameters
+    ----------
+    weights : dict of str to ndarray
+        Trained values; only their magnitude at surviving positions matters.
+    masks : dict of str to bool ndarray
+        Current masks, same keys and shapes as ``weights``.
+    fraction : float
+        Share of each layer's surviving weights removed (``"local"``), or of
+        the pooled surviving weights (``"global"``).
+    scope : {"local", "global"}, default="local"
+        One rate per layer, or one magnitude ranking over all pooled layers.
+    layer_fractions : dict of str to float, default=None
+        Per-layer rates overriding ``fraction``. Under global scope these
+        layers are pruned at their own rate and left out of the pool.
+    min_weights : int, default=1
+        Floor: no layer keeps fewer surviving weights than this (or than its
+        size, if smaller).
+    target_n_active : int, default=None
+        If the full-rate round would leave fewer surviving weights than this,
+        remove exactly enough to reach it instead, spread over the layers (and
+        the pool) in proportion to what each would lose at the full rate.
+
+    Returns
+    -------
+    dict of str to bool ndarray
+
+    Examples
+    --------
+    >>> w = {"a": np.array([[0.3, -0.1], [0.2, 0.4]]), "b": np.array([1.0, -2.0])}
+    >>> m = {k: np.ones(v.shape, dtype=bool) for k, v in w.items()}
+    >>> new = magnitude_prune(w, m, fraction=0.5)
+    >>> new["a"].astype(int).tolist(), new["b"].astype(int).tolist()
+    ([[1, 0], [0, 1]], [0, 1])
+    """
+    if scope not in ("local", "global"):
+        raise ValueError(f"scope must be 'local' or 'global', got {scope!r}.")
+    if set(weights) != set(masks):
+        raise ValueError("weights and masks must have the same keys.")
+    layer_fractions = dict(layer_fractions or {})
+    unknown = set(layer_fractions) - set(masks)
+    if unknown:
+        raise ValueError(
+            f"layer_fractions names {sorted(unknown)}, which are not among the "
+            f"pruned parameters {list(masks)}."
+        )
+    _check_finite(weights, masks)
+
+    names = list(masks)
+    active = {name: int(np.count_nonzero(masks[name])) for name in names}
+    floors = {name: min(int(min_weights), masks[name].size) for name in names}
+
+    # Groups prune independently: each named layer alone, and (global scope)
+    # one pool of all the other layers.
+    if scope == "local":
+        groups = [[name] for name in names]
+    else:
+        groups = [[name] for name in names if name in layer_fractions]
+        pool = [name for name in names if name not in layer_fractions]
+        if pool:
+            groups.append(pool)
+
+    full_counts = []
+    for group in groups:
+        # Only a layer named in layer_fractions forms a group of its own under
+        # global scope, so the group's first name decides its rate.
+        rate = layer_fractions.get(group[0], fraction)
+        pooled = sum(active[name] for name in group)
+        capacity = sum(max(active[name] - floors[name], 0) for name in group)
+        full_counts.append(min(math.ceil(rate * pooled), capacity))
+
+    counts = full_counts
+    if target_n_active is not None:
+        needed = max(sum(active.values()) - int(target_n_active), 0)
+        counts = allocate_removals(needed, full_counts)
+
+    new_masks = {name: masks[name].copy() for name in names}
+    for group, count in zip(groups, counts, strict=True):
+        if count == 0:
+            continue
+        if len(group) == 1:
+            removed = {group[0]: lowest_magnitude(weights[group[0]], masks[group[0]], count)}
+        else:
+            removed = _global_removal(weights, masks, group, floors, count)
+        for name, flat in removed.items():
+            new_masks[name].ravel()[flat] = False
+    return new_masks
+
+
+def permute_masks(
+    masks: Mapping[str, np.ndarray], rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """Each layer's mask shuffled over its whole flattened matrix.
+
+    The random-structure baseline: the same number of survivors per layer, at
+    random positions. Shuffling the flattened matrix (not its rows, which is
+    what ``rng.permutation`` does to a 2-D array) moves every entry, also in an
+    output layer with a single row.
+
+    Examples
+    --------
+    >>> m = {"out": np.array([[True, True, False, False, False, False]])}
+    >>> p = permute_masks(m, np.random.default_rng(1))
+    >>> int(p["out"].sum()), p["out"].shape
+    (2, (1, 6))
+    """
+    return {
+        name: rng.permutation(mask.ravel()).reshape(mask.shape) for name, mask in masks.items()
+    }
+
+
+def rewound_weights(
+    snapshot: Mapping[str, np.ndarray], masks: Mapping[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """The state a ticket trains from: ``snapshot`` with pruned entries set to 0.
+
+    Entries of ``snapshot`` without a mask (biases, norm layers, buffers) are
+    rewound unchanged. Always copies, so training can never write through to
+    the stored snapshot.
+
+    Examples
+    --------
+    >>> state = rewound_weights({"w": np.array([0.5, -0.2]), "b": np.array([0.1])},
+    ...                         {"w": np.array([False, True])})
+    >>> state["w"].tolist(), state["b"].tolist()
+    ([0.0, -0.2], [0.1])
+    """
+    return {
+        name: np.where(masks[name], value, 0).astype(value.dtype) if name in masks
+        else value.copy()
+        for name, value in snapshot.items()
+    }

@@ -1,0 +1,61 @@
+"""Seeds from ``random_state``, used inside contexts that restore the global RNGs."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from sklearn.utils import check_random_state
+
+# Independent streams, so that a baseline differs from the winning ticket only
+# where it should: the same data order, another init, another mask layout.
+SEED_STREAMS = ("init", "data", "split", "reinit", "permute")
+
+
+def draw_seeds(random_state) -> dict[str, int]:
+    """One base seed per stream in :data:`SEED_STREAMS`.
+
+    ``None`` draws from the operating system's entropy rather than numpy's
+    global generator, which scikit-learn's ``check_random_state(None)`` would
+    return: fitting must leave the global random state as it found it.
+    """
+    if random_state is None:
+        entropy = np.random.SeedSequence().generate_state(len(SEED_STREAMS))
+        values = [int(v) for v in entropy]
+    else:
+        rng = check_random_state(random_state)
+        values = [int(v) for v in rng.randint(0, 2**31 - 1, size=len(SEED_STREAMS))]
+    return dict(zip(SEED_STREAMS, values, strict=True))
+
+
+def round_seed(base: int, round_index: int) -> int:
+    """A seed for one round of a stream, independent of the other rounds."""
+    return int(np.random.SeedSequence([base, round_index]).generate_state(1)[0])
+
+
+@contextlib.contextmanager
+def seeded(seed: int | None, device: str | torch.device = "cpu") -> Iterator[None]:
+    """Seed torch (``None``: leave it unseeded) and restore every global RNG on exit.
+
+    skorch's DataLoader draws a base seed from the global torch generator on
+    every pass, even an unshuffled prediction pass, so predicting also runs
+    inside this context.
+    """
+    on_cuda = torch.device(device).type == "cuda"
+    cuda_devices = list(range(torch.cuda.device_count())) if on_cuda else []
+    # The legacy global generator is exactly the state to preserve.
+    numpy_state = np.random.get_state()  # noqa: NPY002
+    try:
+        with torch.random.fork_rng(devices=cuda_devices):
+            if seed is not None:
+                if on_cuda:
+                    torch.manual_seed(seed)
+                else:
+                    # CPU only: torch.manual_seed would also queue a seed for
+                    # CUDA, changing its global state once CUDA starts.
+                    torch.default_generator.manual_seed(seed)
+            yield
+    finally:
+        np.random.set_state(numpy_state)  # noqa: NPY002

@@ -1,0 +1,237 @@
+"""Training one round: one skorch net, masks enforced by a callback.
+
+Every search (the dense round, each ticket, the random baselines, an explicit
+``prune``) trains through :func:`train_round`; nothing else runs a training
+loop. The net is a fresh clone of the sized template, built through skorch's
+own ``initialize()`` (so optimizer state and LR schedules start fresh every
+round), then loaded with the start weights by value.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sklearn.base import clone
+from skorch import NeuralNet
+from skorch.callbacks import Callback
+from torch import nn
+
+from ._rng import seeded
+
+State = dict[str, np.ndarray]
+
+_MASK_CALLBACK = "skticket_masks"
+_CAPTURE_CALLBACK = "skticket_rewind_point"
+
+
+def module_state(module: nn.Module) -> State:
+    """A copy of a module's parameters and buffers as numpy arrays (by name)."""
+    return {
+        name: tensor.detach().cpu().numpy().copy()
+        for name, tensor in module.state_dict().items()
+    }
+
+
+@torch.no_grad()
+def load_state(module: nn.Module, state: Mapping[str, np.ndarray]) -> None:
+    """Copy ``state`` into ``module`` by value (never by reference).
+
+    ``param.data = tensor`` would alias the stored snapshot, and training would
+    then overwrite the weights every later round rewinds to.
+    """
+    module.load_state_dict({name: torch.as_tensor(value) for name, value in state.items()})
+
+
+class ApplyMasks(Callback):
+    """Keep pruned weights at exactly zero while the net trains.
+
+    Multiplies each pruned parameter by its mask before training and after every
+    optimizer step. Masking only the gradient is not enough: momentum, weight
+    decay and Adam's running averages move a zero-gradient weight anyway.
+
+    Parameters
+    ----------
+    masks : dict of str to bool ndarray
+        Per parameter name in the net's module, ``True`` where the weight survives.
+    """
+
+    def __init__(self, masks: Mapping[str, np.ndarray]) -> None:
+        self.masks = masks
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs) -> None:
+        params = dict(net.module_.named_parameters())
+        # The masks live beside their parameters, in their dtype, so that each
+        # step costs one in-place multiply per layer and no allocation.
+        self.pairs_ = [
+            (params[name], torch.as_tensor(mask, dtype=params[name].dtype,
+                                           device=params[name].device))
+            for name, mask in self.masks.items()
+        ]
+        self.apply()
+
+    def on_batch_end(self, net, batch=None, training=None, **kwargs) -> None:
+        if training:
+            self.apply()
+
+    @torch.no_grad()
+    def apply(self) -> None:
+        for param, mask in self.pairs_:
+            param.mul_(mask)
+
+
+class CaptureRewindPoint(Callback):
+    """Record the module's weights after ``step`` optimizer steps (late resetting).
+
+    Used in the dense round only: the rewind point is taken once and every
+    later round rewinds to the same snapshot.
+
+    Parameters
+    ----------
+    step : int
+        Optimizer steps after which to take the snapshot (>= 1).
+    """
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def initialize(self):
+        self.steps_taken_ = 0
+        self.state_ = None
+        return self
+
+    def on_batch_end(self, net, batch=None, training=None, **kwargs) -> None:
+        if training:
+            self.steps_taken_ += 1
+            if self.steps_taken_ == self.step:
+                self.state_ = module_state(net.module_)
+
+
+def _reset_parameters(module: nn.Module) -> None:
+    for submodule in module.modules():
+        reset = getattr(submodule, "reset_parameters", None)
+        if callable(reset):
+            reset()
+
+
+def initialized_net(template: NeuralNet, seed: int, fresh: bool = False) -> NeuralNet:
+    """A clone of ``template`` initialised by skorch under ``seed``.
+
+    With ``fresh=True`` every layer is re-drawn even when the net wraps a module
+    instance (skorch reuses an instance as it is): the re-initialised baseline.
+    """
+    net = clone(template)
+    with seeded(seed, net.device):
+        net.initialize()
+        if fresh and isinstance(template.module, nn.Module):
+            _reset_parameters(net.module_)
+    return net
+
+
+def initial_state(template: NeuralNet, seed: int, fresh: bool = False) -> State:
+    """The module's initial weights, drawn under ``seed`` (see :func:`initialized_net`)."""
+    return module_state(initialized_net(template, seed, fresh).module_)
+
+
+def prunable_parameters(
+    module: nn.Module,
+    prunable: Iterable[str] | Callable[[str, nn.Parameter], bool] | None = None,
+) -> list[str]:
+    """Names of the parameters to prune, in module order.
+
+    ``None``: the ``weight`` of every ``nn.Linear`` and convolution, chosen by
+    module type, never by a name containing "weight" (that would prune norm
+    layers). A list names parameters; a callable decides per ``(name, param)``.
+    """
+    params = dict(module.named_parameters())
+    if prunable is None:
+        names = [
+            f"{prefix}.weight" if prefix else "weight"
+            for prefix, sub in module.named_modules()
+            if isinstance(sub, nn.Linear | nn.modules.conv._ConvNd)
+            and isinstance(getattr(sub, "weight", None), nn.Parameter)
+        ]
+        # A weight shared by two layers is pruned once.
+        names = list(dict.fromkeys(names))
+    elif callable(prunable):
+        names = [name for name, param in params.items() if prunable(name, param)]
+    else:
+        names = list(prunable)
+        unknown = [name for name in names if name not in params]
+        if unknown:
+            raise ValueError(
+                f"prunable names {unknown}, which are not parameters of the module; "
+                f"its parameters are {list(params)}."
+            )
+    if not names:
+        raise ValueError(
+            "No parameter to prune: the module has no nn.Linear or convolution layer "
+            "and prunable selected nothing."
+        )
+    return names
+
+
+@dataclass
+class RoundResult:
+    """What one round of training leaves: the trained net and, if asked, the rewind point."""
+
+    net: NeuralNet
+    rewind_point: State | None
+    seconds: float
+
+
+def train_round(
+    template: NeuralNet,
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    start: Mapping[str, np.ndarray],
+    masks: Mapping[str, np.ndarray] | None,
+    seed: int,
+    capture_step: int = 0,
+) -> RoundResult:
+    """Train a fresh clone of ``template`` from ``start`` with ``masks`` held.
+
+    Parameters
+    ----------
+    template : skorch NeuralNet
+        Unfitted, already sized for the data.
+    X, y : ndarray
+        Training data, as the net takes it.
+    start : dict of str to ndarray
+        The module state to train from (all parameters and buffers).
+    masks : dict of str to bool ndarray or None
+        Pruned parameters and their masks; ``None`` trains dense.
+    seed : int
+        Seeds the net's random draws (data order, dropout) for this round; the
+        global random state is restored afterwards.
+    capture_step : int, default=0
+        If positive, also return the weights after that many optimizer steps.
+    """
+    net = clone(template)
+    extra = []
+    if masks is not None:
+        extra.append((_MASK_CALLBACK, ApplyMasks(masks)))
+    if capture_step > 0:
+        extra.append((_CAPTURE_CALLBACK, CaptureRewindPoint(capture_step)))
+    if extra:
+        net.set_params(callbacks=[*(net.callbacks or []), *extra])
+    tic = time.perf_counter()
+    with seeded(seed, net.device):
+        net.initialize()
+        load_state(net.module_, start)
+        net.partial_fit(X, y)
+    seconds = time.perf_counter() - tic
+    rewind_point = None
+    if capture_step > 0:
+        rewind_point = dict(net.callbacks_)[_CAPTURE_CALLBACK].state_
+    return RoundResult(net=net, rewind_point=rewind_point, seconds=seconds)
+
+
+def prunable_weights(net: NeuralNet, names: Iterable[str]) -> State:
+    """Current values of the named parameters of a net's module, as numpy copies."""
+    params = dict(net.module_.named_parameters())
+    return {name: params[name].detach().cpu().numpy().copy() for name in names}
