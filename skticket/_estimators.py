@@ -521,6 +521,7 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
     >>> X, y = load_iris(return_X_y=True)
     >>> X = StandardScaler().fit_transform(X)
     >>> net = NeuralNetClassifier(MLP, module__hidden_units=(16,), max_epochs=20, lr=0.01,
+    ...                           batch_size=16,
     ...                           optimizer=torch.optim.Adam, train_split=None, verbose=0)
     >>> clf = LotteryTicketClassifier(net, prune_fraction=0.5, target_sparsity=0.75,
     ...                               random_state=0).fit(X, y)
@@ -567,7 +568,8 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
     def _proba(self, net, X):
         with seeded(None, net.device):
             proba = net.predict_proba(X)
-        return np.asarray(proba)
+        # float64, as scikit-learn's own estimators return.
+        return np.asarray(proba, dtype=np.float64)
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities of the winning ticket's trained net.
@@ -581,7 +583,8 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
         ndarray of shape (n_samples, n_classes)
             Columns in the order of ``classes_``.
         """
-        return self._proba(self.net_, self._validated_X(X))
+        X = self._validated_X(X)
+        return self._proba(self.net_, X)
 
     def predict(self, X) -> np.ndarray:
         """Class labels predicted by the winning ticket's trained net.
@@ -594,7 +597,8 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
         -------
         ndarray of shape (n_samples,)
         """
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        proba = self.predict_proba(X)
+        return self.classes_[proba.argmax(axis=1)]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -688,7 +692,7 @@ class LotteryTicketRegressor(RegressorMixin, BaseLotteryTicket):
 
     def _predict_encoded(self, net, X):
         with seeded(None, net.device):
-            return np.asarray(net.predict(X))
+            return np.asarray(net.predict(X), dtype=np.float64)
 
     def _score_encoded(self, y_true, y_pred):
         return r2_score(y_true, y_pred)
@@ -704,7 +708,8 @@ class LotteryTicketRegressor(RegressorMixin, BaseLotteryTicket):
         -------
         ndarray of shape (n_samples,) or (n_samples, n_targets)
         """
-        y = self._predict_encoded(self.net_, self._validated_X(X))
+        X = self._validated_X(X)
+        y = self._predict_encoded(self.net_, X)
         return y.ravel() if self._target_is_1d_ else y
 
     def __sklearn_tags__(self):
