@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import inspect
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from numbers import Integral, Real
 
@@ -32,6 +32,7 @@ from ._pruning import (
 from ._rng import draw_seeds, round_seed, seeded
 from ._ticket import Ticket
 from ._training import (
+    RoundResult,
     State,
     initial_state,
     initialized_net,
@@ -59,16 +60,42 @@ _DEFAULT_NET_PARAMS = dict(
 
 @dataclass
 class _SearchState:
-    """What ``prune`` needs to continue the search where ``fit`` left it."""
+    """Where the search stands: the winning ticket so far and what the next round needs.
+
+    Kept after ``fit`` (without the data) so that ``prune`` can go on from it.
+    """
 
     template: NeuralNet
     prunable: list[str]
+    layer_fractions: dict[str, float]
     rewind_state: State
     masks: dict[str, np.ndarray]
     trained_weights: State
     seeds: dict[str, int]
     round: int
     next_round: int
+
+
+@dataclass
+class _Data:
+    """The training data of a fit, and the held-out part when ``score_tolerance`` is set."""
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_valid: np.ndarray | None = None
+    y_valid: np.ndarray | None = None
+
+
+@dataclass
+class _Round:
+    """One trained round: its masks, the state it trained from, the result."""
+
+    index: int
+    masks: dict[str, np.ndarray]
+    start: State
+    result: RoundResult
+    record: dict
+    accepted: bool = True
 
 
 def _accepts(module, name: str) -> bool:
@@ -201,29 +228,38 @@ class BaseLotteryTicket(BaseEstimator):
                 )
         return fractions
 
-    def _split(self, X, y, seeds):
+    def _split(self, X, y, seeds) -> _Data:
         if self.score_tolerance is None:
-            return X, y, None, None
+            return _Data(X, y)
         stratify = y if isinstance(self, ClassifierMixin) else None
         X_train, X_valid, y_train, y_valid = train_test_split(
             X, y, test_size=self.validation_fraction, stratify=stratify,
             random_state=seeds["split"],
         )
-        return X_train, y_train, X_valid, y_valid
+        return _Data(X_train, y_train, X_valid, y_valid)
 
-    def _train(self, search: _SearchState, X, y, *, start: State, masks, round_index: int,
-               capture_step: int = 0):
+    def _train(self, search: _SearchState, data: _Data, *, start: State, masks,
+               round_index: int, capture_step: int = 0) -> RoundResult:
+        """Every training of a fit goes through here (one code path, any search)."""
         return train_round(
-            search.template, X, y, start=start, masks=masks,
+            search.template, data.X_train, data.y_train, start=start, masks=masks,
             seed=round_seed(search.seeds["data"], round_index), capture_step=capture_step,
         )
 
-    def _record(self, round_index, masks, result, X_valid, y_valid) -> dict:
+    def _run_round(self, search: _SearchState, data: _Data, masks, round_index: int,
+                   capture_step: int = 0) -> _Round:
+        start = rewound_weights(search.rewind_state, masks)
+        result = self._train(search, data, start=start, masks=masks, round_index=round_index,
+                             capture_step=capture_step)
+        return _Round(round_index, masks, start, result,
+                      self._record(round_index, masks, result, data))
+
+    def _record(self, round_index, masks, result: RoundResult, data: _Data) -> dict:
         history = result.net.history
         valid_score = None
-        if X_valid is not None:
+        if data.X_valid is not None:
             valid_score = float(self._score_encoded(
-                y_valid, self._predict_encoded(result.net, X_valid)))
+                data.y_valid, self._predict_encoded(result.net, data.X_valid)))
         record = {
             "round": round_index,
             "sparsity": sparsity(masks),
@@ -242,40 +278,119 @@ class BaseLotteryTicket(BaseEstimator):
             )
         return record
 
-    def _finish_ticket(self, search: _SearchState, winning_net: NeuralNet, X, y) -> None:
+    def _start_search(self, X, y) -> tuple[_SearchState, _Data]:
+        """Seeds, the held-out split, the sized net and theta_0: everything before round 0."""
+        seeds = draw_seeds(self.random_state)
+        data = self._split(X, y, seeds)
+        template = self._sized_template(X.shape[1])
+        initial_net = initialized_net(template, seeds["init"])
+        theta_0 = module_state(initial_net.module_)
+        names = prunable_parameters(initial_net.module_, self.prunable)
+        search = _SearchState(
+            template=template,
+            prunable=names,
+            layer_fractions=self._check_layer_fractions(names),
+            rewind_state=theta_0,
+            masks={name: np.ones(theta_0[name].shape, dtype=bool) for name in names},
+            trained_weights={},
+            seeds=seeds,
+            round=0,
+            next_round=0,
+        )
+        return search, data
+
+    def _next_masks(self, search: _SearchState, target_n_active: int | None = None):
+        """The masks one round of magnitude pruning leaves, or None if nothing can go."""
+        masks = magnitude_prune(
+            search.trained_weights, search.masks, fraction=self.prune_fraction,
+            scope=self.scope, layer_fractions=search.layer_fractions,
+            min_weights=self.min_weights_per_layer, target_n_active=target_n_active,
+        )
+        return None if n_active(masks) == n_active(search.masks) else masks
+
+    def _accept(self, search: _SearchState, trained: _Round) -> None:
+        """Make ``trained`` the winning ticket of the search."""
+        search.masks = trained.masks
+        search.trained_weights = prunable_weights(trained.result.net, search.prunable)
+        search.round = trained.index
+
+    def _imp_rounds(self, search: _SearchState, data: _Data) -> Iterator[_Round]:
+        """Iterative magnitude pruning, one trained round at a time.
+
+        Yields the dense round, then each ticket as it is trained; ``search``
+        always describes the winning ticket so far (``_Round.accepted``). Stops
+        after the round that meets a stopping rule, or the first round out of
+        score tolerance (which is yielded, not accepted).
+        """
+        dense = self._run_round(search, data, search.masks, 0, capture_step=self.rewind_step)
+        if self.rewind_step > 0:
+            if dense.result.rewind_point is None:
+                steps = sum(dense.result.net.history[:, "train_batch_count"])
+                raise ValueError(
+                    f"rewind_step={self.rewind_step} is beyond the {steps} optimizer steps "
+                    "of the dense training; lower rewind_step or train for more epochs."
+                )
+            # Late resetting: one snapshot, taken once, for every later round.
+            search.rewind_state = dense.result.rewind_point
+        self._accept(search, dense)
+        search.next_round = 1
+        yield dense
+
+        n_prunable = sum(mask.size for mask in search.masks.values())
+        target = (None if self.target_sparsity is None
+                  else target_active_count(n_prunable, self.target_sparsity))
+        dense_score = dense.record["valid_score"]
+        while not (
+            (self.max_rounds is not None and search.round >= self.max_rounds)
+            or (target is not None and n_active(search.masks) <= target)
+        ):
+            masks = self._next_masks(search, target)
+            if masks is None:
+                return  # every layer is at its floor
+            trained = self._run_round(search, data, masks, search.next_round)
+            search.next_round += 1
+            score = trained.record["valid_score"]
+            trained.accepted = (self.score_tolerance is None
+                                or score >= dense_score - self.score_tolerance)
+            if trained.accepted:
+                self._accept(search, trained)
+            yield trained
+            if not trained.accepted:
+                return  # the previous ticket was the sparsest within tolerance
+
+    def _baseline(self, search: _SearchState, data: _Data, masks, round_index: int,
+                  kind: str) -> tuple[dict, State, RoundResult]:
+        """Train the random-ticket baseline ``kind`` ("reinit" or "permute") of ``masks``.
+
+        Fresh weights (the same for both kinds); ``"permute"`` also shuffles each
+        layer's mask over its flattened matrix. Data order is the round's own, so
+        the baseline differs from the ticket only in what it tests.
+        """
+        fresh = initial_state(
+            search.template, round_seed(search.seeds["reinit"], round_index), fresh=True)
+        if kind == "permute":
+            rng = np.random.default_rng(round_seed(search.seeds["permute"], round_index))
+            masks = permute_masks(masks, rng)
+        start = rewound_weights(fresh, masks)
+        result = self._train(search, data, start=start, masks=masks, round_index=round_index)
+        return masks, start, result
+
+    def _finish(self, search: _SearchState, data: _Data, winning: _Round) -> None:
         """Train the baseline ticket if asked for, and set the fitted attributes."""
-        masks, start, net = search.masks, search.rewind_state, winning_net
+        masks, start, net = winning.masks, winning.start, winning.result.net
         if self.ticket_init != "rewind":
-            start = initial_state(
-                search.template, round_seed(search.seeds["reinit"], search.round), fresh=True)
-            if self.ticket_init == "permute":
-                rng = np.random.default_rng(round_seed(search.seeds["permute"], search.round))
-                masks = permute_masks(masks, rng)
-            start = rewound_weights(start, masks)
-            net = self._train(search, X, y, start=start, masks=masks,
-                              round_index=search.round).net
-        else:
-            start = rewound_weights(start, masks)
+            masks, start, result = self._baseline(search, data, masks, winning.index,
+                                                  self.ticket_init)
+            net = result.net
         self.net_ = net
         self.winning_ticket_ = Ticket(
             masks={name: mask.copy() for name, mask in masks.items()},
             weights={name: start[name] for name in masks},
-            round=search.round,
+            round=winning.index,
             init=self.ticket_init,
         )
+        # The search itself is kept (without data) so that prune() can go on.
         self._search_state_ = search
-
-    def _out_of_tolerance(self, rounds: list[dict]) -> bool:
-        if self.score_tolerance is None:
-            return False
-        return rounds[-1]["valid_score"] < rounds[0]["valid_score"] - self.score_tolerance
-
-    def _should_stop(self, masks, round_index: int, n_prunable: int) -> bool:
-        if self.max_rounds is not None and round_index >= self.max_rounds:
-            return True
-        if self.target_sparsity is not None:
-            return n_active(masks) <= target_active_count(n_prunable, self.target_sparsity)
-        return False
 
     # --- the public API -------------------------------------------------------
 
@@ -303,72 +418,24 @@ class BaseLotteryTicket(BaseEstimator):
         """
         X, y = self._validate_fit_data(X, y)
         y = self._encode_target(y, reset=True)
-        seeds = draw_seeds(self.random_state)
-        X_train, y_train, X_valid, y_valid = self._split(X, y, seeds)
-
-        template = self._sized_template(X.shape[1])
-        initial_net = initialized_net(template, seeds["init"])
-        theta_0 = module_state(initial_net.module_)
-        names = prunable_parameters(initial_net.module_, self.prunable)
-        del initial_net
-        layer_fractions = self._check_layer_fractions(names)
-        masks = {name: np.ones(theta_0[name].shape, dtype=bool) for name in names}
-        n_prunable = sum(mask.size for mask in masks.values())
-
-        dense = train_round(template, X_train, y_train, start=theta_0, masks=None,
-                            seed=round_seed(seeds["data"], 0), capture_step=self.rewind_step)
-        if self.rewind_step > 0 and dense.rewind_point is None:
-            steps = sum(dense.net.history[:, "train_batch_count"])
-            raise ValueError(
-                f"rewind_step={self.rewind_step} is beyond the {steps} optimizer steps of "
-                "the dense training; lower rewind_step or train for more epochs."
-            )
-        rewind_state = theta_0 if self.rewind_step == 0 else dense.rewind_point
-        rounds = [self._record(0, masks, dense, X_valid, y_valid)]
-        search = _SearchState(
-            template=template, prunable=names, rewind_state=rewind_state, masks=masks,
-            trained_weights=prunable_weights(dense.net, names), seeds=seeds, round=0,
-            next_round=1,
-        )
-        winning_net = dense.net
-        target = (None if self.target_sparsity is None
-                  else target_active_count(n_prunable, self.target_sparsity))
-
-        round_index = 0
-        while not self._should_stop(search.masks, round_index, n_prunable):
-            new_masks = magnitude_prune(
-                search.trained_weights, search.masks, fraction=self.prune_fraction,
-                scope=self.scope, layer_fractions=layer_fractions,
-                min_weights=self.min_weights_per_layer, target_n_active=target,
-            )
-            if n_active(new_masks) == n_active(search.masks):
-                break  # every layer is at its floor
-            round_index += 1
-            result = self._train(
-                search, X_train, y_train,
-                start=rewound_weights(rewind_state, new_masks),
-                masks=new_masks, round_index=round_index,
-            )
-            rounds.append(self._record(round_index, new_masks, result, X_valid, y_valid))
-            search.next_round = round_index + 1
-            if self._out_of_tolerance(rounds):
-                break  # the previous ticket was the sparsest within tolerance
-            search.masks = new_masks
-            search.trained_weights = prunable_weights(result.net, names)
-            search.round = round_index
-            winning_net = result.net
-
+        search, data = self._start_search(X, y)
+        rounds, winning = [], None
+        for trained in self._imp_rounds(search, data):
+            rounds.append(trained.record)
+            if trained.accepted:
+                winning = trained
         self.rounds_ = rounds
-        self._finish_ticket(search, winning_net, X_train, y_train)
+        self._finish(search, data, winning)
         return self
 
     def prune(self, X, y):
         """One more pruning round from the winning ticket's trained net.
 
         Prunes ``prune_fraction`` of the surviving weights (``min_weights_per_layer``
-        still holds; ``target_sparsity`` and ``max_rounds`` do not apply), rewinds
-        the survivors, trains the new ticket (and its baseline, if ``ticket_init``
-        asks for one), and updates ``winning_ticket_``, ``net_`` and ``rounds_``.
+        still holds; ``target_sparsity``, ``max_rounds`` and ``score_tolerance`` do
+        not apply), rewinds the survivors, trains the new ticket (and its baseline,
+        if ``ticket_init`` asks for one), and updates ``winning_ticket_``, ``net_``
+        and ``rounds_``.
 
         Parameters
         ----------
@@ -386,32 +453,19 @@ class BaseLotteryTicket(BaseEstimator):
         X, y = self._validate_fit_data(X, y, reset=False)
         y = self._encode_target(y, reset=False)
         search = self._search_state_
-        X_train, y_train, X_valid, y_valid = self._split(X, y, search.seeds)
-        new_masks = magnitude_prune(
-            search.trained_weights, search.masks, fraction=self.prune_fraction,
-            scope=self.scope,
-            layer_fractions=self._check_layer_fractions(search.prunable),
-            min_weights=self.min_weights_per_layer,
-        )
-        if n_active(new_masks) == n_active(search.masks):
+        data = self._split(X, y, search.seeds)
+        masks = self._next_masks(search)
+        if masks is None:
             warnings.warn(
                 "Every pruned layer is at min_weights_per_layer; prune() removed nothing.",
                 UserWarning, stacklevel=2,
             )
             return self
-        round_index = search.next_round
-        result = self._train(
-            search, X_train, y_train,
-            start=rewound_weights(search.rewind_state, new_masks),
-            masks=new_masks, round_index=round_index,
-        )
-        self.rounds_ = [*self.rounds_, self._record(round_index, new_masks, result,
-                                                    X_valid, y_valid)]
-        search.masks = new_masks
-        search.trained_weights = prunable_weights(result.net, search.prunable)
-        search.round = round_index
-        search.next_round = round_index + 1
-        self._finish_ticket(search, result.net, X_train, y_train)
+        trained = self._run_round(search, data, masks, search.next_round)
+        search.next_round += 1
+        self._accept(search, trained)
+        self.rounds_ = [*self.rounds_, trained.record]
+        self._finish(search, data, trained)
         return self
 
     def _validate_fit_data(self, X, y, reset: bool = True):
