@@ -401,7 +401,9 @@ def test_pandas_dataframes_and_feature_names(cancer):
     est = LotteryTicketClassifier(small_net(), target_sparsity=0.5, random_state=0)
     est.fit(frame, pd.Series(y))
     assert list(est.feature_names_in_) == list(frame.columns)
-    np.testing.assert_array_equal(est.predict(frame), est.predict(X))
+    with pytest.warns(UserWarning, match="feature names"):
+        from_array = est.predict(X)
+    np.testing.assert_array_equal(est.predict(frame), from_array)
 
 
 def test_a_plain_neuralnet_with_cross_entropy(cancer):
