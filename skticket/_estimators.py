@@ -22,7 +22,13 @@ from skorch import NeuralNet, NeuralNetBinaryClassifier, NeuralNetClassifier, Ne
 from torch import nn
 
 from ._cache import CachedRoundResult, cached_train_round
-from ._compact import CSR_MIN_SPARSITY, CompactClassifier, CompactRegressor, compact_module
+from ._compact import (
+    BATCH_SIZE,
+    CSR_MIN_SPARSITY,
+    CompactClassifier,
+    CompactRegressor,
+    compact_module,
+)
 from ._mlp import MLP
 from ._pruning import (
     magnitude_prune,
@@ -487,7 +493,8 @@ class BaseLotteryTicket(BaseEstimator):
         self._finish(search, data, trained)
         return self
 
-    def compact(self, *, sparse_threshold: float = CSR_MIN_SPARSITY):
+    def compact(self, *, sparse_threshold: float = CSR_MIN_SPARSITY,
+                batch_size: int = BATCH_SIZE) -> CompactClassifier | CompactRegressor:
         """The fitted ticket as a smaller network, for fast prediction.
 
         Rebuilds the trained net of the ticket without its pruned weights:
@@ -507,6 +514,9 @@ class BaseLotteryTicket(BaseEstimator):
             Layers with a larger share of zero weights (after compaction) use a
             CSR matmul, the others a dense one; the default is the crossover
             measured on a 2-core CPU. 1.0 keeps every layer dense.
+        batch_size : int, default=1024
+            Rows per forward pass of the compact network: small enough that
+            sparse products work in cache.
 
         Returns
         -------
@@ -518,13 +528,32 @@ class BaseLotteryTicket(BaseEstimator):
         ------
         TypeError
             If the net's module is not MLP-like.
+
+        Examples
+        --------
+        >>> import numpy as np, torch
+        >>> from sklearn.datasets import load_iris
+        >>> from skorch import NeuralNetClassifier
+        >>> from skticket import LotteryTicketClassifier, MLP
+        >>> X, y = load_iris(return_X_y=True)
+        >>> net = NeuralNetClassifier(MLP, module__hidden_units=(32,), max_epochs=10, lr=0.05,
+        ...                           optimizer=torch.optim.Adam, train_split=None, verbose=0)
+        >>> clf = LotteryTicketClassifier(net, prune_fraction=0.7, target_sparsity=0.9,
+        ...                               random_state=0).fit(X, y)
+        >>> small = clf.compact()
+        >>> small.module_.widths[1] < 32  # hidden units left of the 32
+        True
+        >>> bool(np.allclose(small.predict_proba(X), clf.predict_proba(X), atol=1e-5))
+        True
         """
         check_is_fitted(self)
+        if not (isinstance(batch_size, Integral) and batch_size >= 1):
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
         module = compact_module(self.net_.module_, self.winning_ticket_.masks,
                                 sparse_threshold=sparse_threshold)
-        return self._compact_predictor(module)
+        return self._compact_predictor(module, int(batch_size))
 
-    def _compact_predictor(self, module):
+    def _compact_predictor(self, module, batch_size):
         raise NotImplementedError
 
     def _validate_fit_data(self, X, y, reset: bool = True):
@@ -606,6 +635,18 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
         on CPU. The global torch and numpy random states are left untouched.
     verbose : int, default=0
         Print one line per round when positive.
+    memory : str, joblib.Memory or None, default=None
+        Where to keep trained rounds: a directory or a ``joblib.Memory``
+        (scikit-learn's ``Pipeline(memory=...)`` idiom). A round is stored
+        under a hash of everything that decides it (the net and all its
+        parameters, the training data, the start weights, the masks, the
+        round's seed), so a fit reuses every round already trained for the
+        same data, net, pruning parameters and ``random_state`` and trains
+        only the rounds it is missing: a ``GridSearchCV`` over
+        ``target_sparsity`` trains the shared part of the trajectories once
+        per fold. Results are identical to an uncached fit. Safe with
+        ``n_jobs > 1`` (two processes may both train a missing round). Nothing
+        is stored when ``random_state`` is None. ``None``: no caching.
 
     Attributes
     ----------
@@ -616,7 +657,9 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
     rounds_ : list of dict
         One record per round, the dense round first, with keys ``round``,
         ``sparsity``, ``n_active``, ``train_loss``, ``valid_score``, ``epochs``,
-        ``seconds``.
+        ``seconds`` and ``cached``. ``cached`` is True for a round read from
+        ``memory`` instead of trained; its ``seconds`` is then the time its
+        training took when it ran, so that records do not depend on the cache.
     classes_ : ndarray of shape (n_classes,)
         The class labels.
     n_features_in_ : int
@@ -678,10 +721,11 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
     def _score_encoded(self, y_true, y_pred):
         return accuracy_score(y_true, y_pred)
 
-    def _compact_predictor(self, module):
+    def _compact_predictor(self, module, batch_size):
         return CompactClassifier(module, classes=self.classes_,
                                  n_features_in=self.n_features_in_,
-                                 nonlinearity=self.net_._get_predict_nonlinearity())
+                                 nonlinearity=self.net_._get_predict_nonlinearity(),
+                                 batch_size=batch_size)
 
     def _proba(self, net, X):
         with seeded(None, net.device):
@@ -761,6 +805,11 @@ class LotteryTicketRegressor(RegressorMixin, BaseLotteryTicket):
         Seeds every random draw of the fit; the global random state is untouched.
     verbose : int, default=0
         Print one line per round when positive.
+    memory : str, joblib.Memory or None, default=None
+        Where to keep trained rounds, so that fits sharing rounds (a grid over
+        ``target_sparsity``) train each one once; see
+        :class:`LotteryTicketClassifier`. Nothing is stored when
+        ``random_state`` is None.
 
     Attributes
     ----------
@@ -769,7 +818,9 @@ class LotteryTicketRegressor(RegressorMixin, BaseLotteryTicket):
     net_ : skorch NeuralNetRegressor
         The trained net of the winning ticket (or of its baseline).
     rounds_ : list of dict
-        One record per round, the dense round first.
+        One record per round, the dense round first (keys as for
+        :class:`LotteryTicketClassifier`; ``cached`` marks a round read from
+        ``memory``).
     n_outputs_ : int
         Number of targets.
     n_features_in_ : int
@@ -815,10 +866,10 @@ class LotteryTicketRegressor(RegressorMixin, BaseLotteryTicket):
     def _score_encoded(self, y_true, y_pred):
         return r2_score(y_true, y_pred)
 
-    def _compact_predictor(self, module):
+    def _compact_predictor(self, module, batch_size):
         return CompactRegressor(module, n_features_in=self.n_features_in_,
                                 nonlinearity=self.net_._get_predict_nonlinearity(),
-                                target_is_1d=self._target_is_1d_)
+                                target_is_1d=self._target_is_1d_, batch_size=batch_size)
 
     def predict(self, X) -> np.ndarray:
         """Predictions of the winning ticket's trained net.
