@@ -6,6 +6,7 @@ network. :class:`LotteryTicketClassifier` and :class:`LotteryTicketRegressor`
 find one by iterative magnitude pruning around a skorch net.
 """
 
+from ._curves import plot_ticket_curve, summarize_ticket_curve, ticket_curve
 from ._estimators import LotteryTicketClassifier, LotteryTicketRegressor
 from ._mlp import MLP
 from ._ticket import Ticket
@@ -15,6 +16,9 @@ __all__ = [
     "LotteryTicketClassifier",
     "LotteryTicketRegressor",
     "Ticket",
+    "plot_ticket_curve",
+    "summarize_ticket_curve",
+    "ticket_curve",
 ]
 
 __version__ = "0.1.0"

@@ -1,0 +1,388 @@
+"""Winning versus random tickets across sparsity: the lottery-ticket paper's curve.
+
+:func:`ticket_curve` runs iterative magnitude pruning once per repeat and scores
+every round's ticket on test data, next to the random baselines of the same
+mask; :func:`summarize_ticket_curve` reduces the repeats to mean and spread,
+and :func:`plot_ticket_curve` draws the result. Every net is trained by the
+estimator's own rounds loop, so the curve shows exactly what ``fit`` does.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from numbers import Integral
+from typing import Any
+
+import numpy as np
+from sklearn.base import ClassifierMixin, clone
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import validate_data
+
+from ._estimators import BaseLotteryTicket
+from ._ticket import Ticket
+
+__all__ = ["plot_ticket_curve", "summarize_ticket_curve", "ticket_curve"]
+
+TICKET_KINDS = ("rewind", "reinit", "permute")
+
+_PERCENT_TICKS = (100, 50, 20, 10, 5, 2, 1, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01)
+
+# What each kind of row is called in legends.
+_LABELS = {
+    "dense": "dense net",
+    "rewind": "winning ticket (rewind)",
+    "reinit": "random reinit",
+    "permute": "random permute + reinit",
+}
+
+
+def _records_or_frame(records: list[dict], as_frame: bool | None, what: str):
+    if as_frame is False:
+        return records
+    try:
+        import pandas as pd
+    except ImportError:
+        if as_frame:
+            raise ImportError(
+                f"{what}(as_frame=True) needs pandas; install it with "
+                "pip install 'skticket[report]' (or pass as_frame=False for a list of "
+                "records)."
+            ) from None
+        return records
+    return pd.DataFrame.from_records(records)
+
+
+def _as_records(curve) -> list[dict]:
+    """Rows of a curve given as a DataFrame or as a list of dicts."""
+    to_dict = getattr(curve, "to_dict", None)
+    if callable(to_dict):
+        return to_dict(orient="records")
+    return [dict(row) for row in curve]
+
+
+def _check_tickets(tickets: Iterable[str]) -> tuple[str, ...]:
+    tickets = (tickets,) if isinstance(tickets, str) else tuple(tickets)
+    unknown = [kind for kind in tickets if kind not in TICKET_KINDS]
+    if not tickets or unknown:
+        raise ValueError(
+            f"tickets must name one or more of {list(TICKET_KINDS)}, got {list(tickets)}."
+        )
+    return tuple(dict.fromkeys(tickets))
+
+
+def _scorer(estimator: BaseLotteryTicket, y_test, metric):
+    """``net -> score`` on the test set, in the estimator's metric or the user's.
+
+    Without ``metric`` the score is the estimator's own (accuracy or R^2), in
+    the encoded target space the nets train in. A ``metric`` sees the labels
+    (or the 1-d target) as the user gave them, as ``estimator.score`` would.
+    """
+    if metric is None:
+        y_encoded = estimator._encode_target(np.asarray(y_test), reset=False)
+        return lambda net, X: float(
+            estimator._score_encoded(y_encoded, estimator._predict_encoded(net, X)))
+
+    def score(net, X):
+        pred = estimator._predict_encoded(net, X)
+        if isinstance(estimator, ClassifierMixin):
+            pred = estimator.classes_[pred]
+        elif estimator._target_is_1d_:
+            pred = pred.ravel()
+        return float(metric(y_test, pred))
+
+    return score
+
+
+def _row(round_index: int, kind: str, masks, score: float, accepted: bool) -> dict:
+    n_prunable = sum(mask.size for mask in masks.values())
+    active = int(sum(np.count_nonzero(mask) for mask in masks.values()))
+    return {
+        "round": round_index,
+        "ticket": kind,
+        "sparsity": 1.0 - active / n_prunable,
+        "weights_remaining": active / n_prunable,
+        "n_active": active,
+        "score": score,
+        "accepted": accepted,
+    }
+
+
+def _ticket(masks, start, round_index: int, kind: str) -> Ticket:
+    return Ticket(masks={name: mask.copy() for name, mask in masks.items()},
+                  weights={name: start[name] for name in masks}, round=round_index, init=kind)
+
+
+def _search_rows(est: BaseLotteryTicket, X_train, y_train, X_test, y_test, kinds, metric):
+    """One pruning search of ``est``: each round's tickets, scored on the test data.
+
+    Yields ``(row, ticket)`` pairs, the dense net first (as the round-0 ticket).
+    """
+    # Validation, target encoding and the search: the same steps as fit.
+    X, y = est._validate_fit_data(X_train, y_train)
+    y = est._encode_target(y, reset=True)
+    search, data = est._start_search(X, y)
+    # Not est._validated_X: that one insists on a fitted estimator.
+    X_scored = validate_data(est, X_test, reset=False, dtype=[np.float32, np.float64])
+    X_scored = X_scored.astype(np.float32, copy=False)
+    score = _scorer(est, y_test, metric)
+    for trained in est._imp_rounds(search, data):
+        if trained.index == 0:
+            yield (_row(0, "dense", trained.masks, score(trained.result.net, X_scored), True),
+                   _ticket(trained.masks, trained.start, 0, "rewind"))
+            continue
+        for kind in kinds:
+            if kind == "rewind":
+                masks, start, net = trained.masks, trained.start, trained.result.net
+            else:
+                masks, start, result = est._baseline(search, data, trained.masks,
+                                                     trained.index, kind)
+                net = result.net
+            row = _row(trained.index, kind, masks, score(net, X_scored), trained.accepted)
+            yield row, _ticket(masks, start, trained.index, kind)
+
+def ticket_curve(
+    estimator: BaseLotteryTicket,
+    X_train,
+    y_train,
+    X_test,
+    y_test,
+    *,
+    tickets: Sequence[str] = TICKET_KINDS,
+    n_repeats: int = 3,
+    metric: Callable[[Any, Any], float] | None = None,
+    random_state: int | np.random.RandomState | None = None,
+    as_frame: bool | None = None,
+    return_tickets: bool = False,
+):
+    """Test score of winning and random tickets at every round of a pruning search.
+
+    For each repeat, a clone of ``estimator`` runs its iterative magnitude
+    pruning search once on the training data (exactly as ``fit`` would), and
+    every round's trained ticket is scored on the test data. For each pruned
+    round, the random baselines named in ``tickets`` are trained with that
+    round's mask: ``"reinit"`` (same mask, fresh weights) and ``"permute"``
+    (each layer's mask shuffled over its whole matrix, fresh weights). One
+    search serves every sparsity level: nothing is refitted per level.
+
+    Parameters
+    ----------
+    estimator : LotteryTicketClassifier or LotteryTicketRegressor
+        Unfitted template; its parameters (net, ``prune_fraction``,
+        ``target_sparsity``, ``max_rounds``, ...) decide the rounds. It is
+        cloned, never changed. ``ticket_init`` is ignored: every kind is in
+        the curve.
+    X_train, y_train : array-like
+        Data the search trains on.
+    X_test, y_test : array-like
+        Data every trained net is scored on.
+    tickets : sequence of {"rewind", "reinit", "permute"}, default=all three
+        Which kinds of ticket to score at each pruned round. ``"rewind"`` is
+        the winning ticket; the dense net (round 0) is always scored, as the
+        reference line.
+    n_repeats : int, default=3
+        Independent searches, each with its own seed (initialisation, data
+        order, baselines).
+    metric : callable or None, default=None
+        ``metric(y_true, y_pred) -> float`` on the test predictions, e.g.
+        ``sklearn.metrics.mean_squared_error``. ``None``: the estimator's
+        ``score`` metric (accuracy for a classifier, R^2 for a regressor).
+    random_state : int, RandomState instance or None, default=None
+        Draws the seed of each repeat. ``None`` uses ``estimator.random_state``,
+        so an estimator with an int seed gives a reproducible curve.
+    as_frame : bool or None, default=None
+        ``True``: a pandas DataFrame (needs pandas); ``False``: a list of dicts;
+        ``None``: a DataFrame when pandas is installed, else a list of dicts.
+    return_tickets : bool, default=False
+        Also return the :class:`Ticket` of every row (mask and the weights it
+        trained from; the dense net's for round 0).
+
+    Returns
+    -------
+    curve : pandas.DataFrame or list of dict
+        One row per (repeat, round, ticket), with columns ``repeat``,
+        ``random_state`` (the repeat's seed: ``estimator`` with this
+        ``random_state`` fits exactly that repeat's search), ``round``,
+        ``ticket`` (``"dense"`` for round 0, else the kind),
+        ``sparsity``, ``weights_remaining`` (1 - sparsity), ``n_active``,
+        ``score`` and ``accepted`` (False only for the round a
+        ``score_tolerance`` search rejected). :func:`summarize_ticket_curve`
+        gives mean and spread over the repeats.
+    tickets : list of Ticket
+        Only with ``return_tickets``: the ticket of each row, in row order.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn.datasets import load_iris
+    >>> from skorch import NeuralNetClassifier
+    >>> from skticket import LotteryTicketClassifier, MLP, ticket_curve
+    >>> X, y = load_iris(return_X_y=True)
+    >>> net = NeuralNetClassifier(MLP, module__hidden_units=(16,), max_epochs=5, lr=0.02,
+    ...                           optimizer=torch.optim.Adam, train_split=None, verbose=0)
+    >>> est = LotteryTicketClassifier(net, prune_fraction=0.5, target_sparsity=0.75,
+    ...                               random_state=0)
+    >>> curve = ticket_curve(est, X[::2], y[::2], X[1::2], y[1::2], n_repeats=2,
+    ...                      as_frame=False)
+    >>> len(curve)  # per repeat: the dense net, then 2 rounds x 3 kinds
+    14
+    >>> sorted({(row["round"], row["ticket"], row["sparsity"]) for row in curve})[:3]
+    [(0, 'dense', 0.0), (1, 'permute', 0.5), (1, 'reinit', 0.5)]
+    """
+    if not isinstance(estimator, BaseLotteryTicket):
+        raise TypeError(
+            "ticket_curve needs a LotteryTicketClassifier or LotteryTicketRegressor, "
+            f"got {type(estimator).__name__}."
+        )
+    kinds = _check_tickets(tickets)
+    if not isinstance(n_repeats, Integral) or isinstance(n_repeats, bool) or n_repeats < 1:
+        raise ValueError(f"n_repeats must be a positive int, got {n_repeats!r}.")
+    if random_state is None:
+        random_state = estimator.random_state
+    rng = check_random_state(random_state)
+    seeds = rng.randint(0, 2**31 - 1, size=n_repeats)
+
+    records: list[dict] = []
+    found: list[Ticket] = []
+    for repeat, seed in enumerate(seeds):
+        est = clone(estimator).set_params(random_state=int(seed))
+        for row, ticket in _search_rows(est, X_train, y_train, X_test, y_test, kinds, metric):
+            records.append({"repeat": repeat, "random_state": int(seed), **row})
+            found.append(ticket)
+    curve = _records_or_frame(records, as_frame, "ticket_curve")
+    return (curve, found) if return_tickets else curve
+
+
+def summarize_ticket_curve(curve, *, as_frame: bool | None = None):
+    """Mean and spread of a :func:`ticket_curve` over its repeats.
+
+    Parameters
+    ----------
+    curve : pandas.DataFrame or list of dict
+        What :func:`ticket_curve` returned.
+    as_frame : bool or None, default=None
+        As in :func:`ticket_curve`.
+
+    Returns
+    -------
+    pandas.DataFrame or list of dict
+        One row per (round, ticket), in round order, with ``round``,
+        ``ticket``, ``weights_remaining``, ``sparsity``, ``n_active``,
+        ``n_repeats`` and the score's ``mean``, ``std`` (sample standard
+        deviation; NaN for a single repeat), ``min`` and ``max``.
+
+    Examples
+    --------
+    >>> from skticket import summarize_ticket_curve
+    >>> curve = [
+    ...     {"repeat": r, "round": 1, "ticket": "rewind", "sparsity": 0.5,
+    ...      "weights_remaining": 0.5, "n_active": 10, "score": s, "accepted": True}
+    ...     for r, s in enumerate([0.8, 0.9, 1.0])]
+    >>> row, = summarize_ticket_curve(curve, as_frame=False)
+    >>> row["n_repeats"], round(row["mean"], 3), round(row["std"], 3), row["min"], row["max"]
+    (3, 0.9, 0.1, 0.8, 1.0)
+    """
+    groups: dict[tuple[int, str], list[dict]] = {}
+    for row in _as_records(curve):
+        groups.setdefault((int(row["round"]), str(row["ticket"])), []).append(row)
+    order = {"dense": 0, **{kind: i + 1 for i, kind in enumerate(TICKET_KINDS)}}
+    summary = []
+    for (round_index, kind), rows in sorted(
+        groups.items(), key=lambda item: (item[0][0], order.get(item[0][1], len(order)))
+    ):
+        scores = np.array([float(row["score"]) for row in rows])
+        summary.append({
+            "round": round_index,
+            "ticket": kind,
+            "weights_remaining": float(np.mean([row["weights_remaining"] for row in rows])),
+            "sparsity": float(np.mean([row["sparsity"] for row in rows])),
+            "n_active": round(float(np.mean([row["n_active"] for row in rows]))),
+            "n_repeats": len(rows),
+            "mean": float(scores.mean()),
+            "std": float(scores.std(ddof=1)) if len(scores) > 1 else math.nan,
+            "min": float(scores.min()),
+            "max": float(scores.max()),
+        })
+    return _records_or_frame(summary, as_frame, "summarize_ticket_curve")
+
+
+def plot_ticket_curve(curve, ax=None, *, ylabel: str = "test score", title: str | None = None):
+    """Draw a :func:`ticket_curve`: score against the share of weights remaining.
+
+    Each ticket kind is a line through its mean over the repeats, with the
+    min-max range shaded; the dense net is a horizontal line with its range.
+    The x axis is the percentage of weights remaining, log-scaled and running
+    from dense (left) to sparse (right), as in the lottery-ticket paper.
+
+    Parameters
+    ----------
+    curve : pandas.DataFrame or list of dict
+        What :func:`ticket_curve` returned.
+    ax : matplotlib Axes or None, default=None
+        Where to draw; ``None`` makes a new figure.
+    ylabel : str, default="test score"
+        Label of the y axis (say which metric the curve holds).
+    title : str or None, default=None
+        Title of the axes.
+
+    Returns
+    -------
+    matplotlib Axes
+
+    Examples
+    --------
+    >>> from matplotlib.figure import Figure
+    >>> from skticket import plot_ticket_curve
+    >>> curve = [
+    ...     {"repeat": 0, "round": r, "ticket": k, "sparsity": 1 - w,
+    ...      "weights_remaining": w, "n_active": int(100 * w), "score": s, "accepted": True}
+    ...     for r, k, w, s in [(0, "dense", 1.0, 0.9), (1, "rewind", 0.5, 0.92),
+    ...                        (1, "reinit", 0.5, 0.85)]]
+    >>> ax = plot_ticket_curve(curve, Figure().subplots(), ylabel="accuracy")
+    >>> [line.get_label() for line in ax.get_lines()]
+    ['dense net', 'winning ticket (rewind)', 'random reinit']
+    """
+    try:
+        from matplotlib.ticker import FuncFormatter, NullFormatter
+    except ImportError:
+        raise ImportError(
+            "plot_ticket_curve needs matplotlib; install it with "
+            "pip install 'skticket[plot]'."
+        ) from None
+    summary = summarize_ticket_curve(curve, as_frame=False)
+    if not summary:
+        raise ValueError("The curve is empty: nothing to plot.")
+    if ax is None:
+        # pyplot only when asked for a new figure: it picks a GUI backend.
+        import matplotlib.pyplot as plt
+
+        _, ax = plt.subplots(figsize=(6.4, 4.2))
+
+    dense = [row for row in summary if row["ticket"] == "dense"]
+    if dense:
+        row = dense[0]
+        line = ax.axhline(row["mean"], color="0.3", linestyle="--", label=_LABELS["dense"])
+        ax.axhspan(row["min"], row["max"], color=line.get_color(), alpha=0.12, linewidth=0)
+    kinds = [kind for kind in TICKET_KINDS if any(r["ticket"] == kind for r in summary)]
+    for kind in kinds:
+        rows = [row for row in summary if row["ticket"] == kind]
+        x = [100 * row["weights_remaining"] for row in rows]
+        (line,) = ax.plot(x, [row["mean"] for row in rows], marker="o", markersize=3,
+                          label=_LABELS[kind])
+        ax.fill_between(x, [row["min"] for row in rows], [row["max"] for row in rows],
+                        color=line.get_color(), alpha=0.2, linewidth=0)
+    ax.set_xscale("log")
+    low = min(100 * row["weights_remaining"] for row in summary)
+    # Plain percentages at 1-2-5 steps; log-axis defaults would print 6x10^1.
+    ax.set_xticks([tick for tick in _PERCENT_TICKS if low / 1.15 <= tick <= 100])
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    # Dense on the left, sparsest on the right, as pruning proceeds.
+    ax.set_xlim(100 * 1.15, low / 1.15)
+    ax.set_xlabel("weights remaining (%)")
+    ax.set_ylabel(ylabel)
+    if title is not None:
+        ax.set_title(title)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend()
+    return ax
