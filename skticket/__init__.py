@@ -6,6 +6,7 @@ network. :class:`LotteryTicketClassifier` and :class:`LotteryTicketRegressor`
 find one by iterative magnitude pruning around a skorch net.
 """
 
+from ._compact import CompactClassifier, CompactRegressor
 from ._curves import plot_ticket_curve, summarize_ticket_curve, ticket_curve
 from ._estimators import LotteryTicketClassifier, LotteryTicketRegressor
 from ._mlp import MLP
@@ -13,6 +14,8 @@ from ._ticket import Ticket
 
 __all__ = [
     "MLP",
+    "CompactClassifier",
+    "CompactRegressor",
     "LotteryTicketClassifier",
     "LotteryTicketRegressor",
     "Ticket",
