@@ -1,0 +1,127 @@
+"""The examples, run at reduced size, with assertions on what they report."""
+
+import importlib.util
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    # Tiny nets: one thread avoids oversubscribing the cores the suite shares.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_sum_of_two_inputs(capsys):
+    toy = _load("sum_of_two_inputs")
+    result = toy.main(n_train=512, n_test=500, hidden_units=50, epochs=10)
+    ticket = result["winning_ticket"]
+    # Pruned until each layer is at its floor: exactly 2 weights per layer.
+    assert {name: int(mask.sum()) for name, mask in ticket.masks.items()} == {
+        "hidden_0.weight": 2, "output.weight": 2}
+    assert result["winning_path"]
+    assert toy.has_input_output_path(ticket)
+    rmse = result["test_rmse"]
+    assert rmse["winning ticket"] < 0.05
+    assert set(rmse) == {"full model", "winning ticket", "reinit ticket", "permuted ticket"}
+    assert all(math.isfinite(value) and value >= 0 for value in rmse.values())
+    # The true RMSE over all samples (a root of summed batch MSEs would exceed 1 here).
+    assert toy.rmse(np.zeros(8), np.ones(8)) == 1.0
+    # A net that outputs 0 on [1, 2)^2 scores the RMS of the target, about 3.
+    _, _, _, y_test = toy.make_data(512, 500, seed=0)
+    assert 2.9 < toy.rmse(y_test, np.zeros_like(y_test)) < 3.1
+    rounds = {row["round"] for row in result["curve"]}
+    assert rounds == set(range(max(rounds) + 1))
+    out = capsys.readouterr().out
+    for line in ("full model", "winning ticket", "reinit ticket", "permuted ticket",
+                 "connects both inputs to the output"):
+        assert line in out
+    assert str(ticket) in out
+
+
+def test_path_check():
+    toy = _load("sum_of_two_inputs")
+    from skticket import Ticket
+
+    def ticket(first, second):
+        masks = {"hidden_0.weight": np.array(first, dtype=bool),
+                 "output.weight": np.array([second], dtype=bool)}
+        return Ticket(masks=masks, weights={k: v.astype(float) for k, v in masks.items()},
+                      round=1)
+
+    assert toy.has_input_output_path(ticket([[1, 1], [0, 0]], [1, 0]))
+    assert toy.has_input_output_path(ticket([[1, 0], [0, 1]], [1, 1]))
+    assert not toy.has_input_output_path(ticket([[1, 0], [0, 1]], [1, 0]))
+    assert not toy.has_input_output_path(ticket([[1, 1], [0, 0]], [0, 1]))
+
+
+def test_lenet_digits(tmp_path, capsys):
+    lenet = _load("lenet_digits")
+    png = tmp_path / "curve.png"
+    result = lenet.main(hidden_units=(24, 12), epochs=3, rounds=2, n_repeats=2, png=png)
+    assert png.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(result["curve"]) == 2 * (1 + 2 * 3)
+    summary = result["summary"]
+    assert [(row["round"], row["ticket"]) for row in summary] == [
+        (0, "dense"), *((r, k) for r in (1, 2) for k in ("rewind", "reinit", "permute"))]
+    assert all(row["n_repeats"] == 2 for row in summary)
+    # 20% of each hidden layer, 10% of the output layer per round.
+    sizes = {"hidden_0.weight": 64 * 24, "hidden_1.weight": 24 * 12, "output.weight": 12 * 10}
+    n = sum(sizes.values())
+    def kept(n, percent):  # n less ceil(n * percent / 100), in integers
+        return n - (n * percent + 99) // 100
+
+    after_one = (kept(sizes["hidden_0.weight"], 20) + kept(sizes["hidden_1.weight"], 20)
+                 + kept(sizes["output.weight"], 10))
+    row = next(r for r in summary if r["round"] == 1 and r["ticket"] == "rewind")
+    assert row["n_active"] == after_one
+    assert row["weights_remaining"] == pytest.approx(after_one / n)
+    for kind, share in result["within_1pt"].items():
+        assert kind in ("rewind", "reinit", "permute")
+        assert share in {1.0} | {r["weights_remaining"] for r in summary}
+    assert "stays within 1 point" in capsys.readouterr().out
+
+
+def test_stays_within():
+    lenet = _load("lenet_digits")
+    summary = [
+        {"round": r, "ticket": "rewind", "weights_remaining": w, "mean": m}
+        for r, w, m in [(1, 0.8, 0.95), (2, 0.64, 0.97), (3, 0.51, 0.93), (4, 0.41, 0.97)]
+    ]
+    # Drops below 0.96 - 0.01 at round 3: the later recovery does not count.
+    assert lenet.stays_within(summary, "rewind", 0.96, 0.01) == 0.64
+    assert lenet.stays_within(summary, "rewind", 0.99, 0.01) == 1.0
+
+
+def test_tabular_quickstart(capsys):
+    quick = _load("tabular_quickstart")
+    results = quick.main(prune_fractions=(0.5,), target_sparsities=(0.5,), cv=2)
+    assert [r["dataset"] for r in results] == ["breast_cancer", "diabetes"]
+    for result in results:
+        assert result["best_params"] == {"prune_fraction": 0.5, "target_sparsity": 0.5}
+        assert result["ticket_sparsity"] == 0.5
+        assert result["ticket_weights"] * 2 == result["dense_weights"]
+        assert set(result["scores"]) == {"winning ticket", "dense net", "sklearn MLP"}
+    cancer, diabetes = results
+    assert all(score > 0.85 for score in cancer["scores"].values())
+    # R^2: sklearn's MLP may well overfit these 331 samples (below 0); the
+    # sparse ticket must at least beat predicting the mean.
+    assert all(math.isfinite(score) and score <= 1 for score in diabetes["scores"].values())
+    assert diabetes["scores"]["winning ticket"] > 0
+    out = capsys.readouterr().out
+    assert "breast_cancer" in out and "diabetes" in out
