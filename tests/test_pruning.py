@@ -136,7 +136,7 @@ def test_allocate_removals_sums_and_caps():
 
 def test_non_finite_weights_raise_a_clear_error():
     weights = {"w": np.array([1.0, np.nan, 0.5])}
-    with pytest.raises(ValueError, match="non-finite.*'w'|'w'.*non-finite"):
+    with pytest.raises(ValueError, match=r"non-finite.*'w'|'w'.*non-finite"):
         magnitude_prune(weights, _dense(weights), fraction=0.5)
 
 
