@@ -25,15 +25,6 @@ matplotlib.use("Agg")
 pd = pytest.importorskip("pandas")
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    # Tiny nets: one thread avoids oversubscribing the cores the suite shares.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _iris():
     X, y = load_iris(return_X_y=True)
     X = StandardScaler().fit_transform(X).astype(np.float32)

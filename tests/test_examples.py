@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -16,15 +15,6 @@ def _load(name):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    # Tiny nets: one thread avoids oversubscribing the cores the suite shares.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_sum_of_two_inputs(capsys):
