@@ -239,7 +239,8 @@ def compact_module(
         biases.append(np.zeros(linear.out_features) if linear.bias is None
                       else linear.bias.detach().cpu().numpy().astype(np.float64))
         end = positions[k + 1] if k + 1 < len(positions) else i + 1  # the tail is kept apart
-        activations.append([copy.deepcopy(child).cpu().eval() for _, child in children[i + 1:end]])
+        activations.append([_inplace(copy.deepcopy(child).cpu().eval())
+                            for _, child in children[i + 1:end]])
     params, input_index = _fold(weights, biases, activations, dtype)
 
     with warnings.catch_warnings():
@@ -290,6 +291,14 @@ def _fold(weights, biases, activations, dtype) -> tuple[list, torch.Tensor | Non
         input_index = torch.as_tensor(np.flatnonzero(used), dtype=torch.long)
         params[0][0] = params[0][0][:, used]
     return params, input_index
+
+
+def _inplace(activation: nn.Module) -> nn.Module:
+    # Each activation acts on the fresh output of a compact layer, which
+    # nothing else holds: overwriting it saves an allocation per layer.
+    if isinstance(getattr(activation, "inplace", None), bool):
+        activation.inplace = True
+    return activation
 
 
 def _compact_linear(weight: np.ndarray, bias: np.ndarray, dtype, threshold: float):
