@@ -100,7 +100,9 @@ def content_hash(obj) -> str:
     >>> content_hash(torch.ones(3)) == content_hash(torch.ones(3, dtype=torch.float64))
     False
     """
-    return _Hasher(hash_name="md5").hash(obj)
+    # sha1 hashes the arrays (data, weights, masks) about twice as fast as md5
+    # on CPUs with SHA instructions; keys need no cryptographic strength.
+    return _Hasher(hash_name="sha1").hash(obj)
 
 
 def _source_digest(*modules) -> str:
