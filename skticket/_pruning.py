@@ -112,13 +112,13 @@ def allocate_removals(needed: int, full_counts: list[int]) -> list[int]:
 def _smallest(values: np.ndarray, n: int) -> np.ndarray:
     """Positions of the ``n`` smallest of ``values``, ties to the lower position.
 
-    Returned in ascending position order. A partition finds the n-th smallest
-    value in linear time; a full sort of every surviving weight each round
-    cost as much as a few optimizer steps on a large layer.
+    In no particular order (sort them where order matters). A partition finds
+    the n-th smallest value in linear time; a full sort of every surviving
+    weight each round cost as much as a few optimizer steps on a large layer.
 
     Examples
     --------
-    >>> _smallest(np.array([0.3, 0.1, 0.2, 0.1, 0.1]), 2)
+    >>> np.sort(_smallest(np.array([0.3, 0.1, 0.2, 0.1, 0.1]), 2))
     array([1, 3])
     """
     if n <= 0:
@@ -129,7 +129,7 @@ def _smallest(values: np.ndarray, n: int) -> np.ndarray:
     below = np.flatnonzero(values < kth)
     # Of the entries equal to the n-th value, the lowest positions fill up to n.
     at = np.flatnonzero(values == kth)[: n - len(below)]
-    return np.sort(np.concatenate([below, at]))
+    return np.concatenate([below, at])
 
 
 def lowest_magnitude(values: np.ndarray, mask: np.ndarray, n: int) -> np.ndarray:
@@ -148,51 +148,64 @@ def lowest_magnitude(values: np.ndarray, mask: np.ndarray, n: int) -> np.ndarray
     if n <= 0:
         return active[:0]
     magnitudes = np.abs(values.ravel()[active])
-    chosen = _smallest(magnitudes, n)
+    chosen = np.sort(_smallest(magnitudes, n))
     # A stable sort over the ascending positions breaks ties by index.
     return active[chosen[np.argsort(magnitudes[chosen], kind="stable")]]
 
 
-def _check_finite(weights: Mapping[str, np.ndarray], masks: Mapping[str, np.ndarray]) -> None:
+def _surviving_magnitudes(
+    weights: Mapping[str, np.ndarray], masks: Mapping[str, np.ndarray]
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Per layer: flat indices of the surviving weights and their magnitudes.
+
+    Gathered once per round and shared by the finiteness check and the
+    ranking; a boolean-mask gather of the same values costs ten times more.
+    """
+    flat, magnitudes = {}, {}
     for name, mask in masks.items():
-        values = weights[name][mask]
-        if not np.all(np.isfinite(values)):
+        flat[name] = np.flatnonzero(mask)
+        magnitudes[name] = np.abs(np.asarray(weights[name]).ravel()[flat[name]])
+        if not np.all(np.isfinite(magnitudes[name])):
             raise ValueError(
                 f"Cannot prune {name!r}: training left non-finite weights in it "
                 "(NaN or inf). The training diverged; lower the learning rate."
             )
+    return flat, magnitudes
 
 
 def _global_removal(
-    weights: Mapping[str, np.ndarray],
-    masks: Mapping[str, np.ndarray],
+    flat: Mapping[str, np.ndarray],
+    magnitudes: Mapping[str, np.ndarray],
     names: list[str],
     floors: Mapping[str, int],
     n: int,
 ) -> dict[str, np.ndarray]:
     """The ``n`` lowest-magnitude weights pooled over ``names``, floors respected.
 
-    Returns the flat indices to remove, per layer. Walking the pooled weights
-    from the smallest and skipping those of a layer already at its floor is
-    the same as keeping, of each layer, only its ``capacity`` smallest
-    candidates and then taking the ``n`` smallest that are left.
+    ``flat`` and ``magnitudes`` are each layer's surviving flat indices and
+    their magnitudes. Returns the flat indices to remove, per layer. Walking
+    the pooled weights from the smallest and skipping those of a layer already
+    at its floor is the same as keeping, of each layer, only its ``capacity``
+    smallest candidates and then taking the ``n`` smallest that are left.
     """
     # Partitions instead of one sort of the whole pool: linear time. The pool
     # is in layer order, then flat index order, which is how ties are broken.
-    flat_of, magnitudes, layer_of = [], [], []
+    flat_of, pooled, layer_of = [], [], []
     for i, name in enumerate(names):
-        active = np.flatnonzero(masks[name])
-        layer_magnitudes = np.abs(weights[name].ravel()[active])
+        active, layer_magnitudes = flat[name], magnitudes[name]
         capacity = max(len(active) - floors[name], 0)
-        if capacity < len(active):
-            keep = _smallest(layer_magnitudes, capacity)
+        # A floor can bind only if the layer could otherwise lose more than
+        # its capacity, i.e. capacity < n.
+        if capacity < min(len(active), n):
+            # Sorted: the pool's order must stay the flat index order.
+            keep = np.sort(_smallest(layer_magnitudes, capacity))
             active, layer_magnitudes = active[keep], layer_magnitudes[keep]
         flat_of.append(active)
-        magnitudes.append(layer_magnitudes)
+        pooled.append(layer_magnitudes)
         layer_of.append(np.full(len(active), i, dtype=np.intp))
     flat_of = np.concatenate(flat_of)
     layer_of = np.concatenate(layer_of)
-    chosen = _smallest(np.concatenate(magnitudes), n)
+    chosen = _smallest(np.concatenate(pooled), n)
     return {
         name: flat_of[chosen[layer_of[chosen] == i]] for i, name in enumerate(names)
     }
@@ -255,10 +268,10 @@ def magnitude_prune(
             f"layer_fractions names {sorted(unknown)}, which are not among the "
             f"pruned parameters {list(masks)}."
         )
-    _check_finite(weights, masks)
+    flat, magnitudes = _surviving_magnitudes(weights, masks)
 
     names = list(masks)
-    active = {name: int(np.count_nonzero(masks[name])) for name in names}
+    active = {name: len(flat[name]) for name in names}
     floors = {name: min(int(min_weights), masks[name].size) for name in names}
 
     # Groups prune independently: each named layer alone, and (global scope)
@@ -290,11 +303,12 @@ def magnitude_prune(
         if count == 0:
             continue
         if len(group) == 1:
-            removed = {group[0]: lowest_magnitude(weights[group[0]], masks[group[0]], count)}
+            # Which weights, not their order, matters here: no sort.
+            removed = {group[0]: flat[group[0]][_smallest(magnitudes[group[0]], count)]}
         else:
-            removed = _global_removal(weights, masks, group, floors, count)
-        for name, flat in removed.items():
-            new_masks[name].ravel()[flat] = False
+            removed = _global_removal(flat, magnitudes, group, floors, count)
+        for name, indices in removed.items():
+            new_masks[name].ravel()[indices] = False
     return new_masks
 
 
