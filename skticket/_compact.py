@@ -37,9 +37,11 @@ __all__ = ["BATCH_SIZE", "CSR_MIN_SPARSITY", "CompactClassifier", "CompactMLP", 
            "compact_module"]
 
 #: Layers sparser than this use a CSR matmul. Measured with
-#: ``python benchmarks/bench_compact.py`` (2-core CPU, torch 2.13, 10,000 rows,
-#: 256- to 512-wide layers): below it a dense matmul of the same shape is faster.
-CSR_MIN_SPARSITY = 0.9
+#: ``python benchmarks/bench_compact.py`` (2-core CPU, torch 2.13, MKL, 10,000
+#: rows in batches of 1024, layers 64 to 512 wide): CSR wins from 0.8 with two
+#: threads and from 0.85 with one; a dense matmul of the same shape is faster
+#: below.
+CSR_MIN_SPARSITY = 0.85
 
 #: Rows per forward pass of a compact predictor. A CSR product streams one
 #: row of activations per stored weight; batches this small keep those rows
