@@ -18,7 +18,15 @@ import torch
 from sklearn.base import clone
 from skorch import NeuralNet
 from skorch.callbacks import Callback
+from skorch.dataset import Dataset
 from torch import nn
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    RandomSampler,
+    SequentialSampler,
+    Subset,
+)
 
 from ._rng import seeded
 
@@ -64,12 +72,18 @@ class ApplyMasks(Callback):
 
     def on_train_begin(self, net, X=None, y=None, **kwargs) -> None:
         params = dict(net.module_.named_parameters())
-        # The masks live beside their parameters, in their dtype, so that each
-        # step costs one in-place multiply per layer and no allocation.
+        # Each step costs one in-place multiply per pruned layer, nothing else:
+        # the masks live beside their parameters in their dtype (a bool mask
+        # would make every multiply cast it: 4x slower), and the parameters are
+        # held as detached views of the same storage, so no autograd context
+        # is entered per step. A mask that prunes nothing (the dense round, a
+        # layer kept whole) is left out: a multiply and a weight-sized tensor
+        # for nothing.
         self.pairs_ = [
-            (params[name], torch.as_tensor(mask, dtype=params[name].dtype,
-                                           device=params[name].device))
+            (params[name].detach(),
+             torch.as_tensor(mask, dtype=params[name].dtype, device=params[name].device))
             for name, mask in self.masks.items()
+            if not np.all(mask)
         ]
         self.apply()
 
@@ -77,7 +91,6 @@ class ApplyMasks(Callback):
         if training:
             self.apply()
 
-    @torch.no_grad()
     def apply(self) -> None:
         for param, mask in self.pairs_:
             param.mul_(mask)
@@ -108,6 +121,41 @@ class CaptureRewindPoint(Callback):
             self.steps_taken_ += 1
             if self.steps_taken_ == self.step:
                 self.state_ = module_state(net.module_)
+
+
+# The DataLoader arguments under which one fetch per batch yields exactly the
+# batches skorch's default loader builds row by row.
+_BATCH_FETCH_ARGS = frozenset({"batch_size", "shuffle", "drop_last"})
+
+
+def _batch_fetching_loader(dataset, batch_size: int = 1, shuffle: bool = False,
+                           drop_last: bool = False) -> DataLoader:
+    """skorch's training DataLoader, fetching each batch with one indexing.
+
+    The default DataLoader reads a skorch ``Dataset`` one row at a time and
+    stacks the rows: about 8% of the training time of a 30-256-256-2 MLP at
+    batch 128 on a CPU (benchmarks/). Handing the sampler's index lists to
+    the dataset instead gives the same batches, in the same order, from the
+    same random draws (one seed for the loader, one for the permutation), so
+    training is bit-for-bit what it would be. Anything but a skorch
+    ``Dataset`` over numpy arrays (or a ``Subset`` of one) gets the ordinary
+    DataLoader.
+    """
+    # skorch's internal validation split hands over a Subset, which passes an
+    # index list through to its dataset.
+    rows_of = dataset.dataset if type(dataset) is Subset else dataset
+    if not (type(rows_of) is Dataset and isinstance(rows_of.X, np.ndarray)
+            and isinstance(rows_of.y, np.ndarray)):
+        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last)
+    rows = RandomSampler(dataset) if shuffle else SequentialSampler(dataset)
+    return DataLoader(dataset, batch_size=None,
+                      sampler=BatchSampler(rows, batch_size, drop_last))
+
+
+def _fetches_batches(net: NeuralNet) -> bool:
+    """Whether ``net`` trains through skorch's default data pipeline, unchanged."""
+    return (net.iterator_train is DataLoader and net.dataset is Dataset
+            and set(net.get_params_for("iterator_train")) <= _BATCH_FETCH_ARGS)
 
 
 def _reset_parameters(module: nn.Module) -> None:
@@ -219,11 +267,20 @@ def train_round(
         extra.append((_CAPTURE_CALLBACK, CaptureRewindPoint(capture_step)))
     if extra:
         net.set_params(callbacks=[*(net.callbacks or []), *extra])
+    fetch_batches = _fetches_batches(net)
     tic = time.perf_counter()
     with seeded(seed, net.device):
         net.initialize()
         load_state(net.module_, start)
-        net.partial_fit(X, y)
+        if fetch_batches:
+            net.iterator_train = _batch_fetching_loader
+        try:
+            net.partial_fit(X, y)
+        finally:
+            if fetch_batches:
+                # Only this training uses it: the net handed back is configured
+                # as the user configured it.
+                net.iterator_train = DataLoader
     seconds = time.perf_counter() - tic
     rewind_point = None
     if capture_step > 0:
