@@ -95,6 +95,13 @@ class CompactLinear(nn.Module):
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return torch.addmm(self.bias, self.weight, h)
 
+    def __deepcopy__(self, memo) -> CompactLinear:
+        # torch's generic deepcopy reads a tensor's storage, which a CSR tensor
+        # does not expose; clone() copies one.
+        copied = type(self)(self.weight.clone(), self.bias.detach().clone().reshape(-1))
+        copied.train(self.training)
+        return copied
+
     def extra_repr(self) -> str:
         out_features, in_features = self.weight.shape
         kind = "csr" if self.is_sparse else "dense"

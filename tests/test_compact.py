@@ -1,5 +1,6 @@
 """compact(): the ticket as a smaller network that predicts what the masked net predicts."""
 
+import copy
 import pickle
 
 import numpy as np
@@ -171,8 +172,8 @@ def test_batches_and_pickling_do_not_change_predictions(classifier, digits):
     whole = classifier.compact(batch_size=len(X))
     small = classifier.compact(batch_size=7)
     np.testing.assert_allclose(small.predict_proba(X), whole.predict_proba(X), rtol=0, atol=ATOL)
-    restored = pickle.loads(pickle.dumps(whole))
-    np.testing.assert_array_equal(restored.predict_proba(X), whole.predict_proba(X))
+    for restored in (pickle.loads(pickle.dumps(whole)), copy.deepcopy(whole)):
+        np.testing.assert_array_equal(restored.predict_proba(X), whole.predict_proba(X))
     assert "csr" in repr(whole) or "dense" in repr(whole)
 
 
