@@ -59,6 +59,19 @@ def test_compact_classifier_predicts_as_the_masked_net(classifier, digits):
     assert all(units < 64 for units in hidden_units(compact))
 
 
+def test_compact_applies_the_nets_predict_nonlinearity(digits):
+    X, y = digits
+    # CrossEntropyLoss: the module emits logits and skorch's predict_proba applies softmax.
+    net = NeuralNetClassifier(MLP, module__hidden_units=(32,), criterion=nn.CrossEntropyLoss,
+                              max_epochs=2, lr=0.01, optimizer=torch.optim.Adam,
+                              train_split=None, verbose=0)
+    clf = LotteryTicketClassifier(net, prune_fraction=0.8, max_rounds=1,
+                                  random_state=0).fit(X[:400], y[:400])
+    proba = clf.compact().predict_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1, rtol=0, atol=ATOL)
+    np.testing.assert_allclose(proba, clf.predict_proba(X), rtol=0, atol=ATOL)
+
+
 @pytest.mark.parametrize("activation", ["tanh", "logistic"])
 def test_compact_regressor_predicts_as_the_masked_net(activation):
     X, y = make_regression(n_samples=300, n_features=8, n_targets=2, random_state=0)
