@@ -1,0 +1,144 @@
+"""Shared pieces of the benchmark scripts: data, nets, interleaved timing, tables.
+
+Every comparison runs both sides in one process, alternating which goes
+first (A B B A A B ...), so that load from other processes on a shared
+machine falls on both sides alike; results are medians over repeats.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from scipy.ndimage import zoom
+from sklearn.datasets import load_digits, make_classification
+from skorch import NeuralNetClassifier
+from torch import nn
+
+from skticket import MLP
+
+# The two nets of the issue: a small tabular MLP and LeNet-300-100.
+NETS = {
+    "mlp": dict(hidden=(256, 256), batch_size=128, epochs=4,
+                label="MLP 30-256-256-2, batch 128"),
+    "lenet": dict(hidden=(300, 100), batch_size=60, epochs=3,
+                  label="LeNet-300-100 (784-300-100-10), batch 60"),
+}
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch.set_num_threads(N); default: torch's own choice")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="timed repeats of each side (after one warm-up)")
+
+
+def setup(args) -> None:
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+
+
+def machine_line() -> str:
+    return (f"torch {torch.__version__}, torch.get_num_threads()={torch.get_num_threads()}, "
+            f"os.cpu_count()={os.cpu_count()}, Python {platform.python_version()}, "
+            f"{platform.machine()}")
+
+
+def print_header(title: str) -> None:
+    print(f"## {title}\n")
+    print(f"command: `python {' '.join(sys.argv)}`  ")
+    print(f"machine: {machine_line()}  ")
+    try:
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        print(f"load average at start (1, 5, 15 min): {load}")
+    except OSError:
+        pass
+    print()
+
+
+def mlp_data(n_samples: int = 4000, random_state: int = 0):
+    """30 features, 2 classes: the small tabular MLP's data."""
+    X, y = make_classification(n_samples=n_samples, n_features=30, n_informative=12,
+                               n_redundant=6, random_state=random_state)
+    return X.astype(np.float32), y.astype(np.int64)
+
+
+def lenet_data():
+    """load_digits upsampled from 8x8 to 28x28 (784 pixels in [0, 1]), 10 classes.
+
+    MNIST's shape without a download: 1797 images, 30 batches of 60 an epoch.
+    """
+    digits = load_digits()
+    up = zoom(digits.images / 16.0, (1, 3.5, 3.5), order=1)  # bilinear, 8 -> 28
+    X = np.clip(up, 0, 1).reshape(len(up), 28 * 28).astype(np.float32)
+    return X, digits.target.astype(np.int64)
+
+
+def net_data(name: str):
+    return mlp_data() if name == "mlp" else lenet_data()
+
+
+def make_net(name: str, X, y, *, epochs: int | None = None, lr: float = 1e-3,
+             optimizer=torch.optim.Adam, **params) -> NeuralNetClassifier:
+    """The skorch net both sides train: sized in full, so that the estimator
+    and the plain fits build exactly the same module."""
+    cfg = NETS[name]
+    return NeuralNetClassifier(
+        MLP, module__n_features=X.shape[1], module__n_outputs=int(y.max()) + 1,
+        module__hidden_units=cfg["hidden"], criterion=nn.CrossEntropyLoss,
+        optimizer=optimizer, lr=lr, batch_size=cfg["batch_size"],
+        max_epochs=cfg["epochs"] if epochs is None else epochs,
+        # Shuffled, as IMP trains (skorch's own default keeps the data order).
+        iterator_train__shuffle=True, train_split=None, verbose=0, **params,
+    )
+
+
+def interleaved(sides: dict[str, Callable[[], object]], repeats: int,
+                warmup: int = 1) -> dict[str, list[float]]:
+    """Wall seconds of each side per repeat, sides alternating order each repeat.
+
+    Process CPU seconds go under ``"<side> cpu"``: on a machine shared with
+    other jobs they vary far less than wall time when torch runs one thread.
+    """
+    names = list(sides)
+    for _ in range(warmup):
+        for name in names:
+            sides[name]()
+    times: dict[str, list[float]] = {key: [] for name in names for key in (name, f"{name} cpu")}
+    for r in range(repeats):
+        order = names if r % 2 == 0 else names[::-1]
+        for name in order:
+            gc.collect()
+            tic, cpu = time.perf_counter(), time.process_time()
+            sides[name]()
+            times[name].append(time.perf_counter() - tic)
+            times[f"{name} cpu"].append(time.process_time() - cpu)
+    return times
+
+
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values))
+
+
+def paired_ratio(a: Sequence[float], b: Sequence[float]) -> float:
+    """Median over repeats of a/b, each pair timed back to back."""
+    return median([x / y for x, y in zip(a, b, strict=True)])
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    def fmt(v):
+        if isinstance(v, float):
+            return f"{v:.3f}"
+        return str(v)
+    lines = ["| " + " | ".join(header) + " |",
+             "| " + " | ".join("---" for _ in header) + " |"]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
