@@ -294,12 +294,14 @@ class BaseLotteryTicket(BaseEstimator):
         }
         if self.verbose:
             score = "" if valid_score is None else f", valid score {valid_score:.4f}"
+            loss = record["train_loss"]
+            loss = "" if loss is None else f", train loss {loss:.4g}"
             if record["cached"]:
                 score += " (from memory)"
             print(
                 f"[{type(self).__name__}] round {round_index}: sparsity "
-                f"{record['sparsity']:.4f}, {record['n_active']} weights active, "
-                f"train loss {record['train_loss']:.4g}{score}, {result.seconds:.2f}s"
+                f"{record['sparsity']:.4f}, {record['n_active']} weights active"
+                f"{loss}{score}, {result.seconds:.2f}s"
             )
         return record
 
@@ -453,6 +455,7 @@ class BaseLotteryTicket(BaseEstimator):
         self._finish(search, data, winning)
         return self
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def prune(self, X, y):
         """One more pruning round from the winning ticket's trained net.
 
