@@ -74,11 +74,11 @@ class ApplyMasks(Callback):
         params = dict(net.module_.named_parameters())
         # Each step costs one in-place multiply per pruned layer, nothing else:
         # the masks live beside their parameters in their dtype (a bool mask
-        # would make every multiply cast it: 4x slower), and the parameters are
-        # held as detached views of the same storage, so no autograd context
-        # is entered per step. A mask that prunes nothing (the dense round, a
-        # layer kept whole) is left out: a multiply and a weight-sized tensor
-        # for nothing.
+        # would make every multiply cast it: over 4x slower), and the
+        # parameters are held as detached views of the same storage, so no
+        # autograd context is entered per step. A mask that prunes nothing (the
+        # dense round, a layer kept whole) is left out: a multiply and a
+        # weight-sized tensor for nothing.
         self.pairs_ = [
             (params[name].detach(),
              torch.as_tensor(mask, dtype=params[name].dtype, device=params[name].device))
