@@ -20,17 +20,14 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
-import platform
 import shutil
-import statistics
-import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import numpy as np
 import torch
+from _common import median, paired_ratio, print_header, table
 from sklearn.datasets import make_classification
 from sklearn.model_selection import GridSearchCV
 from sklearn.preprocessing import StandardScaler
@@ -44,23 +41,7 @@ from skticket._cache import round_key
 GRID = [0.5, 0.8, 0.9, 0.95]
 
 
-# --- timing helpers (kept in this script so that it runs on its own) ---------
-
-
-def machine_line() -> str:
-    return (f"torch {torch.__version__}, torch.get_num_threads()={torch.get_num_threads()}, "
-            f"os.cpu_count()={os.cpu_count()}, Python {platform.python_version()}, "
-            f"{platform.machine()}")
-
-
-def print_header(title: str) -> None:
-    print(f"## {title}\n")
-    print(f"command: `python {' '.join(sys.argv)}`  ")
-    print(f"machine: {machine_line()}  ")
-    if hasattr(os, "getloadavg"):
-        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-        print(f"load average at start (1, 5, 15 min): {load}")
-    print()
+# --- wall and CPU time per side (the shared helpers are in _common.py) ------
 
 
 def interleaved(sides: dict[str, Callable[[], object]], repeats: int,
@@ -84,23 +65,6 @@ def interleaved(sides: dict[str, Callable[[], object]], repeats: int,
             wall[name].append(time.perf_counter() - tic)
             cpu[name].append(time.process_time() - cpu_tic)
     return wall, cpu
-
-
-def median(values: Sequence[float]) -> float:
-    return float(statistics.median(values))
-
-
-def paired_ratio(a: Sequence[float], b: Sequence[float]) -> float:
-    """Median over repeats of a/b, each pair timed back to back."""
-    return median([x / y for x, y in zip(a, b, strict=True)])
-
-
-def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    def fmt(value):
-        return f"{value:.3f}" if isinstance(value, float) else str(value)
-    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
-    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def mlp_data(n_samples: int):

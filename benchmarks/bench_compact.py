@@ -25,16 +25,13 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
-import platform
-import statistics
-import sys
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import numpy as np
 import torch
+from _common import median, paired_ratio, print_header, table
 from sklearn.datasets import load_digits
 from sklearn.preprocessing import StandardScaler
 from skorch import NeuralNetClassifier
@@ -47,23 +44,7 @@ SHAPES = [(512, 512), (256, 256), (64, 512), (512, 64)]  # (in_features, out_fea
 SPARSITIES = [0.5, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.99]
 
 
-# --- timing helpers (kept in this script so that it runs on its own) ---------
-
-
-def machine_line() -> str:
-    return (f"torch {torch.__version__}, torch.get_num_threads()={torch.get_num_threads()}, "
-            f"os.cpu_count()={os.cpu_count()}, Python {platform.python_version()}, "
-            f"{platform.machine()}")
-
-
-def print_header(title: str) -> None:
-    print(f"## {title}\n")
-    print(f"command: `python {' '.join(sys.argv)}`  ")
-    print(f"machine: {machine_line()}  ")
-    if hasattr(os, "getloadavg"):
-        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-        print(f"load average at start (1, 5, 15 min): {load}")
-    print()
+# --- wall and CPU time per side (the shared helpers are in _common.py) ------
 
 
 def interleaved(sides: dict[str, Callable[[], object]], repeats: int,
@@ -87,23 +68,6 @@ def interleaved(sides: dict[str, Callable[[], object]], repeats: int,
             wall[name].append(time.perf_counter() - tic)
             cpu[name].append(time.process_time() - cpu_tic)
     return wall, cpu
-
-
-def median(values: Sequence[float]) -> float:
-    return float(statistics.median(values))
-
-
-def paired_ratio(a: Sequence[float], b: Sequence[float]) -> float:
-    """Median over repeats of a/b, each pair timed back to back."""
-    return median([x / y for x, y in zip(a, b, strict=True)])
-
-
-def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    def fmt(value):
-        return f"{value:.3f}" if isinstance(value, float) else str(value)
-    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
-    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def batched(fn, X: torch.Tensor, batch_size: int):
