@@ -124,6 +124,14 @@ def interleaved(sides: dict[str, Callable[[], object]], repeats: int,
     return times
 
 
+def interleaved_wall_cpu(sides: dict[str, Callable[[], object]], repeats: int,
+                         warmup: int = 1) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """:func:`interleaved`, its wall and CPU seconds returned as two dicts by side."""
+    times = interleaved(sides, repeats, warmup)
+    return ({name: times[name] for name in sides},
+            {name: times[f"{name} cpu"] for name in sides})
+
+
 def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
 

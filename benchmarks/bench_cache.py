@@ -19,14 +19,13 @@ and the cached and uncached grids' scores are checked to be identical.
 from __future__ import annotations
 
 import argparse
-import gc
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
 
 import numpy as np
 import torch
+from _common import interleaved_wall_cpu as interleaved
 from _common import median, paired_ratio, print_header, table
 from sklearn.datasets import make_classification
 from sklearn.model_selection import GridSearchCV
@@ -39,32 +38,6 @@ from skticket import MLP, LotteryTicketClassifier
 from skticket._cache import round_key
 
 GRID = [0.5, 0.8, 0.9, 0.95]
-
-
-# --- wall and CPU time per side (the shared helpers are in _common.py) ------
-
-
-def interleaved(sides: dict[str, Callable[[], object]], repeats: int,
-                warmup: int = 1) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
-    """Wall and process-CPU seconds of each side per repeat, alternating the order.
-
-    On a machine shared with other jobs, CPU time varies far less than wall
-    time when torch runs one thread; with more threads it adds theirs up.
-    """
-    names = list(sides)
-    for _ in range(warmup):
-        for name in names:
-            sides[name]()
-    wall: dict[str, list[float]] = {name: [] for name in names}
-    cpu: dict[str, list[float]] = {name: [] for name in names}
-    for r in range(repeats):
-        for name in names if r % 2 == 0 else names[::-1]:
-            gc.collect()
-            tic, cpu_tic = time.perf_counter(), time.process_time()
-            sides[name]()
-            wall[name].append(time.perf_counter() - tic)
-            cpu[name].append(time.process_time() - cpu_tic)
-    return wall, cpu
 
 
 def mlp_data(n_samples: int):

@@ -24,13 +24,12 @@ batch_size) is timed too, to show what a user of the estimator gains.
 from __future__ import annotations
 
 import argparse
-import gc
 import time
 import warnings
-from collections.abc import Callable
 
 import numpy as np
 import torch
+from _common import interleaved_wall_cpu as interleaved
 from _common import median, paired_ratio, print_header, table
 from sklearn.datasets import load_digits
 from sklearn.preprocessing import StandardScaler
@@ -42,32 +41,6 @@ from skticket._compact import BATCH_SIZE, CSR_MIN_SPARSITY, CompactLinear, compa
 
 SHAPES = [(512, 512), (256, 256), (64, 512), (512, 64)]  # (in_features, out_features)
 SPARSITIES = [0.5, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.99]
-
-
-# --- wall and CPU time per side (the shared helpers are in _common.py) ------
-
-
-def interleaved(sides: dict[str, Callable[[], object]], repeats: int,
-                warmup: int = 1) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
-    """Wall and process-CPU seconds of each side per repeat, alternating the order.
-
-    On a machine shared with other jobs, CPU time varies far less than wall
-    time when torch runs one thread; with more threads it adds theirs up.
-    """
-    names = list(sides)
-    for _ in range(warmup):
-        for name in names:
-            sides[name]()
-    wall: dict[str, list[float]] = {name: [] for name in names}
-    cpu: dict[str, list[float]] = {name: [] for name in names}
-    for r in range(repeats):
-        for name in names if r % 2 == 0 else names[::-1]:
-            gc.collect()
-            tic, cpu_tic = time.perf_counter(), time.process_time()
-            sides[name]()
-            wall[name].append(time.perf_counter() - tic)
-            cpu[name].append(time.process_time() - cpu_tic)
-    return wall, cpu
 
 
 def batched(fn, X: torch.Tensor, batch_size: int):
