@@ -329,6 +329,12 @@ class _CompactBase:
         self.batch_size = batch_size
         self._nonlinearity = nonlinearity
 
+    @property
+    def nonlinearity(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """What ``predict`` applies to the network's output: the net's
+        predict nonlinearity (a softmax after ``CrossEntropyLoss``, say)."""
+        return self._nonlinearity
+
     def _output(self, X) -> np.ndarray:
         X = check_array(X, dtype=[np.float32, np.float64])
         if X.shape[1] != self.n_features_in_:
