@@ -1,0 +1,383 @@
+"""ONNX export: skl2onnx converters for the estimators and their compact predictors.
+
+Importing this module registers converters with skl2onnx (the optional extra
+``pip install "skticket[onnx]"``), after which ``skl2onnx.to_onnx`` converts
+a fitted :class:`~skticket.LotteryTicketClassifier` or
+:class:`~skticket.LotteryTicketRegressor`, alone or as the last step of a
+scikit-learn pipeline, into one ONNX graph, and also a
+:class:`~skticket.CompactClassifier` or :class:`~skticket.CompactRegressor`.
+
+The graph carries the compacted network (:meth:`compact`): dead hidden units
+are gone and every layer is one ``Gemm`` with a dense initializer of the
+compacted shape (onnxruntime would load sparse initializers as dense anyway),
+followed by the module's activations and the net's predict nonlinearity
+(the softmax skorch applies after ``CrossEntropyLoss``, say). The module
+must be MLP-like, as for ``compact()``; modules before the first and after
+the last linear layer must be among those listed in ``SUPPORTED_MODULES``.
+
+Classifiers follow skl2onnx's convention: outputs ``label`` and
+``probabilities``, the latter wrapped in a ZipMap (a list of dicts) unless
+the option ``zipmap`` is ``False``. Regressors output ``variable`` of shape
+``(n_samples, n_outputs)``.
+
+Examples
+--------
+>>> import numpy as np, onnxruntime, skl2onnx
+>>> from sklearn.datasets import load_iris
+>>> from sklearn.pipeline import make_pipeline
+>>> from sklearn.preprocessing import StandardScaler
+>>> from skticket import LotteryTicketClassifier
+>>> import skticket.onnx  # registers the converters
+>>> X, y = load_iris(return_X_y=True)
+>>> X = X.astype(np.float32)
+>>> pipe = make_pipeline(StandardScaler(), LotteryTicketClassifier(
+...     target_sparsity=0.9, prune_fraction=0.7, random_state=0)).fit(X, y)
+>>> onx = skl2onnx.to_onnx(pipe, X[:1], options={"zipmap": False})
+>>> session = onnxruntime.InferenceSession(onx.SerializeToString(),
+...                                        providers=["CPUExecutionProvider"])
+>>> labels, proba = session.run(None, {"X": X})
+>>> bool((labels == pipe.predict(X)).all())
+True
+>>> bool(np.allclose(proba, pipe.predict_proba(X), atol=1e-5))
+True
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+try:
+    from onnx import TensorProto, numpy_helper
+    from skl2onnx import update_registered_converter
+    from skl2onnx.common.data_types import (
+        DoubleTensorType,
+        FloatTensorType,
+        Int64TensorType,
+        StringTensorType,
+        guess_tensor_type,
+    )
+except ImportError as exc:  # pragma: no cover - exercised without the extra
+    raise ImportError(
+        "skticket.onnx needs skl2onnx, onnx and onnxruntime: pip install \"skticket[onnx]\""
+    ) from exc
+
+from ._compact import CompactClassifier, CompactMLP, CompactRegressor
+from ._estimators import LotteryTicketClassifier, LotteryTicketRegressor
+
+__all__ = ["MIN_OPSET", "SUPPORTED_MODULES", "register"]
+
+#: The lowest ONNX opset the converters emit for (``Softmax`` over one axis).
+MIN_OPSET = 13
+
+_CLASSIFIER_ALIAS = "SkticketClassifier"
+_REGRESSOR_ALIAS = "SkticketRegressor"
+
+
+# --- one torch module -> ONNX nodes ------------------------------------------------------
+
+
+class _Graph:
+    """Adds nodes and constants to the skl2onnx container under unique names."""
+
+    def __init__(self, scope, container, dtype: np.dtype) -> None:
+        self.scope, self.container, self.dtype = scope, container, np.dtype(dtype)
+
+    def node(self, op_type: str, inputs: list[str], **attrs) -> str:
+        out = self.scope.get_unique_variable_name(op_type.lower())
+        self.container.add_node(op_type, inputs, [out],
+                                name=self.scope.get_unique_operator_name(op_type), **attrs)
+        return out
+
+    def const(self, value, dtype=None) -> str:
+        array = np.asarray(value, dtype=self.dtype if dtype is None else dtype)
+        name = self.scope.get_unique_variable_name("init")
+        if array.dtype == object:
+            # String labels: ONNX string tensors hold a list of bytes, no raw data.
+            self.container.add_initializer(name, TensorProto.STRING, list(array.shape),
+                                           [str(s).encode("utf-8") for s in array.ravel()])
+            return name
+        tensor = numpy_helper.from_array(np.ascontiguousarray(array), name)
+        self.container.add_initializer(name, tensor.data_type, list(array.shape), tensor)
+        return name
+
+
+def _softplus(g: _Graph, x: str) -> str:
+    # max(x, 0) + log(1 + exp(-|x|)): never overflows, unlike log(1 + exp(x)).
+    tail = g.node("Log", [g.node("Add", [g.const(1.0), g.node(
+        "Exp", [g.node("Neg", [g.node("Abs", [x])])])])])
+    return g.node("Add", [g.node("Max", [x, g.const(0.0)]), tail])
+
+
+def _torch_softplus(g: _Graph, x: str, m: nn.Softplus) -> str:
+    # torch: x where beta * x > threshold, else softplus(beta * x) / beta.
+    bx = g.node("Mul", [x, g.const(m.beta)])
+    soft = g.node("Div", [_softplus(g, bx), g.const(m.beta)])
+    return g.node("Where", [g.node("Greater", [bx, g.const(m.threshold)]), x, soft])
+
+
+def _gelu(g: _Graph, x: str, m: nn.GELU) -> str:
+    if m.approximate == "tanh":
+        cube = g.node("Mul", [g.node("Mul", [x, x]), x])
+        inner = g.node("Add", [x, g.node("Mul", [cube, g.const(0.044715)])])
+        core = g.node("Tanh", [g.node("Mul", [inner, g.const(math.sqrt(2 / math.pi))])])
+    else:
+        core = g.node("Erf", [g.node("Mul", [x, g.const(1 / math.sqrt(2))])])
+    half_x = g.node("Mul", [x, g.const(0.5)])
+    return g.node("Mul", [half_x, g.node("Add", [core, g.const(1.0)])])
+
+
+def _softmax_axis(dim) -> int:
+    if dim not in (1, -1):
+        raise TypeError(f"a softmax over dim={dim!r}: only the feature dimension (1 or -1) of "
+                        "(n_samples, features) outputs converts")
+    return 1
+
+
+# Each entry: the module class (its own forward, not a subclass's) and how it
+# becomes ONNX nodes. Identity-like modules (Dropout at inference) add nothing.
+_EMITTERS = [
+    (nn.Identity, lambda g, x, m: x),
+    (nn.Dropout, lambda g, x, m: x),
+    (nn.AlphaDropout, lambda g, x, m: x),
+    (nn.ReLU, lambda g, x, m: g.node("Relu", [x])),
+    (nn.ReLU6, lambda g, x, m: g.node("Clip", [x, g.const(0.0), g.const(6.0)])),
+    (nn.LeakyReLU, lambda g, x, m: g.node("LeakyRelu", [x], alpha=float(m.negative_slope))),
+    (nn.ELU, lambda g, x, m: g.node("Elu", [x], alpha=float(m.alpha))),
+    (nn.SELU, lambda g, x, m: g.node("Selu", [x])),  # ONNX's defaults are torch's constants
+    (nn.CELU, lambda g, x, m: g.node("Celu", [x], alpha=float(m.alpha))),
+    (nn.GELU, _gelu),
+    (nn.SiLU, lambda g, x, m: g.node("Mul", [x, g.node("Sigmoid", [x])])),
+    (nn.Mish, lambda g, x, m: g.node("Mul", [x, g.node("Tanh", [_softplus(g, x)])])),
+    (nn.Sigmoid, lambda g, x, m: g.node("Sigmoid", [x])),
+    (nn.Tanh, lambda g, x, m: g.node("Tanh", [x])),
+    (nn.Softplus, _torch_softplus),
+    (nn.Softsign, lambda g, x, m: g.node("Softsign", [x])),
+    (nn.Hardtanh, lambda g, x, m: g.node("Clip", [x, g.const(m.min_val), g.const(m.max_val)])),
+    (nn.Hardsigmoid, lambda g, x, m: g.node("HardSigmoid", [x], alpha=1 / 6, beta=0.5)),
+    (nn.Hardswish, lambda g, x, m: g.node("Mul", [x, g.node("HardSigmoid", [x], alpha=1 / 6,
+                                                            beta=0.5)])),
+    (nn.LogSigmoid, lambda g, x, m: g.node("Neg", [_softplus(g, g.node("Neg", [x]))])),
+    (nn.Tanhshrink, lambda g, x, m: g.node("Sub", [x, g.node("Tanh", [x])])),
+    (nn.Softshrink, lambda g, x, m: g.node("Shrink", [x], lambd=float(m.lambd),
+                                           bias=float(m.lambd))),
+    (nn.Hardshrink, lambda g, x, m: g.node("Shrink", [x], lambd=float(m.lambd), bias=0.0)),
+    (nn.Threshold, lambda g, x, m: g.node("Where", [
+        g.node("Greater", [x, g.const(m.threshold)]), x, g.const(m.value)])),
+    (nn.Softmax, lambda g, x, m: g.node("Softmax", [x], axis=_softmax_axis(m.dim))),
+    (nn.LogSoftmax, lambda g, x, m: g.node("LogSoftmax", [x], axis=_softmax_axis(m.dim))),
+]
+
+#: The torch modules that convert: as activations between the linear layers
+#: (the elementwise ones, as ``compact()`` takes), and before the first or
+#: after the last linear layer (all of them).
+SUPPORTED_MODULES = tuple(cls for cls, _ in _EMITTERS)
+
+
+def _emit_module(g: _Graph, x: str, module: nn.Module, where: str) -> str:
+    for cls, emit in _EMITTERS:
+        if isinstance(module, cls) and type(module).forward is cls.forward:
+            try:
+                return emit(g, x, module)
+            except TypeError as exc:
+                raise _not_convertible(module, where, str(exc)) from None
+    raise _not_convertible(module, where, "no ONNX conversion is defined for it")
+
+
+def _not_convertible(module, where: str, why: str) -> TypeError:
+    names = ", ".join(cls.__name__ for cls in SUPPORTED_MODULES)
+    return TypeError(f"skticket.onnx cannot convert the {type(module).__name__} {where}: {why}. "
+                     f"Supported there: {names}.")
+
+
+def _emit_network(g: _Graph, x: str, module: CompactMLP) -> str:
+    for i, child in enumerate(module.prefix):
+        x = _emit_module(g, x, child, f"before the first linear layer (prefix[{i}])")
+    if module.input_index is not None:
+        # Inputs that no surviving weight reads are not read.
+        x = g.node("Gather", [x, g.const(module.input_index.numpy(), np.int64)], axis=1)
+    for k, (layer, activations) in enumerate(zip(module.linears, module.activations,
+                                                 strict=True)):
+        weight = layer.weight.to_dense() if layer.is_sparse else layer.weight
+        x = g.node("Gemm", [x, g.const(weight.detach().numpy()),
+                            g.const(layer.bias.detach().numpy().reshape(-1))], transB=1)
+        for i, act in enumerate(activations):
+            x = _emit_module(g, x, act, f"after linear layer {k} (activations[{k}][{i}])")
+    for i, child in enumerate(module.tail):
+        x = _emit_module(g, x, child, f"after the last linear layer (tail[{i}])")
+    return x
+
+
+def _emit_nonlinearity(g: _Graph, x: str, nonlinearity) -> str:
+    """skorch's predict nonlinearity, applied by ``predict``/``predict_proba`` only."""
+    if isinstance(nonlinearity, nn.Module):
+        return _emit_module(g, x, nonlinearity, "used as predict_nonlinearity")
+    if getattr(nonlinearity, "__name__", None) == "_identity" and getattr(
+            nonlinearity, "__module__", "").startswith("skorch"):
+        return x
+    if nonlinearity in (torch.sigmoid, torch.special.expit):
+        return g.node("Sigmoid", [x])
+    if (isinstance(nonlinearity, functools.partial) and not nonlinearity.args
+            and set(nonlinearity.keywords) == {"dim"}
+            and nonlinearity.func in (torch.softmax, torch.nn.functional.softmax,
+                                      torch.special.softmax)):
+        # skorch's choice after CrossEntropyLoss: partial(torch.softmax, dim=-1).
+        try:
+            return g.node("Softmax", [x], axis=_softmax_axis(nonlinearity.keywords["dim"]))
+        except TypeError as exc:
+            raise TypeError(f"skticket.onnx cannot convert predict_nonlinearity "
+                            f"{nonlinearity!r}: {exc}.") from None
+    raise TypeError(
+        f"skticket.onnx cannot convert the net's predict_nonlinearity {nonlinearity!r}; it "
+        "converts skorch's defaults ('auto': identity, or a softmax after CrossEntropyLoss), "
+        "None, torch.sigmoid, functools.partial(torch.softmax, dim=-1) and the modules in "
+        "skticket.onnx.SUPPORTED_MODULES."
+    )
+
+
+# --- skl2onnx hooks ----------------------------------------------------------------------
+
+
+def _compact(model) -> CompactClassifier | CompactRegressor:
+    if isinstance(model, CompactClassifier | CompactRegressor):
+        return model
+    try:
+        # Dense layers of the compacted shape: ONNX has no CSR matmul to gain from.
+        return model.compact(sparse_threshold=1.0)
+    except TypeError as exc:
+        raise TypeError(f"skticket.onnx cannot convert this {type(model).__name__}: "
+                        f"{exc}") from exc
+
+
+def _input_and_dtype(g_scope, container, operator) -> tuple[str, type]:
+    """The input, cast to a float type the graph computes in."""
+    var = operator.inputs[0]
+    if isinstance(var.type, DoubleTensorType):
+        return var.full_name, np.float64
+    if isinstance(var.type, FloatTensorType):
+        return var.full_name, np.float32
+    name = g_scope.get_unique_variable_name("cast")
+    container.add_node("Cast", [var.full_name], [name], to=TensorProto.FLOAT,
+                       name=g_scope.get_unique_operator_name("Cast"))
+    return name, np.float32
+
+
+def _check_opset(container) -> None:
+    if container.target_opset is not None and container.target_opset < MIN_OPSET:
+        raise RuntimeError(f"skticket.onnx needs target_opset >= {MIN_OPSET}, got "
+                           f"{container.target_opset}.")
+
+
+def _convert_classifier(scope, operator, container) -> None:
+    _check_opset(container)
+    predictor = _compact(operator.raw_operator)
+    x, dtype = _input_and_dtype(scope, container, operator)
+    g = _Graph(scope, container, dtype)
+    proba = _emit_nonlinearity(g, _emit_network(g, x, predictor.module_), predictor.nonlinearity)
+    label_var, proba_var = operator.outputs[0], operator.outputs[1]
+    container.add_node("Identity", [proba], [proba_var.full_name],
+                       name=scope.get_unique_operator_name("Identity"))
+    # The first largest probability wins, as numpy's argmax picks.
+    index = g.node("ArgMax", [proba], axis=1, keepdims=0, select_last_index=0)
+    classes = _classes(scope, operator.raw_operator)
+    container.add_node("Gather", [g.const(classes, classes.dtype), index],
+                       [label_var.full_name], axis=0,
+                       name=scope.get_unique_operator_name("Gather"))
+
+
+def _convert_regressor(scope, operator, container) -> None:
+    _check_opset(container)
+    predictor = _compact(operator.raw_operator)
+    x, dtype = _input_and_dtype(scope, container, operator)
+    g = _Graph(scope, container, dtype)
+    out = _emit_nonlinearity(g, _emit_network(g, x, predictor.module_), predictor.nonlinearity)
+    container.add_node("Identity", [out], [operator.outputs[0].full_name],
+                       name=scope.get_unique_operator_name("Identity"))
+
+
+def _classes(scope, model) -> np.ndarray:
+    """Class labels as an ONNX tensor holds them: int64 or strings."""
+    classes = np.asarray(model.classes_)
+    if scope.get_options(model, {"nocl": False})["nocl"]:
+        return np.arange(len(classes), dtype=np.int64)
+    if classes.dtype.kind in "biu":
+        return classes.astype(np.int64)
+    if classes.dtype.kind == "f":
+        if not np.array_equal(classes, np.round(classes)):
+            raise TypeError(f"skticket.onnx needs integer or string class labels, got "
+                            f"{classes.tolist()!r}.")
+        return classes.astype(np.int64)
+    if all(isinstance(c, str) for c in classes):
+        return classes.astype(object)
+    raise TypeError(f"skticket.onnx needs integer or string class labels, got dtype "
+                    f"{classes.dtype}.")
+
+
+def _float_type(operator):
+    return guess_tensor_type(operator.inputs[0].type) if isinstance(
+        operator.inputs[0].type, DoubleTensorType) else FloatTensorType()
+
+
+def _classifier_shapes(operator) -> None:
+    n = operator.inputs[0].get_first_dimension()
+    classes = _classes(operator.scope_inst, operator.raw_operator)
+    label_type = StringTensorType if classes.dtype == object else Int64TensorType
+    operator.outputs[0].type = label_type(shape=[n])
+    operator.outputs[1].type = _float_type(operator)
+    operator.outputs[1].type.shape = [n, len(classes)]
+
+
+def _regressor_shapes(operator) -> None:
+    model = operator.raw_operator
+    n_outputs = (model.module_.widths[-1] if isinstance(model, CompactRegressor)
+                 else model.n_outputs_)
+    operator.outputs[0].type = _float_type(operator)
+    operator.outputs[0].type.shape = [operator.inputs[0].get_first_dimension(), n_outputs]
+
+
+def _parse_compact_classifier(scope, model, inputs, custom_parsers=None):
+    # A CompactClassifier is not a scikit-learn classifier, so skl2onnx's own
+    # classifier parser would give it one output: declare the two, then wrap
+    # them in a ZipMap as skl2onnx does for classifiers unless zipmap=False.
+    from skl2onnx._parse import _apply_zipmap
+
+    operator = scope.declare_local_operator(_CLASSIFIER_ALIAS, model)
+    operator.inputs = inputs
+    operator.outputs.append(scope.declare_local_variable("label", Int64TensorType()))
+    operator.outputs.append(scope.declare_local_variable(
+        "probabilities", guess_tensor_type(inputs[0].type)))
+    zipmap = scope.get_options(model, {"zipmap": True})["zipmap"]
+    if zipmap is False:
+        return operator.outputs
+    return _apply_zipmap(zipmap, scope, model, inputs[0].type, operator.outputs)
+
+
+def register() -> None:
+    """Register the converters with skl2onnx (done on import; idempotent).
+
+    Examples
+    --------
+    >>> from skl2onnx import supported_converters
+    >>> from skticket.onnx import register
+    >>> register()
+    >>> "SkticketClassifier" in supported_converters()
+    True
+    """
+    # nocl: labels are class indices rather than classes_ (skl2onnx's option).
+    zipmap = {"zipmap": [True, False, "columns"], "nocl": [False, True]}
+    update_registered_converter(LotteryTicketClassifier, _CLASSIFIER_ALIAS, _classifier_shapes,
+                                _convert_classifier, options=zipmap)
+    update_registered_converter(CompactClassifier, _CLASSIFIER_ALIAS, _classifier_shapes,
+                                _convert_classifier, options=zipmap,
+                                parser=_parse_compact_classifier)
+    update_registered_converter(LotteryTicketRegressor, _REGRESSOR_ALIAS, _regressor_shapes,
+                                _convert_regressor)
+    update_registered_converter(CompactRegressor, _REGRESSOR_ALIAS, _regressor_shapes,
+                                _convert_regressor)
+
+
+register()
