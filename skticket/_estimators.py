@@ -30,6 +30,7 @@ from ._compact import (
     compact_module,
 )
 from ._mlp import MLP
+from ._predict import predict_outputs
 from ._pruning import (
     magnitude_prune,
     n_active,
@@ -731,10 +732,9 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
                                  batch_size=batch_size)
 
     def _proba(self, net, X):
-        with seeded(None, net.device):
-            proba = net.predict_proba(X)
-        # float64, as scikit-learn's own estimators return.
-        return np.asarray(proba, dtype=np.float64)
+        # float64, as scikit-learn's own estimators return; each row independent
+        # of the others in the call.
+        return predict_outputs(net, X)
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities of the winning ticket's trained net.
@@ -863,8 +863,7 @@ class LotteryTicketRegressor(RegressorMixin, BaseLotteryTicket):
         return self.n_outputs_
 
     def _predict_encoded(self, net, X):
-        with seeded(None, net.device):
-            return np.asarray(net.predict(X), dtype=np.float64)
+        return predict_outputs(net, X)
 
     def _score_encoded(self, y_true, y_pred):
         return r2_score(y_true, y_pred)
