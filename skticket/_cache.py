@@ -14,21 +14,29 @@ What is stored is plain data (the trained module's state as numpy arrays, the
 skorch history, the rewind point, the training time), never the net object:
 on a hit the net is rebuilt through skorch's ``initialize()`` and loaded by
 value, exactly as :func:`~skticket._training.train_round` builds it.
+
+Only completed, finite rounds are stored: :func:`~skticket._training.train_round`
+raises on a Ctrl-C or a diverged training, and joblib stores nothing for a
+call that raises. An entry that cannot be read (joblib then trains again) or
+does not hold a complete, finite round is treated as missing: the round is
+trained again and the entry rewritten.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import sys
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
+import sklearn
 import skorch
 import torch
 from joblib.hashing import NumpyHasher
-from sklearn.base import clone
 from skorch import NeuralNet
 from skorch.history import History
 
@@ -39,13 +47,21 @@ from ._training import (
     ApplyMasks,
     RoundResult,
     State,
+    epoch_train_loss,
     load_state,
     module_state,
+    non_finite_values,
+    with_callbacks,
 )
 
 # Bump when the stored payload or the key's layout changes: old entries are
 # then simply never found again.
-_FORMAT = 1
+_FORMAT = 2
+
+# Code whose behaviour the versions in every key already pin down: only the
+# user's own classes and functions are hashed by their source.
+_VERSIONED_PACKAGES = frozenset({"torch", "skorch", "sklearn", "numpy", "scipy", "joblib",
+                                 "skticket"}) | frozenset(sys.stdlib_module_names)
 
 
 @dataclass
@@ -68,7 +84,30 @@ class _Hasher(NumpyHasher):
     def save(self, obj):
         if isinstance(obj, torch.Tensor):
             obj = _tensor_token(obj)
+        elif isinstance(obj, type) or inspect.isfunction(obj):
+            # pickle names a class or function by its qualified name alone: the
+            # user's module class, edited under the same name, would keep its
+            # key and a persistent cache would hand back the old results. (A
+            # name also hashes what pickle cannot reference: lambdas, classes
+            # defined inside a function.)
+            obj = ("code", obj.__module__, obj.__qualname__, _source_digest_of(obj))
         super().save(obj)
+
+
+@functools.cache
+def _source_digest_of(obj) -> str | None:
+    """A digest of the source of a user's class or function, if ``inspect`` can read it.
+
+    Read once per object and process: the code a process runs does not change
+    under it (an edited and reloaded module makes new objects).
+    """
+    if (getattr(obj, "__module__", None) or "").partition(".")[0] in _VERSIONED_PACKAGES:
+        return None
+    try:
+        source = inspect.getsource(obj)
+    except (OSError, TypeError):  # no file (an interactive session): the name has to do
+        return None
+    return hashlib.sha1(source.encode()).hexdigest()
 
 
 def _tensor_token(tensor: torch.Tensor) -> tuple:
@@ -89,7 +128,10 @@ def content_hash(obj) -> str:
 
     Numpy arrays and torch tensors are hashed by their bytes, dicts and sets
     independently of their order; classes and functions by their qualified
-    name.
+    name and, for the user's own code (anything outside the standard library,
+    numpy, scipy, torch, skorch, scikit-learn, joblib and skticket, whose
+    versions are part of every key), by their source when ``inspect`` can
+    read it.
 
     Examples
     --------
@@ -123,6 +165,7 @@ _ENVIRONMENT = (
     _FORMAT,
     torch.__version__,
     skorch.__version__,
+    sklearn.__version__,
     np.__version__,
     _source_digest(_training, _rng, _mlp, sys.modules[__name__]),
 )
@@ -192,18 +235,37 @@ def _copy_state(state: State | None) -> State | None:
     return None if state is None else {name: np.array(value) for name, value in state.items()}
 
 
-def _restore(template: NeuralNet, masks, seed: int, payload: dict) -> CachedRoundResult:
-    """The trained net of a stored round, built as :func:`train_round` builds it."""
-    net = clone(template)
-    if masks is not None:
+class _BrokenEntry(Exception):
+    """A stored entry that does not hold a complete, finite round."""
+
+
+def _restore(template: NeuralNet, masks, seed: int, capture_step: int,
+             payload) -> CachedRoundResult:
+    """The trained net of a stored round, built as :func:`train_round` builds it.
+
+    Raises :class:`_BrokenEntry` if the payload is not what
+    :func:`_trained_round` stores for a completed, finite round.
+    """
+    try:
         # The masks stay attached, so that further training of the net holds them.
-        net.set_params(callbacks=[*(net.callbacks or []), (_MASK_CALLBACK, ApplyMasks(masks))])
-    with seeded(seed, net.device):
-        net.initialize()
-    load_state(net.module_, _copy_state(payload["state"]))
-    net.history = History(payload["history"])
-    return CachedRoundResult(net=net, rewind_point=_copy_state(payload["rewind_point"]),
-                             seconds=payload["seconds"])
+        net = with_callbacks(
+            template, [] if masks is None else [(_MASK_CALLBACK, ApplyMasks(masks))])
+        with seeded(seed, net.device):
+            net.initialize()
+        load_state(net.module_, _copy_state(payload["state"]))
+        net.history = History(payload["history"])
+        rewind_point = _copy_state(payload["rewind_point"])
+        seconds = float(payload["seconds"])
+        train_loss = epoch_train_loss(net.history)
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as error:
+        raise _BrokenEntry(f"{type(error).__name__}: {error}") from error
+    problem = non_finite_values(net.module_, train_loss)
+    if problem is None and (rewind_point is None) != (capture_step == 0):
+        problem = "the rewind point is missing" if capture_step else "an unasked rewind point"
+    if problem is not None:
+        raise _BrokenEntry(problem)
+    return CachedRoundResult(net=net, rewind_point=rewind_point, seconds=seconds,
+                             train_loss=train_loss)
 
 
 def cached_train_round(
@@ -223,13 +285,22 @@ def cached_train_round(
     Returns the freshly trained round on a miss (after storing it), or a
     :class:`CachedRoundResult` rebuilt from the store on a hit. Two processes
     that miss the same round both train it; joblib writes each entry
-    atomically and the two results are equal, so either may win.
+    atomically and the two results are equal, so either may win. What
+    ``train`` raises (a Ctrl-C, a diverged training) propagates and nothing
+    is stored; a broken entry is trained again and overwritten.
     """
     inputs = dict(template=template, X=X, y=y, start=start, masks=masks, seed=seed,
                   capture_step=capture_step)
     key = round_key(**inputs)
     job = _Job(train, inputs)
-    payload = memory.cache(_trained_round, ignore=["job"])(key, job)
+    cached = memory.cache(_trained_round, ignore=["job"])
+    payload = cached(key, job)
     if job.result is not None:
         return job.result
-    return _restore(template, masks, seed, payload)
+    try:
+        return _restore(template, masks, seed, capture_step, payload)
+    except _BrokenEntry as broken:
+        warnings.warn(f"A stored round in memory is broken ({broken}); training it again "
+                      "and overwriting the entry.", UserWarning, stacklevel=2)
+    cached.call(key, job)
+    return job.result

@@ -3,7 +3,10 @@ as scikit-learn estimators around skorch nets."""
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import inspect
+import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -21,7 +24,7 @@ from sklearn.utils.validation import check_is_fitted, check_memory, validate_dat
 from skorch import NeuralNet, NeuralNetBinaryClassifier, NeuralNetClassifier, NeuralNetRegressor
 from torch import nn
 
-from ._cache import CachedRoundResult, cached_train_round
+from ._cache import CachedRoundResult, cached_train_round, content_hash
 from ._compact import (
     BATCH_SIZE,
     CSR_MIN_SPARSITY,
@@ -39,7 +42,7 @@ from ._pruning import (
     sparsity,
     target_active_count,
 )
-from ._rng import draw_seeds, round_seed, seeded
+from ._rng import draw_seeds, preserved_global_state, round_seed
 from ._ticket import Ticket
 from ._training import (
     RoundResult,
@@ -51,6 +54,7 @@ from ._training import (
     prunable_weights,
     train_round,
 )
+from .exceptions import FitInterruptedWarning, TrainingDivergedError, TrainingDivergedWarning
 
 __all__ = ["BaseLotteryTicket", "LotteryTicketClassifier", "LotteryTicketRegressor"]
 
@@ -77,13 +81,16 @@ class _SearchState:
 
     template: NeuralNet
     prunable: list[str]
-    layer_fractions: dict[str, float]
     rewind_state: State
     masks: dict[str, np.ndarray]
     trained_weights: State
     seeds: dict[str, int]
     round: int
     next_round: int
+    # What the estimator's parameters that define the starting point were at
+    # fit (see BaseLotteryTicket._start_point): prune() refuses to go on from
+    # a search those parameters no longer describe.
+    start_point: dict[str, str]
 
 
 @dataclass
@@ -123,6 +130,25 @@ def _as_net_input(X: np.ndarray) -> np.ndarray:
     return np.require(X, dtype=np.float32, requirements="W")
 
 
+@contextlib.contextmanager
+def _all_or_nothing(estimator: BaseEstimator) -> Iterator[None]:
+    """Undo every attribute a failed ``fit`` or ``prune`` set or replaced.
+
+    A fit that raises (bad input, a diverged dense round, a Ctrl-C before any
+    round completed) must not leave ``classes_`` or ``n_features_in_`` behind,
+    which scikit-learn would take for a fitted estimator; a fitted one keeps its
+    previous fit whole. ``fit`` only ever rebinds attributes, so a shallow copy
+    of them is the state to go back to.
+    """
+    saved = dict(estimator.__dict__)
+    try:
+        yield
+    except BaseException:
+        estimator.__dict__.clear()
+        estimator.__dict__.update(saved)
+        raise
+
+
 def _is_nll(criterion) -> bool:
     return (isinstance(criterion, type) and issubclass(criterion, nn.NLLLoss)) or isinstance(
         criterion, nn.NLLLoss
@@ -147,7 +173,7 @@ class BaseLotteryTicket(BaseEstimator):
         "prunable": [None, list, tuple, callable],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
-        "memory": [None, str, HasMethods(["cache"])],
+        "memory": [None, str, os.PathLike, HasMethods(["cache"])],
     }
 
     def __init__(
@@ -167,7 +193,7 @@ class BaseLotteryTicket(BaseEstimator):
         prunable: Iterable[str] | Callable[[str, nn.Parameter], bool] | None = None,
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
-        memory: str | Memory | None = None,
+        memory: str | os.PathLike | Memory | None = None,
     ) -> None:
         self.net = net
         self.prune_fraction = prune_fraction
@@ -264,10 +290,29 @@ class BaseLotteryTicket(BaseEstimator):
             template=search.template, X=data.X_train, y=data.y_train, start=start, masks=masks,
             seed=round_seed(search.seeds["data"], round_index), capture_step=capture_step,
         )
-        # Without a random_state no two fits share a round, so nothing is stored.
-        if self.memory is None or self.random_state is None:
-            return train_round(**inputs)
-        return cached_train_round(check_memory(self.memory), train_round, **inputs)
+        try:
+            # Without a random_state no two fits share a round, so nothing is stored.
+            if self.memory is None or self.random_state is None:
+                return train_round(**inputs)
+            return cached_train_round(self._memory(), train_round, **inputs)
+        except TrainingDivergedError as error:
+            raise self._diverged(error, search.template, round_index) from error
+
+    @staticmethod
+    def _diverged(error: TrainingDivergedError, template: NeuralNet,
+                  round_index: int) -> TrainingDivergedError:
+        optimizer = getattr(template.optimizer, "__name__", type(template.optimizer).__name__)
+        diverged = TrainingDivergedError(
+            f"round {round_index}: training produced non-finite values ({error}). The likely "
+            f"cause is the net's optimizer, {optimizer} with lr={template.lr}: lower the "
+            "learning rate, or standardize the inputs (and a regression target)."
+        )
+        diverged.round = round_index
+        return diverged
+
+    def _memory(self) -> Memory:
+        memory = self.memory
+        return check_memory(os.fspath(memory) if isinstance(memory, os.PathLike) else memory)
 
     def _run_round(self, search: _SearchState, data: _Data, masks, round_index: int,
                    capture_step: int = 0) -> _Round:
@@ -278,7 +323,6 @@ class BaseLotteryTicket(BaseEstimator):
                       self._record(round_index, masks, result, data))
 
     def _record(self, round_index, masks, result: RoundResult, data: _Data) -> dict:
-        history = result.net.history
         valid_score = None
         if data.X_valid is not None:
             valid_score = float(self._score_encoded(
@@ -287,9 +331,9 @@ class BaseLotteryTicket(BaseEstimator):
             "round": round_index,
             "sparsity": sparsity(masks),
             "n_active": n_active(masks),
-            "train_loss": float(history[-1, "train_loss"]) if len(history) else None,
+            "train_loss": result.train_loss,
             "valid_score": valid_score,
-            "epochs": len(history),
+            "epochs": len(result.net.history),
             "seconds": result.seconds,
             "cached": isinstance(result, CachedRoundResult),
         }
@@ -314,24 +358,47 @@ class BaseLotteryTicket(BaseEstimator):
         initial_net = initialized_net(template, seeds["init"])
         theta_0 = module_state(initial_net.module_)
         names = prunable_parameters(initial_net.module_, self.prunable)
+        self._check_layer_fractions(names)
         search = _SearchState(
             template=template,
             prunable=names,
-            layer_fractions=self._check_layer_fractions(names),
             rewind_state=theta_0,
             masks={name: np.ones(theta_0[name].shape, dtype=bool) for name in names},
             trained_weights={},
             seeds=seeds,
             round=0,
             next_round=0,
+            start_point=self._start_point(),
         )
         return search, data
+
+    def _start_point(self) -> dict[str, str]:
+        """A hash of each parameter that decides where a search starts from.
+
+        The net (its class and each of its parameters, as ``net__*``),
+        ``prunable``, ``rewind_step`` and ``random_state`` decide theta_0, the
+        rewind point, the pruned names and the seeds: ``prune()`` can only go on
+        from a search they still describe. A RandomState instance changes with
+        every draw, so only its being one is recorded.
+        """
+        values = {"prunable": self.prunable, "rewind_step": self.rewind_step,
+                  "random_state": (self.random_state
+                                   if self.random_state is None
+                                   or isinstance(self.random_state, Integral)
+                                   else np.random.RandomState)}
+        if self.net is None:
+            values["net"] = None
+        else:
+            values["net"] = type(self.net)
+            values.update({f"net__{name}": value
+                           for name, value in self.net.get_params(deep=False).items()})
+        return {name: content_hash(value) for name, value in values.items()}
 
     def _next_masks(self, search: _SearchState, target_n_active: int | None = None):
         """The masks one round of magnitude pruning leaves, or None if nothing can go."""
         masks = magnitude_prune(
             search.trained_weights, search.masks, fraction=self.prune_fraction,
-            scope=self.scope, layer_fractions=search.layer_fractions,
+            scope=self.scope, layer_fractions=self._check_layer_fractions(search.prunable),
             min_weights=self.min_weights_per_layer, target_n_active=target_n_active,
         )
         return None if n_active(masks) == n_active(search.masks) else masks
@@ -444,17 +511,42 @@ class BaseLotteryTicket(BaseEstimator):
         self : object
             The fitted estimator.
         """
-        X, y = self._validate_fit_data(X, y)
-        y = self._encode_target(y, reset=True)
-        search, data = self._start_search(X, y)
-        rounds, winning = [], None
-        for trained in self._imp_rounds(search, data):
-            rounds.append(trained.record)
-            if trained.accepted:
-                winning = trained
-        self.rounds_ = rounds
-        self._finish(search, data, winning)
+        with _all_or_nothing(self), preserved_global_state(self._device()):
+            X, y = self._validate_fit_data(X, y)
+            y = self._encode_target(y, reset=True)
+            search, data = self._start_search(X, y)
+            rounds, winning = [], None
+            try:
+                for trained in self._imp_rounds(search, data):
+                    rounds.append(trained.record)
+                    if trained.accepted:
+                        winning = trained
+            except (KeyboardInterrupt, TrainingDivergedError) as stop:
+                if winning is None:  # not even the dense round completed: nothing to keep
+                    raise
+                self._warn_stopped(stop, search.next_round, winning.index)
+            self.rounds_ = rounds
+            self._finish(search, data, winning)
         return self
+
+    def _device(self) -> str:
+        return "cpu" if self.net is None else self.net.device
+
+    @staticmethod
+    def _warn_stopped(stop: BaseException, round_index: int, winning_index: int) -> None:
+        """Say why a search that completed some rounds ended early, and what it kept."""
+        if isinstance(stop, KeyboardInterrupt):
+            warnings.warn(
+                f"fit was interrupted (Ctrl-C) in round {round_index}. The winning ticket is "
+                f"round {winning_index}, the last round that completed; prune() goes on "
+                "from there.", FitInterruptedWarning, stacklevel=4,
+            )
+        else:
+            warnings.warn(
+                f"{stop} The search stopped there; the winning ticket is round "
+                f"{winning_index}, the last round whose training stayed finite.",
+                TrainingDivergedWarning, stacklevel=4,
+            )
 
     @_fit_context(prefer_skip_nested_validation=True)
     def prune(self, X, y):
@@ -479,23 +571,36 @@ class BaseLotteryTicket(BaseEstimator):
             The estimator, one round sparser.
         """
         check_is_fitted(self)
-        X, y = self._validate_fit_data(X, y, reset=False)
-        y = self._encode_target(y, reset=False)
-        search = self._search_state_
-        data = self._split(X, y, search.seeds)
-        masks = self._next_masks(search)
-        if masks is None:
-            warnings.warn(
-                "Every pruned layer is at min_weights_per_layer; prune() removed nothing.",
-                UserWarning, stacklevel=2,
-            )
-            return self
-        trained = self._run_round(search, data, masks, search.next_round)
-        search.next_round += 1
-        self._accept(search, trained)
-        self.rounds_ = [*self.rounds_, trained.record]
-        self._finish(search, data, trained)
+        with _all_or_nothing(self), preserved_global_state(self._device()):
+            X, y = self._validate_fit_data(X, y, reset=False)
+            y = self._encode_target(y, reset=False)
+            # A copy: the fitted search stays as it is unless this round completes.
+            search = copy.copy(self._search_state_)
+            self._check_start_point(search)
+            data = self._split(X, y, search.seeds)
+            masks = self._next_masks(search)
+            if masks is None:
+                warnings.warn(
+                    "Every pruned layer is at min_weights_per_layer; prune() removed nothing.",
+                    UserWarning, stacklevel=3,
+                )
+                return self
+            trained = self._run_round(search, data, masks, search.next_round)
+            search.next_round += 1
+            self._accept(search, trained)
+            self.rounds_ = [*self.rounds_, trained.record]
+            self._finish(search, data, trained)
         return self
+
+    def _check_start_point(self, search: _SearchState) -> None:
+        now = self._start_point()
+        for name, value in search.start_point.items():
+            if now.get(name) != value:
+                raise ValueError(
+                    f"{name} changed since fit, and it decides where the search starts from "
+                    "(the initial weights, the rewind point, the pruned parameters or the "
+                    "seeds): prune() cannot go on from that search. Call fit again."
+                )
 
     def compact(self, *, sparse_threshold: float = CSR_MIN_SPARSITY,
                 batch_size: int = BATCH_SIZE) -> CompactClassifier | CompactRegressor:

@@ -59,3 +59,22 @@ def seeded(seed: int | None, device: str | torch.device = "cpu") -> Iterator[Non
             yield
     finally:
         np.random.set_state(numpy_state)  # noqa: NPY002
+
+
+@contextlib.contextmanager
+def preserved_global_state(device: str | torch.device = "cpu") -> Iterator[None]:
+    """Leave the process as found: random states, torch's thread count and default dtype.
+
+    Wraps a whole ``fit`` (or ``prune``), so that whatever runs inside, a
+    user's module constructor included, and however it ends, the global
+    settings a user relies on are restored.
+    """
+    threads = torch.get_num_threads()
+    dtype = torch.get_default_dtype()
+    try:
+        with seeded(None, device):
+            yield
+    finally:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+        torch.set_default_dtype(dtype)

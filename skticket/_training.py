@@ -9,8 +9,12 @@ round), then loaded with the start weights by value.
 
 from __future__ import annotations
 
+import contextlib
+import math
+import signal
+import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +33,7 @@ from torch.utils.data import (
 )
 
 from ._rng import seeded
+from .exceptions import TrainingDivergedError, TrainingInterrupted
 
 State = dict[str, np.ndarray]
 
@@ -121,6 +126,28 @@ class CaptureRewindPoint(Callback):
             self.steps_taken_ += 1
             if self.steps_taken_ == self.step:
                 self.state_ = module_state(net.module_)
+
+
+def with_callbacks(net: NeuralNet, named: Iterable[tuple[str, Callback]]) -> NeuralNet:
+    """An unfitted copy of ``net`` with the named callbacks added to its own.
+
+    ``callbacks="disable"`` makes skorch run no callback at all, ours included,
+    so the masks would not hold. It becomes the equivalent explicit setting:
+    skorch's default callbacks switched off one by one (``callbacks__<name>=None``),
+    ours alone in the list.
+    """
+    named = list(named)
+    params = net.get_params(deep=False)
+    if not named:
+        return clone(net)
+    if net.callbacks == "disable":
+        params.update(callbacks=named, **{
+            f"callbacks__{name}": None for name, _ in net.get_default_callbacks()})
+    else:
+        params.update(callbacks=[*(net.callbacks or []), *named])
+    # What clone does, with the callbacks changed (skorch's set_params can
+    # switch a default callback off only once the callbacks are initialized).
+    return clone(type(net)(**params))
 
 
 # The DataLoader arguments under which one fetch per batch yields exactly the
@@ -246,13 +273,94 @@ def prunable_parameters(
     return names
 
 
+def epoch_train_loss(history) -> float | None:
+    """The training loss of the last epoch that recorded one, from a skorch history.
+
+    skorch's default ``train_loss`` callback averages the batch losses at the
+    end of each epoch. Without it (``callbacks="disable"``), or for an epoch a
+    callback ended part-way, the same average is taken over the batches the
+    epoch recorded. ``None`` if no batch trained.
+    """
+    for epoch in reversed(history):
+        if "train_loss" in epoch:
+            return float(epoch["train_loss"])
+        batches = [batch for batch in epoch.get("batches", ()) if "train_loss" in batch]
+        if batches:
+            sizes = [batch.get("train_batch_size", 1) for batch in batches]
+            losses = [batch["train_loss"] for batch in batches]
+            return float(np.average(losses, weights=sizes))
+    return None
+
+
+def non_finite_values(module: nn.Module, train_loss: float | None) -> str | None:
+    """What is not finite after a training, or ``None`` if everything is.
+
+    The loss alone is not enough: a net can end with NaN weights and a loss
+    recorded before they broke, and the pruning that follows ranks weights.
+    """
+    if train_loss is not None and not math.isfinite(train_loss):
+        return f"the training loss is {train_loss}"
+    for name, tensor in module.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            return f"{name} holds non-finite values"
+    return None
+
+
+class _InterruptWatch:
+    interrupted = False
+
+
+@contextlib.contextmanager
+def _watching_sigint() -> Iterator[_InterruptWatch]:
+    """Note whether a Ctrl-C (SIGINT) arrives, while it still interrupts as before.
+
+    skorch swallows every ``KeyboardInterrupt`` raised during training, since
+    that is how ``EarlyStopping`` ends one; the note tells a Ctrl-C apart. The
+    handler installed here defers to the one it replaces (Python's, which
+    raises ``KeyboardInterrupt``, or the user's) and is removed afterwards.
+    Signal handlers can only be set from the main thread, and a process that
+    ignores SIGINT or leaves it to the operating system is left alone.
+    """
+    watch = _InterruptWatch()
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or not callable(previous):
+        yield watch
+        return
+
+    def on_sigint(signum, frame):
+        try:
+            previous(signum, frame)
+        except KeyboardInterrupt:
+            watch.interrupted = True
+            raise
+
+    signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield watch
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 @dataclass
 class RoundResult:
-    """What one round of training leaves: the trained net and, if asked, the rewind point."""
+    """What one completed round of training leaves.
+
+    Attributes
+    ----------
+    net : skorch NeuralNet
+        The trained net, its masks still attached.
+    rewind_point : dict or None
+        The module state after ``capture_step`` optimizer steps, if asked for.
+    seconds : float
+        Wall time of the training.
+    train_loss : float or None
+        The last epoch's training loss (:func:`epoch_train_loss`).
+    """
 
     net: NeuralNet
     rewind_point: State | None
     seconds: float
+    train_loss: float | None
 
 
 def train_round(
@@ -266,6 +374,9 @@ def train_round(
     capture_step: int = 0,
 ) -> RoundResult:
     """Train a fresh clone of ``template`` from ``start`` with ``masks`` held.
+
+    A training either completes or raises: what it returns is always a
+    finished, finite round, safe to keep and to store.
 
     Parameters
     ----------
@@ -282,18 +393,24 @@ def train_round(
         global random state is restored afterwards.
     capture_step : int, default=0
         If positive, also return the weights after that many optimizer steps.
+
+    Raises
+    ------
+    TrainingInterrupted
+        A Ctrl-C arrived during the training (a ``KeyboardInterrupt`` raised by
+        a callback to end the training early is an ordinary end).
+    TrainingDivergedError
+        The training loss or the trained weights are not finite.
     """
-    net = clone(template)
     extra = []
     if masks is not None:
         extra.append((_MASK_CALLBACK, ApplyMasks(masks)))
     if capture_step > 0:
         extra.append((_CAPTURE_CALLBACK, CaptureRewindPoint(capture_step)))
-    if extra:
-        net.set_params(callbacks=[*(net.callbacks or []), *extra])
+    net = with_callbacks(template, extra)
     fetch_batches = _fetches_batches(net)
     tic = time.perf_counter()
-    with seeded(seed, net.device):
+    with seeded(seed, net.device), _watching_sigint() as sigint:
         net.initialize()
         load_state(net.module_, start)
         if fetch_batches:
@@ -306,10 +423,18 @@ def train_round(
                 # as the user configured it.
                 net.iterator_train = DataLoader
     seconds = time.perf_counter() - tic
+    if sigint.interrupted:
+        raise TrainingInterrupted(f"Ctrl-C during the training, after {len(net.history)} "
+                                  "epoch(s)")
+    train_loss = epoch_train_loss(net.history)
+    problem = non_finite_values(net.module_, train_loss)
+    if problem is not None:
+        raise TrainingDivergedError(problem)
     rewind_point = None
     if capture_step > 0:
         rewind_point = dict(net.callbacks_)[_CAPTURE_CALLBACK].state_
-    return RoundResult(net=net, rewind_point=rewind_point, seconds=seconds)
+    return RoundResult(net=net, rewind_point=rewind_point, seconds=seconds,
+                       train_loss=train_loss)
 
 
 def prunable_weights(net: NeuralNet, names: Iterable[str]) -> State:
