@@ -499,6 +499,17 @@ class BaseLotteryTicket(BaseEstimator):
         ``target_sparsity``, ``max_rounds`` or (with ``score_tolerance``) falls
         out of tolerance, or every layer is at ``min_weights_per_layer``.
 
+        A search can also end early, keeping what it found. A Ctrl-C during a
+        pruning round, or a round whose training produces non-finite values,
+        ends the search with a warning; the winning ticket is then the last
+        round that completed, ``rounds_`` lists the completed rounds, and
+        ``prune()`` goes on from there. Before the dense round completes there
+        is nothing to keep: a Ctrl-C propagates as ``KeyboardInterrupt`` and a
+        divergence raises. A fit that raises leaves the estimator as it found
+        it (unfitted, or with its previous fit), and the global random states,
+        torch's thread count and default dtype as they were. Neither an
+        interrupted nor a diverged round is ever stored in ``memory``.
+
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
@@ -510,6 +521,21 @@ class BaseLotteryTicket(BaseEstimator):
         -------
         self : object
             The fitted estimator.
+
+        Raises
+        ------
+        skticket.exceptions.TrainingDivergedError
+            A ``ValueError``: the dense round's training loss or weights are not
+            finite (the message names the optimizer and learning rate).
+        KeyboardInterrupt
+            A Ctrl-C before the dense round completed.
+
+        Warns
+        -----
+        skticket.exceptions.FitInterruptedWarning
+            A Ctrl-C ended the search after round 0.
+        skticket.exceptions.TrainingDivergedWarning
+            A pruning round diverged; the search stopped before it.
         """
         with _all_or_nothing(self), preserved_global_state(self._device()):
             X, y = self._validate_fit_data(X, y)
@@ -556,7 +582,14 @@ class BaseLotteryTicket(BaseEstimator):
         still holds; ``target_sparsity``, ``max_rounds`` and ``score_tolerance`` do
         not apply), rewinds the survivors, trains the new ticket (and its baseline,
         if ``ticket_init`` asks for one), and updates ``winning_ticket_``, ``net_``
-        and ``rounds_``.
+        and ``rounds_``. The pruning parameters (``prune_fraction``, ``scope``,
+        ``layer_prune_fractions``, ``min_weights_per_layer``, ``ticket_init``)
+        are read now, so ``set_params`` between rounds applies. The parameters
+        that decide where the search started (``net`` and every ``net__*``,
+        ``prunable``, ``rewind_step``, ``random_state``) must be as they were at
+        ``fit``; otherwise a ``ValueError`` names the first that changed. If the
+        round fails (a Ctrl-C, a divergence), the estimator keeps its previous
+        state.
 
         Parameters
         ----------
@@ -744,7 +777,7 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
         on CPU. The global torch and numpy random states are left untouched.
     verbose : int, default=0
         Print one line per round when positive.
-    memory : str, joblib.Memory or None, default=None
+    memory : str, pathlib.Path, joblib.Memory or None, default=None
         Where to keep trained rounds: a directory or a ``joblib.Memory``
         (scikit-learn's ``Pipeline(memory=...)`` idiom). A round is stored
         under a hash of everything that decides it (the net and all its
@@ -913,7 +946,7 @@ class LotteryTicketRegressor(RegressorMixin, BaseLotteryTicket):
         Seeds every random draw of the fit; the global random state is untouched.
     verbose : int, default=0
         Print one line per round when positive.
-    memory : str, joblib.Memory or None, default=None
+    memory : str, pathlib.Path, joblib.Memory or None, default=None
         Where to keep trained rounds, so that fits sharing rounds (a grid over
         ``target_sparsity``) train each one once; see
         :class:`LotteryTicketClassifier`. Nothing is stored when
