@@ -62,6 +62,24 @@ def seeded(seed: int | None, device: str | torch.device = "cpu") -> Iterator[Non
 
 
 @contextlib.contextmanager
+def preserved_torch_rng(device: str | torch.device = "cpu") -> Iterator[None]:
+    """Restore torch's global generator(s) on exit, and nothing else (cheaply).
+
+    For code that draws nothing from numpy: saving numpy's global state costs
+    about a hundred microseconds, torch's CPU generator two.
+    """
+    cpu_state = torch.get_rng_state()
+    on_cuda = torch.device(device).type == "cuda"
+    cuda_states = torch.cuda.get_rng_state_all() if on_cuda else None
+    try:
+        yield
+    finally:
+        torch.set_rng_state(cpu_state)
+        if cuda_states is not None:
+            torch.cuda.set_rng_state_all(cuda_states)
+
+
+@contextlib.contextmanager
 def preserved_global_state(device: str | torch.device = "cpu") -> Iterator[None]:
     """Leave the process as found: random states, torch's thread count and default dtype.
 
