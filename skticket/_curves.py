@@ -110,7 +110,8 @@ def _row(round_index: int, kind: str, masks, score: float, accepted: bool) -> di
 
 def _ticket(masks, start, round_index: int, kind: str) -> Ticket:
     return Ticket(masks={name: mask.copy() for name, mask in masks.items()},
-                  weights={name: start[name] for name in masks}, round=round_index, init=kind)
+                  weights={name: value.copy() for name, value in start.items()},
+                  round=round_index, init=kind)
 
 
 def _search_rows(est: BaseLotteryTicket, X_train, y_train, X_test, y_test, kinds, metric):

@@ -480,7 +480,9 @@ class BaseLotteryTicket(BaseEstimator):
         self.net_ = net
         self.winning_ticket_ = Ticket(
             masks={name: mask.copy() for name, mask in masks.items()},
-            weights={name: start[name] for name in masks},
+            # The whole start state (biases and buffers too): what training the
+            # ticket again, on this data or other, needs.
+            weights={name: value.copy() for name, value in start.items()},
             round=winning.index,
             init=self.ticket_init,
         )
@@ -793,7 +795,8 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
     Attributes
     ----------
     winning_ticket_ : Ticket
-        The mask and the weights the returned net trained from.
+        The mask and the start state (every parameter and buffer of the module)
+        the returned net trained from.
     net_ : skorch NeuralNetClassifier
         The trained net of the winning ticket (or of its baseline).
     rounds_ : list of dict
@@ -955,7 +958,8 @@ class LotteryTicketRegressor(RegressorMixin, BaseLotteryTicket):
     Attributes
     ----------
     winning_ticket_ : Ticket
-        The mask and the weights the returned net trained from.
+        The mask and the start state (every parameter and buffer of the module)
+        the returned net trained from.
     net_ : skorch NeuralNetRegressor
         The trained net of the winning ticket (or of its baseline).
     rounds_ : list of dict

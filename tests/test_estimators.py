@@ -556,3 +556,20 @@ def test_load_state_copies_by_value():
     with torch.no_grad():
         module.weight.add_(1.0)
     assert not np.allclose(module.weight.detach().numpy(), snapshot["weight"])
+
+
+def test_the_ticket_holds_the_whole_start_state(cancer):
+    X, y = cancer
+    est = LotteryTicketClassifier(small_net(), prune_fraction=0.5, target_sparsity=0.5,
+                                  random_state=0).fit(X, y)
+    ticket = est.winning_ticket_
+    state = est.net_.module_.state_dict()
+    assert set(ticket.weights) == set(state) > set(ticket.masks)
+    # Rewound to theta_0: biases as drawn, weights as drawn where they survive.
+    dense = LotteryTicketClassifier(small_net(), max_rounds=0, random_state=0).fit(X, y)
+    theta_0 = dense.winning_ticket_.weights
+    assert set(theta_0) == set(state)
+    for name, value in ticket.weights.items():
+        expected = theta_0[name] * ticket.masks[name] if name in ticket.masks else theta_0[name]
+        np.testing.assert_array_equal(value, expected)
+    assert not np.array_equal(ticket.weights["output.bias"], state["output.bias"].numpy())
