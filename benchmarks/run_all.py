@@ -27,6 +27,8 @@ SCRIPTS = {
     "compact": "bench_compact.py",        # 4: compact sparse inference
     "memory": "bench_memory.py",          # 5: peak memory vs plain skorch
     "sklearn": "bench_sklearn.py",        # 5: vs scikit-learn's MLPs
+    "predict": "bench_predict.py",        # serving 1: predict time vs MLPClassifier
+    "onnx": "bench_onnx.py",              # serving 3: ONNX graph size and onnxruntime
 }
 
 

@@ -1,0 +1,100 @@
+"""Predict time of a fitted ticket against the alternatives, side by side in one process.
+
+load_digits standardized, the default estimator (one hidden layer of 100) at
+``target_sparsity=0.9`` against scikit-learn's ``MLPClassifier`` (100 hidden
+units). On 10,000 rows (digits tiled) and on one row, medians over repeats,
+sides alternating:
+
+- the estimator's ``predict``, ``predict_proba`` and ``score`` (fixed-shape
+  blocks, rows independent of each other);
+- skorch's own ``net_.predict`` on the same trained net (a DataLoader fetching
+  rows one at a time: the estimator's path before the blocks);
+- ``compact().predict``;
+- ``MLPClassifier.predict``;
+- onnxruntime on the pipeline's ONNX graph, if the ``onnx`` extra is installed.
+
+Ratios are to ``MLPClassifier.predict`` on the same rows.
+
+    python benchmarks/bench_predict.py --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+
+import numpy as np
+from _common import add_common_args, interleaved, median, print_header, setup, table
+from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.neural_network import MLPClassifier
+from sklearn.preprocessing import StandardScaler
+
+from skticket import LotteryTicketClassifier
+
+
+def onnx_predictor(est, X):
+    try:
+        import onnxruntime as ort
+        import skl2onnx
+
+        import skticket.onnx  # noqa: F401  (registers the converters)
+    except ImportError:
+        return None
+    graph = skl2onnx.to_onnx(est, X[:1], options={id(est): {"zipmap": False}})
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(graph.SerializeToString(), options,
+                                   providers=["CPUExecutionProvider"])
+    return lambda rows: session.run(None, {"X": rows})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_common_args(parser)
+    parser.add_argument("--rows", type=int, default=10_000)
+    parser.add_argument("--one-row-calls", type=int, default=300)
+    args = parser.parse_args()
+    setup(args)
+    print_header("Predict time: estimator, skorch, compact(), MLPClassifier, onnxruntime")
+
+    X, y = load_digits(return_X_y=True)
+    X = StandardScaler().fit_transform(X).astype(np.float32)
+    est = LotteryTicketClassifier(target_sparsity=0.9, random_state=0).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        mlp = MLPClassifier(hidden_layer_sizes=(100,), random_state=0).fit(X, y)
+    compact = est.compact()
+    onnx = onnx_predictor(est, X)
+
+    X_rows = np.tile(X, (-(-args.rows // len(X)), 1))[:args.rows]
+    y_rows = np.tile(y, -(-args.rows // len(y)))[:args.rows]
+    np.testing.assert_array_equal(est.predict(X_rows), est.net_.predict(X_rows))
+
+    rows = []
+    for n, calls in [(args.rows, 1), (1, args.one_row_calls)]:
+        Xn, yn = X_rows[:n], y_rows[:n]
+
+        def repeat(fn, calls=calls):
+            return lambda: [fn() for _ in range(calls)]
+
+        sides = {
+            "estimator.predict": repeat(lambda Xn=Xn: est.predict(Xn)),
+            "estimator.predict_proba": repeat(lambda Xn=Xn: est.predict_proba(Xn)),
+            "estimator.score": repeat(lambda Xn=Xn, yn=yn: est.score(Xn, yn)),
+            "skorch net_.predict": repeat(lambda Xn=Xn: est.net_.predict(Xn)),
+            "compact().predict": repeat(lambda Xn=Xn: compact.predict(Xn)),
+            "MLPClassifier.predict": repeat(lambda Xn=Xn: mlp.predict(Xn)),
+        }
+        if onnx is not None:
+            sides["onnxruntime (estimator's graph)"] = repeat(lambda Xn=Xn: onnx(Xn))
+        wall = interleaved(sides, repeats=args.repeats)
+        reference = median(wall["MLPClassifier.predict"])
+        for name in sides:
+            rows.append([f"{n:,}", name, f"{1e3 * median(wall[name]) / calls:.3f}",
+                         f"{median(wall[name]) / reference:.2f}"])
+    print(table(["rows", "side", "ms per call", "/ MLPClassifier.predict"], rows))
+
+
+if __name__ == "__main__":
+    main()
