@@ -33,9 +33,10 @@ from sklearn.preprocessing import StandardScaler
 from skorch import NeuralNetClassifier
 from torch import nn
 
-import skticket._estimators as estimators_module
+import skticket._session as session_module
 from skticket import MLP, LotteryTicketClassifier
 from skticket._cache import round_key
+from skticket._training import TrainingSpec
 
 GRID = [0.5, 0.8, 0.9, 0.95]
 
@@ -61,7 +62,7 @@ class Counter:
 
     def __init__(self) -> None:
         self.calls = 0
-        self.real = estimators_module.train_round
+        self.real = session_module.train_round
 
     def __call__(self, *args, **kwargs):
         self.calls += 1
@@ -92,7 +93,7 @@ def main() -> None:
         return LotteryTicketClassifier(net, prune_fraction=0.2, random_state=0, memory=memory)
 
     counter = Counter()
-    estimators_module.train_round = counter
+    session_module.train_round = counter
     counts: dict[str, list[int]] = {}
     scores: dict[str, np.ndarray] = {}
     dirs: list[str] = []
@@ -121,7 +122,7 @@ def main() -> None:
     finally:
         for location in dirs:
             shutil.rmtree(location, ignore_errors=True)
-        estimators_module.train_round = counter.real
+        session_module.train_round = counter.real
 
     single, single_cpu = times["single candidate [0.95]"], cpu["single candidate [0.95]"]
     rows = []
@@ -139,12 +140,13 @@ def main() -> None:
     est = estimator().set_params(max_rounds=0)
     X_fold, y_fold = X[: len(X) * (args.cv - 1) // args.cv], y[: len(y) * (args.cv - 1) // args.cv]
     est.fit(X_fold, y_fold)
-    search_state = est._search_state_
+    spec = TrainingSpec(est._session_.template, X_fold, y_fold,
+                        start=est._search_state_.rewind_state, masks=est._search_state_.masks,
+                        seed=0)
     tic = time.perf_counter()
     n = 20
     for _ in range(n):
-        round_key(search_state.template, X_fold, y_fold, start=search_state.rewind_state,
-                  masks=search_state.masks, seed=0, capture_step=0)
+        round_key(spec)
     hashing = (time.perf_counter() - tic) / n
     training = est.rounds_[0]["seconds"]
     print(f"hashing one round's key: {1e3 * hashing:.2f} ms; training one round: "

@@ -34,7 +34,8 @@ from _common import (
 from sklearn.base import clone
 from skorch import NeuralNet
 
-import skticket._estimators as estimators
+import skticket._search as search
+import skticket._session as session
 import skticket._training as training
 from skticket import LotteryTicketClassifier
 
@@ -54,16 +55,16 @@ def estimator(net, args) -> LotteryTicketClassifier:
 # Where a fit's time goes: (owner, attribute, label). Wrapped with a timer for
 # one fit only; a timer costs well under a microsecond per call.
 _TIMED = [
-    (estimators, "train_round", "train_round (whole round)"),
+    (session, "train_round", "train_round (whole round)"),
     (NeuralNet, "partial_fit", "  skorch's training loop (partial_fit)"),
     (training.ApplyMasks, "apply", "    mask multiply after each step (ApplyMasks.apply)"),
     (NeuralNet, "initialize", "  skorch initialize() (module, optimizer, callbacks)"),
     (training, "load_state", "  start weights into the module (load_state)"),
     (training.ApplyMasks, "on_train_begin", "  masks to tensors (ApplyMasks.on_train_begin)"),
-    (estimators, "magnitude_prune", "ranking and new masks (magnitude_prune)"),
-    (estimators, "rewound_weights", "rewound start state (rewound_weights)"),
-    (estimators, "prunable_weights", "trained weights copy (prunable_weights)"),
-    (estimators, "initialized_net", "theta_0 net (initialized_net, once)"),
+    (search, "magnitude_prune", "ranking and new masks (magnitude_prune)"),
+    (search, "rewound_weights", "rewound start state (rewound_weights)"),
+    (search, "prunable_weights", "trained weights copy (prunable_weights)"),
+    (session, "initialized_net", "theta_0 net (initialized_net, once)"),
 ]
 
 

@@ -24,6 +24,7 @@ trained again and the entry rewritten.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import inspect
@@ -37,7 +38,6 @@ import sklearn
 import skorch
 import torch
 from joblib.hashing import NumpyHasher
-from skorch import NeuralNet
 from skorch.history import History
 
 from . import _mlp, _rng, _training
@@ -47,6 +47,7 @@ from ._training import (
     ApplyMasks,
     RoundResult,
     State,
+    TrainingSpec,
     epoch_train_loss,
     load_state,
     module_state,
@@ -56,7 +57,7 @@ from ._training import (
 
 # Bump when the stored payload or the key's layout changes: old entries are
 # then simply never found again.
-_FORMAT = 2
+_FORMAT = 3
 
 # Code whose behaviour the versions in every key already pin down: only the
 # user's own classes and functions are hashed by their source.
@@ -171,17 +172,8 @@ _ENVIRONMENT = (
 )
 
 
-def round_key(
-    template: NeuralNet,
-    X: np.ndarray,
-    y: np.ndarray,
-    *,
-    start: Mapping[str, np.ndarray],
-    masks: Mapping[str, np.ndarray] | None,
-    seed: int,
-    capture_step: int,
-) -> str:
-    """The key of one round: a hash of every input of its training.
+def round_key(spec: TrainingSpec) -> str:
+    """The key of one training: a hash of every field of its :class:`TrainingSpec`.
 
     The net enters through its class and ``get_params(deep=False)``: module,
     its ``module__*`` arguments (a module instance by its weights), criterion,
@@ -189,26 +181,24 @@ def round_key(
     and the rest. The default dtype is included because it decides the dtype
     in which a module class builds its weights.
     """
+    fields = {field.name: getattr(spec, field.name) for field in dataclasses.fields(spec)}
+    template = fields.pop("template")
     return content_hash({
         "environment": _ENVIRONMENT,
         "net_class": type(template),
         "net_params": template.get_params(deep=False),
         "default_dtype": str(torch.get_default_dtype()),
-        "X": X,
-        "y": y,
-        "start": dict(start),
-        "masks": None if masks is None else dict(masks),
-        "seed": int(seed),
-        "capture_step": int(capture_step),
+        **{name: dict(value) if isinstance(value, Mapping) else value
+           for name, value in fields.items()},
     })
 
 
 class _Job:
     """One round's training, handed to the cached function but not hashed."""
 
-    def __init__(self, train, inputs: dict) -> None:
+    def __init__(self, train, spec: TrainingSpec) -> None:
         self.train = train
-        self.inputs = inputs
+        self.spec = spec
         self.result: RoundResult | None = None
 
     def __repr__(self) -> str:  # joblib's verbose output prints the call
@@ -220,7 +210,7 @@ def _trained_round(key: str, job: _Job) -> dict:
 
     ``key`` alone names the entry; ``job`` is excluded from joblib's hash.
     """
-    job.result = job.train(**job.inputs)
+    job.result = job.train(job.spec)
     net = job.result.net
     return {
         "state": module_state(net.module_),
@@ -239,8 +229,7 @@ class _BrokenEntry(Exception):
     """A stored entry that does not hold a complete, finite round."""
 
 
-def _restore(template: NeuralNet, masks, seed: int, capture_step: int,
-             payload) -> CachedRoundResult:
+def _restore(spec: TrainingSpec, payload) -> CachedRoundResult:
     """The trained net of a stored round, built as :func:`train_round` builds it.
 
     Raises :class:`_BrokenEntry` if the payload is not what
@@ -248,9 +237,9 @@ def _restore(template: NeuralNet, masks, seed: int, capture_step: int,
     """
     try:
         # The masks stay attached, so that further training of the net holds them.
-        net = with_callbacks(
-            template, [] if masks is None else [(_MASK_CALLBACK, ApplyMasks(masks))])
-        with seeded(seed, net.device):
+        net = with_callbacks(spec.template, [] if spec.masks is None
+                             else [(_MASK_CALLBACK, ApplyMasks(spec.masks))])
+        with seeded(spec.seed, net.device):
             net.initialize()
         load_state(net.module_, _copy_state(payload["state"]))
         net.history = History(payload["history"])
@@ -260,8 +249,9 @@ def _restore(template: NeuralNet, masks, seed: int, capture_step: int,
     except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as error:
         raise _BrokenEntry(f"{type(error).__name__}: {error}") from error
     problem = non_finite_values(net.module_, train_loss)
-    if problem is None and (rewind_point is None) != (capture_step == 0):
-        problem = "the rewind point is missing" if capture_step else "an unasked rewind point"
+    if problem is None and (rewind_point is None) != (spec.capture_step == 0):
+        problem = ("the rewind point is missing" if spec.capture_step
+                   else "an unasked rewind point")
     if problem is not None:
         raise _BrokenEntry(problem)
     return CachedRoundResult(net=net, rewind_point=rewind_point, seconds=seconds,
@@ -269,18 +259,9 @@ def _restore(template: NeuralNet, masks, seed: int, capture_step: int,
 
 
 def cached_train_round(
-    memory,
-    train: Callable[..., RoundResult],
-    *,
-    template: NeuralNet,
-    X: np.ndarray,
-    y: np.ndarray,
-    start: Mapping[str, np.ndarray],
-    masks: Mapping[str, np.ndarray] | None,
-    seed: int,
-    capture_step: int = 0,
+    memory, train: Callable[[TrainingSpec], RoundResult], spec: TrainingSpec
 ) -> RoundResult:
-    """``train(**inputs)`` (:func:`train_round`) through ``memory`` (a ``joblib.Memory``).
+    """``train(spec)`` (:func:`train_round`) through ``memory`` (a ``joblib.Memory``).
 
     Returns the freshly trained round on a miss (after storing it), or a
     :class:`CachedRoundResult` rebuilt from the store on a hit. Two processes
@@ -289,16 +270,14 @@ def cached_train_round(
     ``train`` raises (a Ctrl-C, a diverged training) propagates and nothing
     is stored; a broken entry is trained again and overwritten.
     """
-    inputs = dict(template=template, X=X, y=y, start=start, masks=masks, seed=seed,
-                  capture_step=capture_step)
-    key = round_key(**inputs)
-    job = _Job(train, inputs)
+    key = round_key(spec)
+    job = _Job(train, spec)
     cached = memory.cache(_trained_round, ignore=["job"])
     payload = cached(key, job)
     if job.result is not None:
         return job.result
     try:
-        return _restore(template, masks, seed, capture_step, payload)
+        return _restore(spec, payload)
     except _BrokenEntry as broken:
         warnings.warn(f"A stored round in memory is broken ({broken}); training it again "
                       "and overwriting the entry.", UserWarning, stacklevel=2)

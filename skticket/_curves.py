@@ -15,11 +15,12 @@ from numbers import Integral
 from typing import Any
 
 import numpy as np
-from sklearn.base import ClassifierMixin, clone
+from sklearn.base import clone
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import validate_data
 
 from ._estimators import BaseLotteryTicket
+from ._search import SEARCHES, SearchState
 from ._ticket import Ticket
 
 __all__ = ["plot_ticket_curve", "summarize_ticket_curve", "ticket_curve"]
@@ -71,29 +72,6 @@ def _check_tickets(tickets: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(tickets))
 
 
-def _scorer(estimator: BaseLotteryTicket, y_test, metric):
-    """``net -> score`` on the test set, in the estimator's metric or the user's.
-
-    Without ``metric`` the score is the estimator's own (accuracy or R^2), in
-    the encoded target space the nets train in. A ``metric`` sees the labels
-    (or the 1-d target) as the user gave them, as ``estimator.score`` would.
-    """
-    if metric is None:
-        y_encoded = estimator._encode_target(np.asarray(y_test), reset=False)
-        return lambda net, X: float(
-            estimator._score_encoded(y_encoded, estimator._predict_encoded(net, X)))
-
-    def score(net, X):
-        pred = estimator._predict_encoded(net, X)
-        if isinstance(estimator, ClassifierMixin):
-            pred = estimator.classes_[pred]
-        elif estimator._target_is_1d_:
-            pred = pred.ravel()
-        return float(metric(y_test, pred))
-
-    return score
-
-
 def _row(round_index: int, kind: str, masks, score: float, accepted: bool) -> dict:
     n_prunable = sum(mask.size for mask in masks.values())
     active = int(sum(np.count_nonzero(mask) for mask in masks.values()))
@@ -119,28 +97,25 @@ def _search_rows(est: BaseLotteryTicket, X_train, y_train, X_test, y_test, kinds
 
     Yields ``(row, ticket)`` pairs, the dense net first (as the round-0 ticket).
     """
-    # Validation, target encoding and the search: the same steps as fit.
-    X, y = est._validate_fit_data(X_train, y_train)
-    y = est._encode_target(y, reset=True)
-    search, data = est._start_search(X, y)
+    # The search fit runs: the same session, rule and search, round by round.
+    session, rule = est._open_search(X_train, y_train)
+    state = SearchState.start(session)
     # Not est._validated_X: that one insists on a fitted estimator.
     X_scored = validate_data(est, X_test, reset=False, dtype=[np.float32, np.float64])
     X_scored = X_scored.astype(np.float32, copy=False)
-    score = _scorer(est, y_test, metric)
-    for trained in est._imp_rounds(search, data):
+    score = est._net_scorer(y_test, metric)
+    for trained in SEARCHES["imp"](session, rule, state):
         if trained.index == 0:
             yield (_row(0, "dense", trained.masks, score(trained.result.net, X_scored), True),
                    _ticket(trained.masks, trained.start, 0, "rewind"))
             continue
         for kind in kinds:
-            if kind == "rewind":
-                masks, start, net = trained.masks, trained.start, trained.result.net
-            else:
-                masks, start, result = est._baseline(search, data, trained.masks,
-                                                     trained.index, kind)
-                net = result.net
-            row = _row(trained.index, kind, masks, score(net, X_scored), trained.accepted)
-            yield row, _ticket(masks, start, trained.index, kind)
+            ticket = (trained if kind == "rewind"
+                      else session.baseline(trained.masks, trained.index, kind))
+            row = _row(trained.index, kind, ticket.masks, score(ticket.result.net, X_scored),
+                       trained.accepted)
+            yield row, _ticket(ticket.masks, ticket.start, trained.index, kind)
+
 
 def ticket_curve(
     estimator: BaseLotteryTicket,

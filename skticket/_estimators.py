@@ -8,8 +8,8 @@ import copy
 import inspect
 import os
 import warnings
+from abc import ABCMeta, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from numbers import Integral, Real
 
 import numpy as np
@@ -24,7 +24,7 @@ from sklearn.utils.validation import check_is_fitted, check_memory, validate_dat
 from skorch import NeuralNet, NeuralNetBinaryClassifier, NeuralNetClassifier, NeuralNetRegressor
 from torch import nn
 
-from ._cache import CachedRoundResult, cached_train_round, content_hash
+from ._cache import content_hash
 from ._compact import (
     BATCH_SIZE,
     CSR_MIN_SPARSITY,
@@ -34,26 +34,10 @@ from ._compact import (
 )
 from ._mlp import MLP
 from ._predict import predict_outputs
-from ._pruning import (
-    magnitude_prune,
-    n_active,
-    permute_masks,
-    rewound_weights,
-    sparsity,
-    target_active_count,
-)
-from ._rng import draw_seeds, preserved_global_state, round_seed
+from ._rng import draw_seeds, preserved_global_state
+from ._search import SEARCHES, PruningRule, SearchState, prune_once
+from ._session import Data, Round, Session
 from ._ticket import Ticket
-from ._training import (
-    RoundResult,
-    State,
-    initial_state,
-    initialized_net,
-    module_state,
-    prunable_parameters,
-    prunable_weights,
-    train_round,
-)
 from .exceptions import FitInterruptedWarning, TrainingDivergedError, TrainingDivergedWarning
 
 __all__ = ["BaseLotteryTicket", "LotteryTicketClassifier", "LotteryTicketRegressor"]
@@ -70,49 +54,6 @@ _DEFAULT_NET_PARAMS = dict(
     train_split=None,
     verbose=0,
 )
-
-
-@dataclass
-class _SearchState:
-    """Where the search stands: the winning ticket so far and what the next round needs.
-
-    Kept after ``fit`` (without the data) so that ``prune`` can go on from it.
-    """
-
-    template: NeuralNet
-    prunable: list[str]
-    rewind_state: State
-    masks: dict[str, np.ndarray]
-    trained_weights: State
-    seeds: dict[str, int]
-    round: int
-    next_round: int
-    # What the estimator's parameters that define the starting point were at
-    # fit (see BaseLotteryTicket._start_point): prune() refuses to go on from
-    # a search those parameters no longer describe.
-    start_point: dict[str, str]
-
-
-@dataclass
-class _Data:
-    """The training data of a fit, and the held-out part when ``score_tolerance`` is set."""
-
-    X_train: np.ndarray
-    y_train: np.ndarray
-    X_valid: np.ndarray | None = None
-    y_valid: np.ndarray | None = None
-
-
-@dataclass
-class _Round:
-    """One trained round: its masks, the state it trained from, the result."""
-
-    index: int
-    masks: dict[str, np.ndarray]
-    start: State
-    result: RoundResult
-    record: dict
-    accepted: bool = True
 
 
 def _accepts(module, name: str) -> bool:
@@ -155,7 +96,7 @@ def _is_nll(criterion) -> bool:
     )
 
 
-class BaseLotteryTicket(BaseEstimator):
+class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
     """Shared machinery of the two estimators; use one of them."""
 
     _parameter_constraints: dict = {
@@ -216,19 +157,25 @@ class BaseLotteryTicket(BaseEstimator):
     _default_net_class: type[NeuralNet]
     _rejected_nets: tuple[type[NeuralNet], ...]
 
+    @abstractmethod
     def _encode_target(self, y: np.ndarray, reset: bool) -> np.ndarray:
         """The target as the net trains on it; with ``reset``, learn its encoding."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _n_outputs(self) -> int:
-        raise NotImplementedError
+        """Outputs of the module: classes, or targets."""
 
+    @abstractmethod
     def _predict_encoded(self, net: NeuralNet, X: np.ndarray) -> np.ndarray:
         """Predictions of ``net`` in the encoded target space."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _score_encoded(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
-        raise NotImplementedError
+        """The estimator's score (accuracy, R^2) in the encoded target space."""
+
+    @abstractmethod
+    def _compact_predictor(self, module, batch_size: int):
+        """The compact predictor of this kind of estimator around ``module``."""
 
     def _module_defaults(self, net: NeuralNet) -> dict:
         return {}
@@ -273,104 +220,67 @@ class BaseLotteryTicket(BaseEstimator):
                 )
         return fractions
 
-    def _split(self, X, y, seeds) -> _Data:
+    def _split(self, X, y, seeds) -> Data:
         if self.score_tolerance is None:
-            return _Data(X, y)
+            return Data(X, y)
         stratify = y if isinstance(self, ClassifierMixin) else None
         X_train, X_valid, y_train, y_valid = train_test_split(
             X, y, test_size=self.validation_fraction, stratify=stratify,
             random_state=seeds["split"],
         )
-        return _Data(X_train, y_train, X_valid, y_valid)
+        return Data(X_train, y_train, X_valid, y_valid)
 
-    def _train(self, search: _SearchState, data: _Data, *, start: State, masks,
-               round_index: int, capture_step: int = 0) -> RoundResult:
-        """Every training of a fit goes through here (one code path, any search)."""
-        inputs = dict(
-            template=search.template, X=data.X_train, y=data.y_train, start=start, masks=masks,
-            seed=round_seed(search.seeds["data"], round_index), capture_step=capture_step,
-        )
-        try:
-            # Without a random_state no two fits share a round, so nothing is stored.
-            if self.memory is None or self.random_state is None:
-                return train_round(**inputs)
-            return cached_train_round(self._memory(), train_round, **inputs)
-        except TrainingDivergedError as error:
-            raise self._diverged(error, search.template, round_index) from error
-
-    @staticmethod
-    def _diverged(error: TrainingDivergedError, template: NeuralNet,
-                  round_index: int) -> TrainingDivergedError:
-        optimizer = getattr(template.optimizer, "__name__", type(template.optimizer).__name__)
-        diverged = TrainingDivergedError(
-            f"round {round_index}: training produced non-finite values ({error}). The likely "
-            f"cause is the net's optimizer, {optimizer} with lr={template.lr}: lower the "
-            "learning rate, or standardize the inputs (and a regression target)."
-        )
-        diverged.round = round_index
-        return diverged
-
-    def _memory(self) -> Memory:
+    def _round_memory(self) -> Memory | None:
+        """Where trained rounds are kept; without a random_state no two fits share a
+        round, so nothing is."""
+        if self.memory is None or self.random_state is None:
+            return None
         memory = self.memory
         return check_memory(os.fspath(memory) if isinstance(memory, os.PathLike) else memory)
 
-    def _run_round(self, search: _SearchState, data: _Data, masks, round_index: int,
-                   capture_step: int = 0) -> _Round:
-        start = rewound_weights(search.rewind_state, masks)
-        result = self._train(search, data, start=start, masks=masks, round_index=round_index,
-                             capture_step=capture_step)
-        return _Round(round_index, masks, start, result,
-                      self._record(round_index, masks, result, data))
+    def _held_out_score(self, net: NeuralNet, X: np.ndarray, y: np.ndarray) -> float:
+        return float(self._score_encoded(y, self._predict_encoded(net, X)))
 
-    def _record(self, round_index, masks, result: RoundResult, data: _Data) -> dict:
-        valid_score = None
-        if data.X_valid is not None:
-            valid_score = float(self._score_encoded(
-                data.y_valid, self._predict_encoded(result.net, data.X_valid)))
-        record = {
-            "round": round_index,
-            "sparsity": sparsity(masks),
-            "n_active": n_active(masks),
-            "train_loss": result.train_loss,
-            "valid_score": valid_score,
-            "epochs": len(result.net.history),
-            "seconds": result.seconds,
-            "cached": isinstance(result, CachedRoundResult),
-        }
-        if self.verbose:
-            score = "" if valid_score is None else f", valid score {valid_score:.4f}"
-            loss = record["train_loss"]
-            loss = "" if loss is None else f", train loss {loss:.4g}"
-            if record["cached"]:
-                score += " (from memory)"
-            print(
-                f"[{type(self).__name__}] round {round_index}: sparsity "
-                f"{record['sparsity']:.4f}, {record['n_active']} weights active"
-                f"{loss}{score}, {result.seconds:.2f}s"
-            )
-        return record
-
-    def _start_search(self, X, y) -> tuple[_SearchState, _Data]:
-        """Seeds, the held-out split, the sized net and theta_0: everything before round 0."""
-        seeds = draw_seeds(self.random_state)
-        data = self._split(X, y, seeds)
-        template = self._sized_template(X.shape[1])
-        initial_net = initialized_net(template, seeds["init"])
-        theta_0 = module_state(initial_net.module_)
-        names = prunable_parameters(initial_net.module_, self.prunable)
-        self._check_layer_fractions(names)
-        search = _SearchState(
-            template=template,
-            prunable=names,
-            rewind_state=theta_0,
-            masks={name: np.ones(theta_0[name].shape, dtype=bool) for name in names},
-            trained_weights={},
-            seeds=seeds,
-            round=0,
-            next_round=0,
-            start_point=self._start_point(),
+    def _pruning_rule(self, prunable: list[str]) -> PruningRule:
+        """The pruning parameters as they are now (``prune()`` reads them when it runs)."""
+        return PruningRule(
+            prune_fraction=self.prune_fraction, scope=self.scope,
+            layer_fractions=self._check_layer_fractions(prunable),
+            min_weights=self.min_weights_per_layer, target_sparsity=self.target_sparsity,
+            max_rounds=self.max_rounds, score_tolerance=self.score_tolerance,
+            rewind_step=self.rewind_step,
         )
-        return search, data
+
+    def _open_search(self, X, y) -> tuple[Session, PruningRule]:
+        """Validate and encode the data, and open the session and rule of a new search.
+
+        Sets ``n_features_in_`` and the target encoding (``classes_``,
+        ``n_outputs_``). The one entry point of a search, shared by ``fit`` and
+        :func:`skticket.ticket_curve`.
+        """
+        X, y = self._validate_fit_data(X, y)
+        y = self._encode_target(y, reset=True)
+        seeds = draw_seeds(self.random_state)
+        session = Session(self._sized_template(X.shape[1]), self._split(X, y, seeds), seeds,
+                          prunable=self.prunable, memory=self._round_memory(),
+                          scorer=self._held_out_score)
+        return session, self._pruning_rule(session.prunable)
+
+    def _net_scorer(self, y, metric=None) -> Callable[[NeuralNet, np.ndarray], float]:
+        """``score(net, X)`` of a trained net against ``y``, as the user gave it.
+
+        Without ``metric``, the estimator's own score (accuracy or R^2); a
+        ``metric(y_true, y_pred)`` sees the labels (or the 1-d target) as the
+        user gave them, as ``score`` would. Used by :func:`skticket.ticket_curve`.
+        """
+        if metric is None:
+            y_encoded = self._encode_target(np.asarray(y), reset=False)
+            return lambda net, X: self._held_out_score(net, X, y_encoded)
+        return lambda net, X: float(metric(y, self._decode(self._predict_encoded(net, X))))
+
+    @abstractmethod
+    def _decode(self, predictions: np.ndarray) -> np.ndarray:
+        """Encoded predictions as ``predict`` returns them."""
 
     def _start_point(self) -> dict[str, str]:
         """A hash of each parameter that decides where a search starts from.
@@ -394,100 +304,37 @@ class BaseLotteryTicket(BaseEstimator):
                            for name, value in self.net.get_params(deep=False).items()})
         return {name: content_hash(value) for name, value in values.items()}
 
-    def _next_masks(self, search: _SearchState, target_n_active: int | None = None):
-        """The masks one round of magnitude pruning leaves, or None if nothing can go."""
-        masks = magnitude_prune(
-            search.trained_weights, search.masks, fraction=self.prune_fraction,
-            scope=self.scope, layer_fractions=self._check_layer_fractions(search.prunable),
-            min_weights=self.min_weights_per_layer, target_n_active=target_n_active,
+    def _report(self, trained: Round) -> None:
+        if not self.verbose:
+            return
+        record = trained.record
+        score, loss = record["valid_score"], record["train_loss"]
+        score = "" if score is None else f", valid score {score:.4f}"
+        loss = "" if loss is None else f", train loss {loss:.4g}"
+        if record["cached"]:
+            score += " (from memory)"
+        print(
+            f"[{type(self).__name__}] round {record['round']}: sparsity "
+            f"{record['sparsity']:.4f}, {record['n_active']} weights active"
+            f"{loss}{score}, {record['seconds']:.2f}s"
         )
-        return None if n_active(masks) == n_active(search.masks) else masks
 
-    def _accept(self, search: _SearchState, trained: _Round) -> None:
-        """Make ``trained`` the winning ticket of the search."""
-        search.masks = trained.masks
-        search.trained_weights = prunable_weights(trained.result.net, search.prunable)
-        search.round = trained.index
-
-    def _imp_rounds(self, search: _SearchState, data: _Data) -> Iterator[_Round]:
-        """Iterative magnitude pruning, one trained round at a time.
-
-        Yields the dense round, then each ticket as it is trained; ``search``
-        always describes the winning ticket so far (``_Round.accepted``). Stops
-        after the round that meets a stopping rule, or the first round out of
-        score tolerance (which is yielded, not accepted).
-        """
-        dense = self._run_round(search, data, search.masks, 0, capture_step=self.rewind_step)
-        if self.rewind_step > 0:
-            if dense.result.rewind_point is None:
-                steps = sum(dense.result.net.history[:, "train_batch_count"])
-                raise ValueError(
-                    f"rewind_step={self.rewind_step} is beyond the {steps} optimizer steps "
-                    "of the dense training; lower rewind_step or train for more epochs."
-                )
-            # Late resetting: one snapshot, taken once, for every later round.
-            search.rewind_state = dense.result.rewind_point
-        self._accept(search, dense)
-        search.next_round = 1
-        yield dense
-
-        n_prunable = sum(mask.size for mask in search.masks.values())
-        target = (None if self.target_sparsity is None
-                  else target_active_count(n_prunable, self.target_sparsity))
-        dense_score = dense.record["valid_score"]
-        while not (
-            (self.max_rounds is not None and search.round >= self.max_rounds)
-            or (target is not None and n_active(search.masks) <= target)
-        ):
-            masks = self._next_masks(search, target)
-            if masks is None:
-                return  # every layer is at its floor
-            trained = self._run_round(search, data, masks, search.next_round)
-            search.next_round += 1
-            score = trained.record["valid_score"]
-            trained.accepted = (self.score_tolerance is None
-                                or score >= dense_score - self.score_tolerance)
-            if trained.accepted:
-                self._accept(search, trained)
-            yield trained
-            if not trained.accepted:
-                return  # the previous ticket was the sparsest within tolerance
-
-    def _baseline(self, search: _SearchState, data: _Data, masks, round_index: int,
-                  kind: str) -> tuple[dict, State, RoundResult]:
-        """Train the random-ticket baseline ``kind`` ("reinit" or "permute") of ``masks``.
-
-        Fresh weights (the same for both kinds); ``"permute"`` also shuffles each
-        layer's mask over its flattened matrix. Data order is the round's own, so
-        the baseline differs from the ticket only in what it tests.
-        """
-        fresh = initial_state(
-            search.template, round_seed(search.seeds["reinit"], round_index), fresh=True)
-        if kind == "permute":
-            rng = np.random.default_rng(round_seed(search.seeds["permute"], round_index))
-            masks = permute_masks(masks, rng)
-        start = rewound_weights(fresh, masks)
-        result = self._train(search, data, start=start, masks=masks, round_index=round_index)
-        return masks, start, result
-
-    def _finish(self, search: _SearchState, data: _Data, winning: _Round) -> None:
+    def _finish(self, session: Session, state: SearchState, winning: Round) -> None:
         """Train the baseline ticket if asked for, and set the fitted attributes."""
-        masks, start, net = winning.masks, winning.start, winning.result.net
         if self.ticket_init != "rewind":
-            masks, start, result = self._baseline(search, data, masks, winning.index,
-                                                  self.ticket_init)
-            net = result.net
-        self.net_ = net
+            winning = session.baseline(winning.masks, winning.index, self.ticket_init)
+        self.net_ = winning.result.net
         self.winning_ticket_ = Ticket(
-            masks={name: mask.copy() for name, mask in masks.items()},
+            masks={name: mask.copy() for name, mask in winning.masks.items()},
             # The whole start state (biases and buffers too): what training the
             # ticket again, on this data or other, needs.
-            weights={name: value.copy() for name, value in start.items()},
+            weights={name: value.copy() for name, value in winning.start.items()},
             round=winning.index,
             init=self.ticket_init,
         )
         # The search itself is kept (without data) so that prune() can go on.
-        self._search_state_ = search
+        self._session_ = session.detached()
+        self._search_state_ = state
 
     # --- the public API -------------------------------------------------------
 
@@ -540,21 +387,22 @@ class BaseLotteryTicket(BaseEstimator):
             A pruning round diverged; the search stopped before it.
         """
         with _all_or_nothing(self), preserved_global_state(self._device()):
-            X, y = self._validate_fit_data(X, y)
-            y = self._encode_target(y, reset=True)
-            search, data = self._start_search(X, y)
+            session, rule = self._open_search(X, y)
+            state = SearchState.start(session)
             rounds, winning = [], None
             try:
-                for trained in self._imp_rounds(search, data):
+                for trained in SEARCHES["imp"](session, rule, state):
                     rounds.append(trained.record)
+                    self._report(trained)
                     if trained.accepted:
                         winning = trained
             except (KeyboardInterrupt, TrainingDivergedError) as stop:
                 if winning is None:  # not even the dense round completed: nothing to keep
                     raise
-                self._warn_stopped(stop, search.next_round, winning.index)
+                self._warn_stopped(stop, state.next_round, winning.index)
             self.rounds_ = rounds
-            self._finish(search, data, winning)
+            self._start_point_ = self._start_point()
+            self._finish(session, state, winning)
         return self
 
     def _device(self) -> str:
@@ -607,29 +455,29 @@ class BaseLotteryTicket(BaseEstimator):
         """
         check_is_fitted(self)
         with _all_or_nothing(self), preserved_global_state(self._device()):
+            self._check_start_point()
             X, y = self._validate_fit_data(X, y, reset=False)
             y = self._encode_target(y, reset=False)
+            session = self._session_.attached(
+                self._split(X, y, self._session_.seeds), memory=self._round_memory(),
+                scorer=self._held_out_score)
             # A copy: the fitted search stays as it is unless this round completes.
-            search = copy.copy(self._search_state_)
-            self._check_start_point(search)
-            data = self._split(X, y, search.seeds)
-            masks = self._next_masks(search)
-            if masks is None:
+            state = copy.copy(self._search_state_)
+            trained = prune_once(session, self._pruning_rule(session.prunable), state)
+            if trained is None:
                 warnings.warn(
                     "Every pruned layer is at min_weights_per_layer; prune() removed nothing.",
                     UserWarning, stacklevel=3,
                 )
                 return self
-            trained = self._run_round(search, data, masks, search.next_round)
-            search.next_round += 1
-            self._accept(search, trained)
+            self._report(trained)
             self.rounds_ = [*self.rounds_, trained.record]
-            self._finish(search, data, trained)
+            self._finish(session, state, trained)
         return self
 
-    def _check_start_point(self, search: _SearchState) -> None:
+    def _check_start_point(self) -> None:
         now = self._start_point()
-        for name, value in search.start_point.items():
+        for name, value in self._start_point_.items():
             if now.get(name) != value:
                 raise ValueError(
                     f"{name} changed since fit, and it decides where the search starts from "
@@ -696,9 +544,6 @@ class BaseLotteryTicket(BaseEstimator):
         module = compact_module(self.net_.module_, self.winning_ticket_.masks,
                                 sparse_threshold=sparse_threshold)
         return self._compact_predictor(module, int(batch_size))
-
-    def _compact_predictor(self, module, batch_size):
-        raise NotImplementedError
 
     def _validate_fit_data(self, X, y, reset: bool = True):
         X, y = validate_data(
@@ -866,6 +711,9 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
     def _score_encoded(self, y_true, y_pred):
         return accuracy_score(y_true, y_pred)
 
+    def _decode(self, predictions):
+        return self.classes_[predictions]
+
     def _compact_predictor(self, module, batch_size):
         return CompactClassifier(module, classes=self.classes_,
                                  n_features_in=self.n_features_in_,
@@ -903,8 +751,7 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
         -------
         ndarray of shape (n_samples,)
         """
-        proba = self.predict_proba(X)
-        return self.classes_[proba.argmax(axis=1)]
+        return self._decode(self.predict_proba(X).argmax(axis=1))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -1010,6 +857,9 @@ class LotteryTicketRegressor(RegressorMixin, BaseLotteryTicket):
     def _score_encoded(self, y_true, y_pred):
         return r2_score(y_true, y_pred)
 
+    def _decode(self, predictions):
+        return predictions.ravel() if self._target_is_1d_ else predictions
+
     def _compact_predictor(self, module, batch_size):
         return CompactRegressor(module, n_features_in=self.n_features_in_,
                                 nonlinearity=self.net_._get_predict_nonlinearity(),
@@ -1027,8 +877,7 @@ class LotteryTicketRegressor(RegressorMixin, BaseLotteryTicket):
         ndarray of shape (n_samples,) or (n_samples, n_targets)
         """
         X = self._validated_X(X)
-        y = self._predict_encoded(self.net_, X)
-        return y.ravel() if self._target_is_1d_ else y
+        return self._decode(self._predict_encoded(self.net_, X))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -363,22 +363,14 @@ class RoundResult:
     train_loss: float | None
 
 
-def train_round(
-    template: NeuralNet,
-    X: np.ndarray,
-    y: np.ndarray,
-    *,
-    start: Mapping[str, np.ndarray],
-    masks: Mapping[str, np.ndarray] | None,
-    seed: int,
-    capture_step: int = 0,
-) -> RoundResult:
-    """Train a fresh clone of ``template`` from ``start`` with ``masks`` held.
+@dataclass(frozen=True, eq=False)
+class TrainingSpec:
+    """Everything that decides one training: what :func:`train_round` takes and the cache hashes.
 
-    A training either completes or raises: what it returns is always a
-    finished, finite round, safe to keep and to store.
+    A new kind of training is a new field here (with a default that keeps
+    every other training as it is), never a second training loop.
 
-    Parameters
+    Attributes
     ----------
     template : skorch NeuralNet
         Unfitted, already sized for the data.
@@ -389,10 +381,26 @@ def train_round(
     masks : dict of str to bool ndarray or None
         Pruned parameters and their masks; ``None`` trains dense.
     seed : int
-        Seeds the net's random draws (data order, dropout) for this round; the
-        global random state is restored afterwards.
+        Seeds the net's random draws (data order, dropout) for this training;
+        the global random state is restored afterwards.
     capture_step : int, default=0
         If positive, also return the weights after that many optimizer steps.
+    """
+
+    template: NeuralNet
+    X: np.ndarray
+    y: np.ndarray
+    start: Mapping[str, np.ndarray]
+    masks: Mapping[str, np.ndarray] | None
+    seed: int
+    capture_step: int = 0
+
+
+def train_round(spec: TrainingSpec) -> RoundResult:
+    """Train a fresh clone of ``spec.template`` from ``spec.start`` with ``spec.masks`` held.
+
+    A training either completes or raises: what it returns is always a
+    finished, finite round, safe to keep and to store.
 
     Raises
     ------
@@ -403,20 +411,20 @@ def train_round(
         The training loss or the trained weights are not finite.
     """
     extra = []
-    if masks is not None:
-        extra.append((_MASK_CALLBACK, ApplyMasks(masks)))
-    if capture_step > 0:
-        extra.append((_CAPTURE_CALLBACK, CaptureRewindPoint(capture_step)))
-    net = with_callbacks(template, extra)
+    if spec.masks is not None:
+        extra.append((_MASK_CALLBACK, ApplyMasks(spec.masks)))
+    if spec.capture_step > 0:
+        extra.append((_CAPTURE_CALLBACK, CaptureRewindPoint(spec.capture_step)))
+    net = with_callbacks(spec.template, extra)
     fetch_batches = _fetches_batches(net)
     tic = time.perf_counter()
-    with seeded(seed, net.device), _watching_sigint() as sigint:
+    with seeded(spec.seed, net.device), _watching_sigint() as sigint:
         net.initialize()
-        load_state(net.module_, start)
+        load_state(net.module_, spec.start)
         if fetch_batches:
             net.iterator_train = _batch_fetching_loader
         try:
-            net.partial_fit(X, y)
+            net.partial_fit(spec.X, spec.y)
         finally:
             if fetch_batches:
                 # Only this training uses it: the net handed back is configured
@@ -431,7 +439,7 @@ def train_round(
     if problem is not None:
         raise TrainingDivergedError(problem)
     rewind_point = None
-    if capture_step > 0:
+    if spec.capture_step > 0:
         rewind_point = dict(net.callbacks_)[_CAPTURE_CALLBACK].state_
     return RoundResult(net=net, rewind_point=rewind_point, seconds=seconds,
                        train_loss=train_loss)

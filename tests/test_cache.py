@@ -12,7 +12,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.preprocessing import StandardScaler
 from skorch import NeuralNetClassifier
 
-import skticket._estimators as estimators_module
+import skticket._session as session_module
 from skticket import MLP, LotteryTicketClassifier
 from skticket._cache import content_hash
 
@@ -41,8 +41,8 @@ def estimator(**params):
 def training_calls(monkeypatch):
     """Counts the rounds actually trained (cache hits do not call train_round)."""
     calls = []
-    real = estimators_module.train_round
-    monkeypatch.setattr(estimators_module, "train_round",
+    real = session_module.train_round
+    monkeypatch.setattr(session_module, "train_round",
                         lambda *a, **k: calls.append(1) or real(*a, **k))
     return calls
 

@@ -15,7 +15,7 @@ from skorch import NeuralNet, NeuralNetClassifier, NeuralNetRegressor
 from skorch.callbacks import Callback, LRScheduler
 from torch import nn
 
-import skticket._estimators as estimators_module
+import skticket._session as session_module
 from skticket import MLP, LotteryTicketClassifier, LotteryTicketRegressor, Ticket
 from skticket._training import ApplyMasks, load_state, prunable_parameters
 
@@ -182,8 +182,8 @@ def test_one_shot_pruning(cancer):
 def test_a_fit_with_k_rounds_trains_k_plus_one_times(cancer, monkeypatch):
     X, y = cancer
     calls = []
-    real = estimators_module.train_round
-    monkeypatch.setattr(estimators_module, "train_round",
+    real = session_module.train_round
+    monkeypatch.setattr(session_module, "train_round",
                         lambda *a, **k: calls.append(1) or real(*a, **k))
     for ticket_init, extra in [("rewind", 0), ("reinit", 1), ("permute", 1)]:
         calls.clear()

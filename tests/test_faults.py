@@ -21,7 +21,7 @@ from skorch.callbacks import Callback, Checkpoint, EarlyStopping, LRScheduler
 from skorch.dataset import ValidSplit
 from torch import nn
 
-import skticket._estimators as estimators_module
+import skticket._session as session_module
 from skticket import MLP, LotteryTicketClassifier, LotteryTicketRegressor
 from skticket._predict import block_rows
 from skticket.exceptions import (
@@ -364,8 +364,8 @@ def test_prune_accepts_an_equal_net(fitted, cancer):
 @pytest.fixture
 def training_calls(monkeypatch):
     calls = []
-    real = estimators_module.train_round
-    monkeypatch.setattr(estimators_module, "train_round",
+    real = session_module.train_round
+    monkeypatch.setattr(session_module, "train_round",
                         lambda *a, **k: calls.append(1) or real(*a, **k))
     return calls
 

@@ -11,7 +11,13 @@ from torch.utils.data import DataLoader
 
 import skticket._training as training
 from skticket import MLP
-from skticket._training import ApplyMasks, initial_state, module_state, train_round
+from skticket._training import (
+    ApplyMasks,
+    TrainingSpec,
+    initial_state,
+    module_state,
+    train_round,
+)
 
 
 class DropoutMLP(nn.Module):
@@ -45,9 +51,9 @@ def _train_both_ways(net, X, y, monkeypatch):
              for name, value in init.items() if name.endswith("weight")}
     start = {name: np.where(masks[name], value, 0).astype(value.dtype) if name in masks
              else value for name, value in init.items()}
-    fast = train_round(net, X, y, start=start, masks=masks, seed=5)
+    fast = train_round(TrainingSpec(net, X, y, start=start, masks=masks, seed=5))
     monkeypatch.setattr(training, "_fetches_batches", lambda net: False)
-    rowwise = train_round(net, X, y, start=start, masks=masks, seed=5)
+    rowwise = train_round(TrainingSpec(net, X, y, start=start, masks=masks, seed=5))
     return fast.net, rowwise.net
 
 
@@ -88,7 +94,7 @@ def test_a_custom_data_pipeline_is_left_alone(data):
 
     net = _classifier(train_split=None, iterator_train=loader)
     assert not training._fetches_batches(net)
-    train_round(net, X, y, start=initial_state(net, seed=0), masks=None, seed=0)
+    train_round(TrainingSpec(net, X, y, start=initial_state(net, seed=0), masks=None, seed=0))
     assert seen == [{"batch_size": 16}]  # the user's own loader, called by skorch
 
 
@@ -98,7 +104,7 @@ def test_masks_that_prune_nothing_cost_nothing(data):
     init = initial_state(net, seed=0)
     masks = {"layers.0.weight": np.ones(init["layers.0.weight"].shape, dtype=bool),
              "layers.3.weight": np.arange(32).reshape(2, 16) % 2 == 0}
-    result = train_round(net, X, y, start=init, masks=masks, seed=0)
+    result = train_round(TrainingSpec(net, X, y, start=init, masks=masks, seed=0))
     callback = dict(result.net.callbacks_)[training._MASK_CALLBACK]
     assert isinstance(callback, ApplyMasks)
     # Only the layer that is really pruned is multiplied every step.

@@ -1,0 +1,190 @@
+"""What every search of one fit shares, and the one path by which it trains.
+
+A :class:`Session` owns the sized template net, the training data and the
+held-out split, the seeds, theta_0, the names of the pruned parameters and
+``memory``. Searches (:mod:`skticket._search`) decide which masks and start
+weights to train; they train only through :meth:`Session.train`, which builds
+the :class:`~skticket._training.TrainingSpec` of each training and sends it
+through the cache when there is one. Nothing here knows which search runs.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from joblib import Memory
+from skorch import NeuralNet
+
+from ._cache import CachedRoundResult, cached_train_round
+from ._pruning import n_active, permute_masks, rewound_weights, sparsity
+from ._rng import round_seed
+from ._training import (
+    RoundResult,
+    State,
+    TrainingSpec,
+    initial_state,
+    initialized_net,
+    module_state,
+    prunable_parameters,
+    train_round,
+)
+from .exceptions import TrainingDivergedError
+
+__all__ = ["Data", "Round", "Session"]
+
+#: ``scorer(net, X, y) -> float``: a trained net's score on encoded targets.
+Scorer = Callable[[NeuralNet, np.ndarray, np.ndarray], float]
+
+
+@dataclass(frozen=True, eq=False)
+class Data:
+    """The training data of a search, and the held-out part when one is scored."""
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_valid: np.ndarray | None = None
+    y_valid: np.ndarray | None = None
+
+
+@dataclass(eq=False)
+class Round:
+    """One trained round: its masks, the state it trained from, the result and its record.
+
+    ``accepted`` is False for a round a search trained but did not keep (out
+    of ``score_tolerance``).
+    """
+
+    index: int
+    masks: dict[str, np.ndarray]
+    start: State
+    result: RoundResult
+    record: dict
+    accepted: bool = True
+
+
+class Session:
+    """The shared state of one search and its only way to train.
+
+    Parameters
+    ----------
+    template : skorch NeuralNet
+        Unfitted, sized for the data.
+    data : Data or None
+        What trainings train on (``None`` for a session kept after ``fit``
+        without its data; :meth:`attached` gives it data again).
+    seeds : dict of str to int
+        One base seed per stream (:data:`skticket._rng.SEED_STREAMS`).
+    prunable : list of str, callable or None
+        Which parameters are pruned (see
+        :func:`~skticket._training.prunable_parameters`).
+    memory : joblib.Memory or None
+        Where trainings are cached; ``None`` trains every time.
+    scorer : callable or None
+        ``scorer(net, X, y)``, used on the held-out data when there is some.
+
+    Attributes
+    ----------
+    theta_0 : dict of str to ndarray
+        The module state drawn under the ``"init"`` seed: where tickets rewind to.
+    prunable : list of str
+        The pruned parameters, in module order.
+    """
+
+    def __init__(self, template: NeuralNet, data: Data | None, seeds: dict[str, int], *,
+                 prunable=None, memory: Memory | None = None,
+                 scorer: Scorer | None = None) -> None:
+        self.template = template
+        self.data = data
+        self.seeds = seeds
+        self.memory = memory
+        self.scorer = scorer
+        initial = initialized_net(template, seeds["init"])
+        self.theta_0 = module_state(initial.module_)
+        self.prunable = prunable_parameters(initial.module_, prunable)
+
+    def detached(self) -> Session:
+        """This session without data, cache or scorer: what a fitted estimator keeps."""
+        return self.attached(None, memory=None, scorer=None)
+
+    def attached(self, data: Data | None, *, memory: Memory | None,
+                 scorer: Scorer | None) -> Session:
+        """This session (template, seeds, theta_0, pruned names) on other data."""
+        session = copy.copy(self)
+        session.data, session.memory, session.scorer = data, memory, scorer
+        return session
+
+    def dense_masks(self) -> dict[str, np.ndarray]:
+        """Masks that keep every pruned weight."""
+        return {name: np.ones(self.theta_0[name].shape, dtype=bool) for name in self.prunable}
+
+    def train(self, start: State, masks: dict[str, np.ndarray] | None, round_index: int,
+              capture_step: int = 0) -> RoundResult:
+        """Train from ``start`` with ``masks`` held, with round ``round_index``'s data order.
+
+        Every training of every search goes through here. A diverged training
+        raises :class:`~skticket.exceptions.TrainingDivergedError` naming the
+        round, the optimizer and the learning rate.
+        """
+        spec = TrainingSpec(
+            template=self.template, X=self.data.X_train, y=self.data.y_train, start=start,
+            masks=masks, seed=round_seed(self.seeds["data"], round_index),
+            capture_step=capture_step,
+        )
+        try:
+            if self.memory is None:
+                return train_round(spec)
+            return cached_train_round(self.memory, train_round, spec)
+        except TrainingDivergedError as error:
+            raise _diverged(error, self.template, round_index) from error
+
+    def run_round(self, round_index: int, masks: dict[str, np.ndarray], start: State,
+                  capture_step: int = 0) -> Round:
+        """Train one round and record it."""
+        result = self.train(start, masks, round_index, capture_step)
+        return Round(round_index, masks, start, result, self.record(round_index, masks, result))
+
+    def record(self, round_index: int, masks: dict[str, np.ndarray],
+               result: RoundResult) -> dict:
+        """The record of a trained round, as ``rounds_`` lists it."""
+        valid_score = None
+        if self.data.X_valid is not None and self.scorer is not None:
+            valid_score = float(self.scorer(result.net, self.data.X_valid, self.data.y_valid))
+        return {
+            "round": round_index,
+            "sparsity": sparsity(masks),
+            "n_active": n_active(masks),
+            "train_loss": result.train_loss,
+            "valid_score": valid_score,
+            "epochs": len(result.net.history),
+            "seconds": result.seconds,
+            "cached": isinstance(result, CachedRoundResult),
+        }
+
+    def baseline(self, masks: dict[str, np.ndarray], round_index: int, kind: str) -> Round:
+        """The random-ticket baseline ``kind`` ("reinit" or "permute") of ``masks``, trained.
+
+        Fresh weights (the same for both kinds); ``"permute"`` also shuffles each
+        layer's mask over its flattened matrix. The data order is the round's
+        own, so the baseline differs from the ticket only in what it tests.
+        """
+        fresh = initial_state(self.template, round_seed(self.seeds["reinit"], round_index),
+                              fresh=True)
+        if kind == "permute":
+            rng = np.random.default_rng(round_seed(self.seeds["permute"], round_index))
+            masks = permute_masks(masks, rng)
+        return self.run_round(round_index, masks, rewound_weights(fresh, masks))
+
+
+def _diverged(error: TrainingDivergedError, template: NeuralNet,
+              round_index: int) -> TrainingDivergedError:
+    optimizer = getattr(template.optimizer, "__name__", type(template.optimizer).__name__)
+    diverged = TrainingDivergedError(
+        f"round {round_index}: training produced non-finite values ({error}). The likely "
+        f"cause is the net's optimizer, {optimizer} with lr={template.lr}: lower the "
+        "learning rate, or standardize the inputs (and a regression target)."
+    )
+    diverged.round = round_index
+    return diverged
