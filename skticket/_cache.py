@@ -57,7 +57,7 @@ from ._training import (
 
 # Bump when the stored payload or the key's layout changes: old entries are
 # then simply never found again.
-_FORMAT = 3
+_FORMAT = 4
 
 # Code whose behaviour the versions in every key already pin down: only the
 # user's own classes and functions are hashed by their source.
@@ -217,6 +217,7 @@ def _trained_round(key: str, job: _Job) -> dict:
         "history": list(net.history),
         "rewind_point": job.result.rewind_point,
         "seconds": job.result.seconds,
+        "early_bird": job.result.early_bird,
     }
 
 
@@ -245,6 +246,10 @@ def _restore(spec: TrainingSpec, payload) -> CachedRoundResult:
         net.history = History(payload["history"])
         rewind_point = _copy_state(payload["rewind_point"])
         seconds = float(payload["seconds"])
+        early_bird = payload["early_bird"]
+        if early_bird is not None:
+            early_bird = {**early_bird, "masks": {name: np.array(mask, dtype=bool)
+                                                  for name, mask in early_bird["masks"].items()}}
         train_loss = epoch_train_loss(net.history)
     except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as error:
         raise _BrokenEntry(f"{type(error).__name__}: {error}") from error
@@ -252,10 +257,12 @@ def _restore(spec: TrainingSpec, payload) -> CachedRoundResult:
     if problem is None and (rewind_point is None) != (spec.capture_step == 0):
         problem = ("the rewind point is missing" if spec.capture_step
                    else "an unasked rewind point")
+    if problem is None and (early_bird is None) != (spec.early_bird is None):
+        problem = "the early-bird record is missing" if early_bird is None else "an unasked record"
     if problem is not None:
         raise _BrokenEntry(problem)
     return CachedRoundResult(net=net, rewind_point=rewind_point, seconds=seconds,
-                             train_loss=train_loss)
+                             train_loss=train_loss, early_bird=early_bird)
 
 
 def cached_train_round(

@@ -35,7 +35,7 @@ from ._compact import (
 from ._mlp import MLP
 from ._predict import predict_outputs
 from ._rng import draw_seeds, preserved_global_state
-from ._search import SEARCHES, PruningRule, SearchState, prune_once
+from ._search import SEARCHES, PruningRule, SearchState, given_ticket, prune_once
 from ._session import Data, Round, Session
 from ._ticket import Ticket
 from .exceptions import FitInterruptedWarning, TrainingDivergedError, TrainingDivergedWarning
@@ -115,6 +115,11 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "memory": [None, str, os.PathLike, HasMethods(["cache"])],
+        "search": [StrOptions(set(SEARCHES))],
+        "early_bird_window": [Interval(Integral, 1, None, closed="left")],
+        "early_bird_tolerance": [Interval(Real, 0, 1, closed="both")],
+        "snip_batches": [Interval(Integral, 1, None, closed="left")],
+        "ticket": [None, Ticket],
     }
 
     def __init__(
@@ -135,6 +140,11 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
         memory: str | os.PathLike | Memory | None = None,
+        search: str = "imp",
+        early_bird_window: int = 5,
+        early_bird_tolerance: float = 0.1,
+        snip_batches: int = 1,
+        ticket: Ticket | None = None,
     ) -> None:
         self.net = net
         self.prune_fraction = prune_fraction
@@ -151,6 +161,11 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
         self.random_state = random_state
         self.verbose = verbose
         self.memory = memory
+        self.search = search
+        self.early_bird_window = early_bird_window
+        self.early_bird_tolerance = early_bird_tolerance
+        self.snip_batches = snip_batches
+        self.ticket = ticket
 
     # --- what the two estimators do differently -------------------------------
 
@@ -248,7 +263,8 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
             layer_fractions=self._check_layer_fractions(prunable),
             min_weights=self.min_weights_per_layer, target_sparsity=self.target_sparsity,
             max_rounds=self.max_rounds, score_tolerance=self.score_tolerance,
-            rewind_step=self.rewind_step,
+            rewind_step=self.rewind_step, early_bird_window=self.early_bird_window,
+            early_bird_tolerance=self.early_bird_tolerance, snip_batches=self.snip_batches,
         )
 
     def _open_search(self, X, y) -> tuple[Session, PruningRule]:
@@ -261,10 +277,20 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
         X, y = self._validate_fit_data(X, y)
         y = self._encode_target(y, reset=True)
         seeds = draw_seeds(self.random_state)
+        # A given ticket says itself which weights are pruned (its names are
+        # checked against the net by the search).
+        prunable = (self.prunable if self.ticket is None
+                    else lambda name, _, masks=self.ticket.masks: name in masks)
         session = Session(self._sized_template(X.shape[1]), self._split(X, y, seeds), seeds,
-                          prunable=self.prunable, memory=self._round_memory(),
+                          prunable=prunable, memory=self._round_memory(),
                           scorer=self._held_out_score)
         return session, self._pruning_rule(session.prunable)
+
+    def _searched_rounds(self, session: Session, rule: PruningRule, state: SearchState):
+        """The rounds of the search the parameters pick: a given ticket, or ``search``."""
+        if self.ticket is not None:
+            return given_ticket(self.ticket, self.ticket_init)(session, rule, state)
+        return SEARCHES[self.search](session, rule, state)
 
     def _net_scorer(self, y, metric=None) -> Callable[[NeuralNet, np.ndarray], float]:
         """``score(net, X)`` of a trained net against ``y``, as the user gave it.
@@ -321,7 +347,7 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
 
     def _finish(self, session: Session, state: SearchState, winning: Round) -> None:
         """Train the baseline ticket if asked for, and set the fitted attributes."""
-        if self.ticket_init != "rewind":
+        if winning.init != self.ticket_init:
             winning = session.baseline(winning.masks, winning.index, self.ticket_init)
         self.net_ = winning.result.net
         self.winning_ticket_ = Ticket(
@@ -391,7 +417,7 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
             state = SearchState.start(session)
             rounds, winning = [], None
             try:
-                for trained in SEARCHES["imp"](session, rule, state):
+                for trained in self._searched_rounds(session, rule, state):
                     rounds.append(trained.record)
                     self._report(trained)
                     if trained.accepted:

@@ -312,6 +312,67 @@ def magnitude_prune(
     return new_masks
 
 
+def prune_to_target(
+    weights: Mapping[str, np.ndarray],
+    masks: Mapping[str, np.ndarray],
+    *,
+    fraction: float,
+    target_n_active: int,
+    scope: str = "local",
+    layer_fractions: Mapping[str, float] | None = None,
+    min_weights: int = 1,
+) -> dict[str, np.ndarray]:
+    """The masks IMP would reach at ``target_n_active`` if ``weights`` never changed.
+
+    Rounds of :func:`magnitude_prune` on the same values, until the target or
+    every floor is reached: the per-layer sparsities are those of an IMP
+    search with these rates, scope and floors, the weights chosen in one step
+    by rank. With magnitudes (early-bird) it draws the mask a search would
+    converge to; with any non-negative scores (SNIP's ``|w * dL/dw|``) it
+    ranks by those instead.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> w = {"a": np.arange(1.0, 11.0), "b": np.arange(1.0, 5.0)}
+    >>> ones = {name: np.ones(v.shape, dtype=bool) for name, v in w.items()}
+    >>> masks = prune_to_target(w, ones, fraction=0.5, target_n_active=4)
+    >>> {name: np.flatnonzero(m).tolist() for name, m in masks.items()}
+    {'a': [7, 8, 9], 'b': [3]}
+    """
+    masks = dict(masks)
+    while n_active(masks) > target_n_active:
+        pruned = magnitude_prune(weights, masks, fraction=fraction, scope=scope,
+                                 layer_fractions=layer_fractions, min_weights=min_weights,
+                                 target_n_active=target_n_active)
+        if n_active(pruned) == n_active(masks):
+            break  # every layer at its floor
+        masks = pruned
+    return masks
+
+
+def mask_distance(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -> float:
+    """Share of ``a``'s surviving weights that ``b`` does not keep.
+
+    For two masks with the same number of survivors (two draws at the same
+    sparsity) it is symmetric: the share of the ticket that changed. 0 for
+    equal masks, 1 for disjoint ones.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = {"w": np.array([True, True, False, False])}
+    >>> b = {"w": np.array([True, False, True, False])}
+    >>> mask_distance(a, b)
+    0.5
+    """
+    kept = n_active(a)
+    if kept == 0:
+        return 0.0
+    lost = sum(int(np.count_nonzero(mask & ~b[name])) for name, mask in a.items())
+    return lost / kept
+
+
 def permute_masks(
     masks: Mapping[str, np.ndarray], rng: np.random.Generator
 ) -> dict[str, np.ndarray]:

@@ -11,6 +11,13 @@ so far. What a round is:
 
 - ``"imp"`` (:func:`imp`): round 0 trains the dense net, round k the ticket
   left by k rounds of magnitude pruning, each rewound and trained in full.
+- ``"early_bird"`` (:func:`early_bird`): round 0 trains the dense net until
+  the ticket's mask, drawn after every epoch, settles; round 1 trains that
+  ticket, rewound.
+- ``"snip"`` (:func:`snip`): no round 0 (nothing dense is trained); round 1
+  trains the ticket pruned at initialization by connection sensitivity.
+- a given ticket (:func:`given_ticket`): one round, numbered as the ticket's
+  own, trains the ticket on this data.
 """
 
 from __future__ import annotations
@@ -20,11 +27,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._pruning import magnitude_prune, n_active, rewound_weights, target_active_count
+from ._pruning import (
+    magnitude_prune,
+    n_active,
+    prune_to_target,
+    rewound_weights,
+    target_active_count,
+)
 from ._session import Round, Session
-from ._training import State, prunable_weights
+from ._ticket import Ticket
+from ._training import EarlyBirdRule, State, prunable_weights
 
-__all__ = ["SEARCHES", "PruningRule", "SearchState", "imp", "prune_once"]
+__all__ = ["SEARCHES", "PruningRule", "SearchState", "early_bird", "given_ticket", "imp",
+           "prune_once", "snip"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +60,9 @@ class PruningRule:
     max_rounds: int | None = None
     score_tolerance: float | None = None
     rewind_step: int = 0
+    early_bird_window: int = 5
+    early_bird_tolerance: float = 0.1
+    snip_batches: int = 1
 
 
 @dataclass(eq=False)
@@ -105,10 +123,19 @@ def _train_next(session: Session, state: SearchState, masks) -> Round:
     return trained
 
 
-def _dense_round(session: Session, rule: PruningRule, state: SearchState) -> Round:
+def _target(state: SearchState, rule: PruningRule, search: str) -> int:
+    if rule.target_sparsity is None:
+        raise ValueError(f"search={search!r} prunes to target_sparsity in one step; set "
+                         "target_sparsity (it is None).")
+    return target_active_count(sum(mask.size for mask in state.masks.values()),
+                               rule.target_sparsity)
+
+
+def _dense_round(session: Session, rule: PruningRule, state: SearchState,
+                 early_bird: EarlyBirdRule | None = None) -> Round:
     """Round 0: the dense net, with the late-reset snapshot taken if asked for."""
     dense = session.run_round(0, state.masks, rewound_weights(state.rewind_state, state.masks),
-                              capture_step=rule.rewind_step)
+                              capture_step=rule.rewind_step, early_bird=early_bird)
     if rule.rewind_step > 0:
         if dense.result.rewind_point is None:
             steps = sum(dense.result.net.history[:, "train_batch_count"])
@@ -155,6 +182,116 @@ def imp(session: Session, rule: PruningRule, state: SearchState) -> Iterator[Rou
             return  # the previous ticket was the sparsest within tolerance
 
 
+def early_bird(session: Session, rule: PruningRule, state: SearchState) -> Iterator[Round]:
+    """Early-bird tickets (You et al., ICLR 2020): draw the ticket during the dense training.
+
+    After every epoch of the dense training (round 0) the mask that IMP would
+    reach at ``target_sparsity`` is drawn from the current weights in one step
+    (same scope, per-layer rates and floors). Once the newest mask is within
+    ``early_bird_tolerance`` of each of the ``early_bird_window`` masks before
+    it (the share of surviving weights that changed), the dense training
+    stops; the survivors are rewound and the ticket is trained once (round 1).
+    If the masks never settle, the whole dense training runs and the mask of
+    its last epoch is the ticket. Round 0's record adds ``ticket_epoch``,
+    ``mask_distances`` (per epoch, the largest distance to the kept masks;
+    None until one is kept) and ``masks_settled``.
+    """
+    rule_at_epochs = EarlyBirdRule(
+        target_n_active=_target(state, rule, "early_bird"), fraction=rule.prune_fraction,
+        scope=rule.scope, layer_fractions=rule.layer_fractions, min_weights=rule.min_weights,
+        window=rule.early_bird_window, tolerance=rule.early_bird_tolerance,
+    )
+    dense = _dense_round(session, rule, state, early_bird=rule_at_epochs)
+    drawn = dense.result.early_bird
+    dense.record.update(ticket_epoch=drawn["epoch"], mask_distances=drawn["distances"],
+                        masks_settled=drawn["settled"])
+    yield dense
+    trained = _train_next(session, state, drawn["masks"])
+    state.accept(trained, session.prunable)
+    yield trained
+
+
+def snip(session: Session, rule: PruningRule, state: SearchState) -> Iterator[Round]:
+    """SNIP (Lee et al., ICLR 2019): prune at initialization, train the ticket once.
+
+    Each pruned weight is scored by its connection sensitivity ``|w * dL/dw|``
+    at theta_0, summed over ``snip_batches`` mini-batches of the training data
+    and the net's own loss; the lowest-scored weights are removed to exactly
+    ``target_sparsity``, with the per-layer sparsities IMP would reach (same
+    scope, per-layer rates and floors). No dense net is trained: the one
+    round, round 1, trains the ticket from theta_0.
+    """
+    target = _target(state, rule, "snip")
+    if rule.rewind_step > 0:
+        raise ValueError("search='snip' trains no dense net to rewind to a step of: "
+                         "rewind_step must be 0.")
+    masks = prune_to_target(session.sensitivity(rule.snip_batches), state.masks,
+                            fraction=rule.prune_fraction, target_n_active=target,
+                            scope=rule.scope, layer_fractions=rule.layer_fractions,
+                            min_weights=rule.min_weights)
+    state.next_round = 1
+    trained = _train_next(session, state, masks)
+    state.accept(trained, session.prunable)
+    yield trained
+
+
+def check_ticket(ticket: Ticket, session: Session, init: str) -> None:
+    """Refuse a ticket that does not fit the session's sized net, naming the first mismatch."""
+    state = session.theta_0
+    for name, mask in ticket.masks.items():
+        if name not in session.prunable:
+            raise ValueError(
+                f"The ticket masks {name!r}, which is not a weight of this net's module "
+                f"that can be pruned; those are {session.prunable}.")
+        if mask.shape != state[name].shape:
+            raise ValueError(
+                f"The ticket's mask of {name!r} has shape {mask.shape}, the net's parameter "
+                f"{tuple(state[name].shape)}.")
+    if init != "rewind":
+        return
+    for name, value in state.items():
+        if name not in ticket.weights:
+            raise ValueError(
+                f"The ticket holds no start value of {name!r}, which the net's module has; "
+                "ticket_init='rewind' needs the ticket's whole start state.")
+        if np.shape(ticket.weights[name]) != tuple(value.shape):
+            raise ValueError(
+                f"The ticket's start value of {name!r} has shape "
+                f"{np.shape(ticket.weights[name])}, the net's {tuple(value.shape)}.")
+    extra = [name for name in ticket.weights if name not in state]
+    if extra:
+        raise ValueError(f"The ticket holds a start value of {extra[0]!r}, which the net's "
+                         "module does not have.")
+
+
+def given_ticket(ticket: Ticket, init: str
+                 ) -> Callable[[Session, PruningRule, SearchState], Iterator[Round]]:
+    """The search that trains ``ticket`` once on the session's data (transfer).
+
+    With ``init="rewind"`` the ticket trains from its own start weights (they
+    must cover the net's whole state); ``"reinit"`` and ``"permute"`` draw
+    fresh ones (the baselines). The round is numbered as the ticket's round.
+    """
+
+    def search(session: Session, rule: PruningRule, state: SearchState) -> Iterator[Round]:
+        check_ticket(ticket, session, init)
+        masks = {name: np.array(mask, dtype=bool) for name, mask in ticket.masks.items()}
+        state.next_round = ticket.round
+        if init == "rewind":
+            start = {name: np.array(ticket.weights[name], dtype=value.dtype)
+                     for name, value in session.theta_0.items()}
+            trained = session.run_round(ticket.round, masks, rewound_weights(start, masks))
+        else:
+            trained = session.baseline(masks, ticket.round, init)
+        state.next_round += 1
+        # prune() goes on from this ticket, rewinding to what it trained from.
+        state.rewind_state = trained.start
+        state.accept(trained, session.prunable)
+        yield trained
+
+    return search
+
+
 def prune_once(session: Session, rule: PruningRule, state: SearchState) -> Round | None:
     """One more round of magnitude pruning from ``state``'s ticket, accepted; None if
     every layer is at its floor. ``target_sparsity``, ``max_rounds`` and
@@ -170,4 +307,6 @@ def prune_once(session: Session, rule: PruningRule, state: SearchState) -> Round
 #: The searches by the name the estimators' ``search`` parameter gives them.
 SEARCHES: dict[str, Callable[[Session, PruningRule, SearchState], Iterator[Round]]] = {
     "imp": imp,
+    "early_bird": early_bird,
+    "snip": snip,
 }

@@ -22,9 +22,11 @@ from ._cache import CachedRoundResult, cached_train_round
 from ._pruning import n_active, permute_masks, rewound_weights, sparsity
 from ._rng import round_seed
 from ._training import (
+    EarlyBirdRule,
     RoundResult,
     State,
     TrainingSpec,
+    connection_sensitivity,
     initial_state,
     initialized_net,
     module_state,
@@ -54,7 +56,8 @@ class Round:
     """One trained round: its masks, the state it trained from, the result and its record.
 
     ``accepted`` is False for a round a search trained but did not keep (out
-    of ``score_tolerance``).
+    of ``score_tolerance``). ``init`` says what the start weights are:
+    ``"rewind"`` (the ticket's own), or a baseline's fresh ones.
     """
 
     index: int
@@ -63,6 +66,7 @@ class Round:
     result: RoundResult
     record: dict
     accepted: bool = True
+    init: str = "rewind"
 
 
 class Session:
@@ -121,7 +125,7 @@ class Session:
         return {name: np.ones(self.theta_0[name].shape, dtype=bool) for name in self.prunable}
 
     def train(self, start: State, masks: dict[str, np.ndarray] | None, round_index: int,
-              capture_step: int = 0) -> RoundResult:
+              capture_step: int = 0, early_bird: EarlyBirdRule | None = None) -> RoundResult:
         """Train from ``start`` with ``masks`` held, with round ``round_index``'s data order.
 
         Every training of every search goes through here. A diverged training
@@ -131,7 +135,7 @@ class Session:
         spec = TrainingSpec(
             template=self.template, X=self.data.X_train, y=self.data.y_train, start=start,
             masks=masks, seed=round_seed(self.seeds["data"], round_index),
-            capture_step=capture_step,
+            capture_step=capture_step, early_bird=early_bird,
         )
         try:
             if self.memory is None:
@@ -141,10 +145,20 @@ class Session:
             raise _diverged(error, self.template, round_index) from error
 
     def run_round(self, round_index: int, masks: dict[str, np.ndarray], start: State,
-                  capture_step: int = 0) -> Round:
+                  capture_step: int = 0, early_bird: EarlyBirdRule | None = None,
+                  init: str = "rewind") -> Round:
         """Train one round and record it."""
-        result = self.train(start, masks, round_index, capture_step)
-        return Round(round_index, masks, start, result, self.record(round_index, masks, result))
+        result = self.train(start, masks, round_index, capture_step, early_bird)
+        return Round(round_index, masks, start, result, self.record(round_index, masks, result),
+                     init=init)
+
+    def sensitivity(self, n_batches: int) -> State:
+        """SNIP's connection sensitivity of the pruned weights at theta_0, on the
+        training data (batches drawn under the data seed of round 0)."""
+        return connection_sensitivity(
+            self.template, self.theta_0, self.data.X_train, self.data.y_train,
+            names=self.prunable, n_batches=n_batches,
+            seed=round_seed(self.seeds["data"], 0))
 
     def record(self, round_index: int, masks: dict[str, np.ndarray],
                result: RoundResult) -> dict:
@@ -175,7 +189,7 @@ class Session:
         if kind == "permute":
             rng = np.random.default_rng(round_seed(self.seeds["permute"], round_index))
             masks = permute_masks(masks, rng)
-        return self.run_round(round_index, masks, rewound_weights(fresh, masks))
+        return self.run_round(round_index, masks, rewound_weights(fresh, masks), init=kind)
 
 
 def _diverged(error: TrainingDivergedError, template: NeuralNet,

@@ -32,6 +32,7 @@ from torch.utils.data import (
     Subset,
 )
 
+from ._pruning import mask_distance, prune_to_target
 from ._rng import seeded
 from .exceptions import TrainingDivergedError, TrainingInterrupted
 
@@ -39,6 +40,7 @@ State = dict[str, np.ndarray]
 
 _MASK_CALLBACK = "skticket_masks"
 _CAPTURE_CALLBACK = "skticket_rewind_point"
+_EARLY_BIRD_CALLBACK = "skticket_early_bird"
 
 
 def module_state(module: nn.Module) -> State:
@@ -126,6 +128,75 @@ class CaptureRewindPoint(Callback):
             self.steps_taken_ += 1
             if self.steps_taken_ == self.step:
                 self.state_ = module_state(net.module_)
+
+
+@dataclass(frozen=True, eq=False)
+class EarlyBirdRule:
+    """When an early-bird search stops its dense training (You et al., ICLR 2020).
+
+    After every epoch the mask IMP would reach at ``target_n_active`` is drawn
+    from the current weights in one step (:func:`~skticket._pruning.prune_to_target`
+    with ``fraction``, ``scope``, ``layer_fractions`` and ``min_weights``). The
+    training stops once the newest mask is within ``tolerance`` of each of
+    the ``window`` masks before it, by :func:`~skticket._pruning.mask_distance`
+    (the share of surviving weights that changed).
+    """
+
+    target_n_active: int
+    fraction: float
+    scope: str
+    layer_fractions: Mapping[str, float]
+    min_weights: int
+    window: int
+    tolerance: float
+
+
+class EarlyBirdStop(Callback):
+    """Draw the ticket's mask after every epoch, and end the training once it settles.
+
+    Ends the training as skorch's ``EarlyStopping`` does, by raising
+    ``KeyboardInterrupt`` at the end of an epoch.
+
+    Parameters
+    ----------
+    rule : EarlyBirdRule
+    names : list of str
+        The pruned parameters.
+    """
+
+    def __init__(self, rule: EarlyBirdRule, names: Iterable[str]) -> None:
+        self.rule = rule
+        self.names = names
+
+    def initialize(self):
+        self.kept_: list[dict[str, np.ndarray]] = []
+        self.distances_: list[float | None] = []
+        self.masks_: dict[str, np.ndarray] | None = None
+        self.settled_ = False
+        return self
+
+    def on_epoch_end(self, net, **kwargs) -> None:
+        rule = self.rule
+        params = dict(net.module_.named_parameters())
+        weights = {name: params[name].detach().cpu().numpy() for name in self.names}
+        dense = {name: np.ones(value.shape, dtype=bool) for name, value in weights.items()}
+        masks = prune_to_target(weights, dense, fraction=rule.fraction,
+                                target_n_active=rule.target_n_active, scope=rule.scope,
+                                layer_fractions=rule.layer_fractions,
+                                min_weights=rule.min_weights)
+        distance = max((mask_distance(masks, kept) for kept in self.kept_), default=None)
+        self.distances_.append(distance)
+        self.masks_ = masks
+        if len(self.kept_) == rule.window and distance <= rule.tolerance:
+            self.settled_ = True
+            raise KeyboardInterrupt  # how a skorch callback ends a training
+        self.kept_ = [*self.kept_[-(rule.window - 1):], masks] if rule.window > 1 else [masks]
+
+    def summary(self, epochs: int) -> dict:
+        """What the search needs of it, as plain data: the mask drawn at the last
+        epoch, that epoch, the distances seen, and whether the masks settled."""
+        return {"masks": self.masks_, "epoch": epochs, "distances": list(self.distances_),
+                "settled": self.settled_}
 
 
 def with_callbacks(net: NeuralNet, named: Iterable[tuple[str, Callback]]) -> NeuralNet:
@@ -355,12 +426,15 @@ class RoundResult:
         Wall time of the training.
     train_loss : float or None
         The last epoch's training loss (:func:`epoch_train_loss`).
+    early_bird : dict or None
+        With an early-bird rule, :meth:`EarlyBirdStop.summary`.
     """
 
     net: NeuralNet
     rewind_point: State | None
     seconds: float
     train_loss: float | None
+    early_bird: dict | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -385,6 +459,9 @@ class TrainingSpec:
         the global random state is restored afterwards.
     capture_step : int, default=0
         If positive, also return the weights after that many optimizer steps.
+    early_bird : EarlyBirdRule or None, default=None
+        If set, draw the ticket's mask after every epoch and stop once it
+        settles (the pruned parameters are the keys of ``masks``).
     """
 
     template: NeuralNet
@@ -394,6 +471,7 @@ class TrainingSpec:
     masks: Mapping[str, np.ndarray] | None
     seed: int
     capture_step: int = 0
+    early_bird: EarlyBirdRule | None = None
 
 
 def train_round(spec: TrainingSpec) -> RoundResult:
@@ -415,6 +493,8 @@ def train_round(spec: TrainingSpec) -> RoundResult:
         extra.append((_MASK_CALLBACK, ApplyMasks(spec.masks)))
     if spec.capture_step > 0:
         extra.append((_CAPTURE_CALLBACK, CaptureRewindPoint(spec.capture_step)))
+    if spec.early_bird is not None:
+        extra.append((_EARLY_BIRD_CALLBACK, EarlyBirdStop(spec.early_bird, list(spec.masks))))
     net = with_callbacks(spec.template, extra)
     fetch_batches = _fetches_batches(net)
     tic = time.perf_counter()
@@ -438,11 +518,44 @@ def train_round(spec: TrainingSpec) -> RoundResult:
     problem = non_finite_values(net.module_, train_loss)
     if problem is not None:
         raise TrainingDivergedError(problem)
-    rewind_point = None
-    if spec.capture_step > 0:
-        rewind_point = dict(net.callbacks_)[_CAPTURE_CALLBACK].state_
+    callbacks = dict(net.callbacks_)
+    rewind_point = callbacks[_CAPTURE_CALLBACK].state_ if spec.capture_step > 0 else None
+    early_bird = (callbacks[_EARLY_BIRD_CALLBACK].summary(len(net.history))
+                  if spec.early_bird is not None else None)
     return RoundResult(net=net, rewind_point=rewind_point, seconds=seconds,
-                       train_loss=train_loss)
+                       train_loss=train_loss, early_bird=early_bird)
+
+
+def connection_sensitivity(template: NeuralNet, start: Mapping[str, np.ndarray],
+                           X: np.ndarray, y: np.ndarray, *, names: Iterable[str],
+                           n_batches: int, seed: int) -> State:
+    """SNIP's scores: ``|w * dL/dw|`` at ``start``, summed over ``n_batches`` mini-batches.
+
+    Lee et al. (ICLR 2019). The loss is the net's own (its criterion, through
+    skorch's ``get_loss``); the batches are the net's batch size of rows drawn
+    without replacement under ``seed`` (the whole data for ``batch_size=-1``).
+    No optimizer step is taken: the module stays at ``start``.
+    """
+    names = list(names)
+    net = clone(template)
+    with seeded(seed, net.device):
+        net.initialize()
+        load_state(net.module_, start)
+        net.module_.train()
+        params = dict(net.module_.named_parameters())
+        scores = {name: np.zeros(tuple(params[name].shape), dtype=np.float64) for name in names}
+        batch_size = net.batch_size if 0 < net.batch_size < len(X) else len(X)
+        rng = np.random.default_rng(seed)
+        for _ in range(n_batches):
+            rows = rng.choice(len(X), size=batch_size, replace=False)
+            net.module_.zero_grad()
+            X_batch = torch.as_tensor(X[rows], device=net.device)
+            loss = net.get_loss(net.infer(X_batch), y[rows], X=X_batch, training=True)
+            loss.backward()
+            for name in names:
+                saliency = (params[name].detach() * params[name].grad).abs()
+                scores[name] += saliency.cpu().numpy()
+    return scores
 
 
 def prunable_weights(net: NeuralNet, names: Iterable[str]) -> State:
