@@ -366,13 +366,15 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
-        """Find the winning ticket by iterative magnitude pruning.
+        """Find the winning ticket by the chosen ``search`` (or train the given ``ticket``).
 
-        Round 0 trains the dense net; each later round prunes the lowest-magnitude
-        share of the surviving weights, rewinds the survivors and trains the
-        ticket. The search stops once the ticket just trained meets
-        ``target_sparsity``, ``max_rounds`` or (with ``score_tolerance``) falls
-        out of tolerance, or every layer is at ``min_weights_per_layer``.
+        With ``search="imp"``, round 0 trains the dense net; each later round
+        prunes the lowest-magnitude share of the surviving weights, rewinds the
+        survivors and trains the ticket. The search stops once the ticket just
+        trained meets ``target_sparsity``, ``max_rounds`` or (with
+        ``score_tolerance``) falls out of tolerance, or every layer is at
+        ``min_weights_per_layer``. ``"early_bird"`` and ``"snip"`` draw the
+        ticket in one step and train it once (see the ``search`` parameter).
 
         A search can also end early, keeping what it found. A Ctrl-C during a
         pruning round, or a round whose training produces non-finite values,
@@ -591,7 +593,7 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
 
 
 class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
-    """Find a winning ticket of a skorch classifier by iterative magnitude pruning.
+    """Find a winning ticket of a skorch classifier: IMP, early-bird or SNIP.
 
     Parameters
     ----------
@@ -662,6 +664,35 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
         per fold. Results are identical to an uncached fit. Safe with
         ``n_jobs > 1`` (two processes may both train a missing round). Nothing
         is stored when ``random_state`` is None. ``None``: no caching.
+    search : {"imp", "early_bird", "snip"}, default="imp"
+        How the ticket is found. ``"imp"``: iterative magnitude pruning, as
+        above. ``"early_bird"``: the dense training stops as soon as the
+        ticket's mask, drawn after every epoch at ``target_sparsity`` with
+        the per-layer sparsities IMP would reach, settles (You et al., 2020);
+        the ticket is then rewound and trained once. ``"snip"``: pruned at
+        initialization by connection sensitivity ``|w * dL/dw|`` on
+        ``snip_batches`` batches of the training data (Lee et al., 2019); no
+        dense training, the ticket trained once. Both one-shot searches need
+        ``target_sparsity``; ``ticket_init`` composes with all three
+        (``search="snip", ticket_init="permute"`` is the random control with
+        SNIP's per-layer densities, Frankle et al., 2021).
+    early_bird_window : int, default=5
+        Masks kept by ``search="early_bird"``: the training stops once the
+        newest is within ``early_bird_tolerance`` of each of these.
+    early_bird_tolerance : float, default=0.1
+        Largest share of the surviving weights that may differ between the
+        newest mask and each kept one for ``search="early_bird"`` to stop.
+    snip_batches : int, default=1
+        Mini-batches (of the net's batch size, drawn from ``random_state``)
+        over which ``search="snip"`` sums the sensitivities.
+    ticket : Ticket or None, default=None
+        A ticket to train on this data instead of searching (transfer), for
+        example another estimator's ``winning_ticket_``: ``fit`` trains its
+        masks once, from its own start weights with ``ticket_init="rewind"``
+        (the ticket must then hold the net's whole start state) or from fresh
+        ones with ``"reinit"`` / ``"permute"``. A ticket whose names or shapes
+        do not fit the sized net is refused with a ``ValueError`` naming the
+        first mismatch. ``search`` is not used.
 
     Attributes
     ----------
@@ -671,17 +702,40 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
     net_ : skorch NeuralNetClassifier
         The trained net of the winning ticket (or of its baseline).
     rounds_ : list of dict
-        One record per round, the dense round first, with keys ``round``,
-        ``sparsity``, ``n_active``, ``train_loss``, ``valid_score``, ``epochs``,
-        ``seconds`` and ``cached``. ``cached`` is True for a round read from
-        ``memory`` instead of trained; its ``seconds`` is then the time its
-        training took when it ran, so that records do not depend on the cache.
+        One record per trained round, with keys ``round``, ``sparsity``,
+        ``n_active``, ``train_loss``, ``valid_score``, ``epochs``, ``seconds``
+        and ``cached``. ``cached`` is True for a round read from ``memory``
+        instead of trained; its ``seconds`` is then the time its training took
+        when it ran, so that records do not depend on the cache. What a round
+        is depends on the search: for ``"imp"``, round 0 is the dense net and
+        round k the ticket after k pruning rounds; for ``"early_bird"``, round
+        0 is the (early-stopped) dense training, whose record adds
+        ``ticket_epoch``, ``mask_distances`` and ``masks_settled``, and round 1
+        the ticket; for ``"snip"``, round 1 is the ticket (nothing dense is
+        trained); for a given ``ticket``, the one round carries the ticket's own
+        round number. ``winning_ticket_.round`` is the round of the ticket.
     classes_ : ndarray of shape (n_classes,)
         The class labels.
     n_features_in_ : int
         Number of features seen during ``fit``.
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Names of features seen during ``fit``, when ``X`` has string column names.
+
+    See Also
+    --------
+    LotteryTicketRegressor : The same search for regression.
+    ticket_curve : Winning against random tickets at every round of a search.
+
+    References
+    ----------
+    .. [1] J. Frankle and M. Carbin, "The Lottery Ticket Hypothesis: Finding Sparse,
+       Trainable Neural Networks", ICLR 2019.
+    .. [2] H. You et al., "Drawing Early-Bird Tickets: Towards More Efficient Training
+       of Deep Networks", ICLR 2020.
+    .. [3] N. Lee, T. Ajanthan and P. Torr, "SNIP: Single-shot Network Pruning based on
+       Connection Sensitivity", ICLR 2019.
+    .. [4] J. Frankle et al., "Pruning Neural Networks at Initialization: Why are We
+       Missing the Mark?", ICLR 2021.
 
     Examples
     --------
@@ -786,7 +840,7 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
 
 
 class LotteryTicketRegressor(RegressorMixin, BaseLotteryTicket):
-    """Find a winning ticket of a skorch regressor by iterative magnitude pruning.
+    """Find a winning ticket of a skorch regressor: IMP, early-bird or SNIP.
 
     Parameters
     ----------
@@ -827,6 +881,17 @@ class LotteryTicketRegressor(RegressorMixin, BaseLotteryTicket):
         ``target_sparsity``) train each one once; see
         :class:`LotteryTicketClassifier`. Nothing is stored when
         ``random_state`` is None.
+    search : {"imp", "early_bird", "snip"}, default="imp"
+        How the ticket is found; see :class:`LotteryTicketClassifier`.
+    early_bird_window : int, default=5
+        Masks kept by ``search="early_bird"``.
+    early_bird_tolerance : float, default=0.1
+        Share of surviving weights that may still change when early-bird stops.
+    snip_batches : int, default=1
+        Mini-batches of SNIP's sensitivity.
+    ticket : Ticket or None, default=None
+        A ticket to train on this data instead of searching; see
+        :class:`LotteryTicketClassifier`.
 
     Attributes
     ----------
@@ -836,15 +901,19 @@ class LotteryTicketRegressor(RegressorMixin, BaseLotteryTicket):
     net_ : skorch NeuralNetRegressor
         The trained net of the winning ticket (or of its baseline).
     rounds_ : list of dict
-        One record per round, the dense round first (keys as for
-        :class:`LotteryTicketClassifier`; ``cached`` marks a round read from
-        ``memory``).
+        One record per trained round (keys, and what a round is for each
+        search, as for :class:`LotteryTicketClassifier`; ``cached`` marks a
+        round read from ``memory``).
     n_outputs_ : int
         Number of targets.
     n_features_in_ : int
         Number of features seen during ``fit``.
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Names of features seen during ``fit``, when ``X`` has string column names.
+
+    See Also
+    --------
+    LotteryTicketClassifier : The same search for classification, with references.
 
     Examples
     --------

@@ -15,10 +15,11 @@ def _fast(net_class, **net_params):
 
 
 FAST_ESTIMATORS = [
-    LotteryTicketClassifier(_fast(NeuralNetClassifier), prune_fraction=0.5,
-                            target_sparsity=0.5, random_state=0),
-    LotteryTicketRegressor(_fast(NeuralNetRegressor), prune_fraction=0.5,
-                           target_sparsity=0.5, random_state=0),
+    cls(_fast(net_class), prune_fraction=0.5, target_sparsity=0.5, random_state=0,
+        search=search)
+    for search in ("imp", "early_bird", "snip")
+    for cls, net_class in ((LotteryTicketClassifier, NeuralNetClassifier),
+                           (LotteryTicketRegressor, NeuralNetRegressor))
 ]
 
 # Every check that cannot apply, with its reason; the rest must pass. None so far:
