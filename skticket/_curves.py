@@ -20,7 +20,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import validate_data
 
 from ._estimators import BaseLotteryTicket
-from ._search import SEARCHES, SearchState
+from ._search import SearchState
 from ._ticket import Ticket
 
 __all__ = ["plot_ticket_curve", "summarize_ticket_curve", "ticket_curve"]
@@ -104,7 +104,7 @@ def _search_rows(est: BaseLotteryTicket, X_train, y_train, X_test, y_test, kinds
     X_scored = validate_data(est, X_test, reset=False, dtype=[np.float32, np.float64])
     X_scored = X_scored.astype(np.float32, copy=False)
     score = est._net_scorer(y_test, metric)
-    for trained in SEARCHES["imp"](session, rule, state):
+    for trained in est._searched_rounds(session, rule, state):
         if trained.index == 0:
             yield (_row(0, "dense", trained.masks, score(trained.result.net, X_scored), True),
                    _ticket(trained.masks, trained.start, 0, "rewind"))
@@ -133,8 +133,9 @@ def ticket_curve(
 ):
     """Test score of winning and random tickets at every round of a pruning search.
 
-    For each repeat, a clone of ``estimator`` runs its iterative magnitude
-    pruning search once on the training data (exactly as ``fit`` would), and
+    For each repeat, a clone of ``estimator`` runs its search (``search``:
+    iterative magnitude pruning by default) once on the training data
+    (exactly as ``fit`` would), and
     every round's trained ticket is scored on the test data. For each pruned
     round, the random baselines named in ``tickets`` are trained with that
     round's mask: ``"reinit"`` (same mask, fresh weights) and ``"permute"``
@@ -154,8 +155,8 @@ def ticket_curve(
         Data every trained net is scored on.
     tickets : sequence of {"rewind", "reinit", "permute"}, default=all three
         Which kinds of ticket to score at each pruned round. ``"rewind"`` is
-        the winning ticket; the dense net (round 0) is always scored, as the
-        reference line.
+        the winning ticket; the dense net (round 0, which every search but
+        SNIP trains) is always scored, as the reference line.
     n_repeats : int, default=3
         Independent searches, each with its own seed (initialisation, data
         order, baselines).

@@ -223,3 +223,15 @@ def test_plot_errors(monkeypatch):
         monkeypatch.setitem(sys.modules, module, None)
     with pytest.raises(ImportError, match=r"skticket\[plot\]"):
         plot_ticket_curve([])
+
+
+def test_the_curve_follows_the_estimators_search():
+    X, y = load_iris(return_X_y=True)
+    net = NeuralNetClassifier(MLP, module__hidden_units=(16,), max_epochs=5, lr=0.02,
+                              optimizer=torch.optim.Adam, train_split=None, verbose=0)
+    est = LotteryTicketClassifier(net, target_sparsity=0.75, random_state=0, search="snip")
+    curve = ticket_curve(est, X[::2], y[::2], X[1::2], y[1::2], n_repeats=1,
+                         tickets=("rewind", "permute"), as_frame=False)
+    # SNIP trains no dense net: one round, its ticket and its permuted control.
+    assert [(row["round"], row["ticket"]) for row in curve] == [(1, "rewind"), (1, "permute")]
+    assert all(row["sparsity"] == 0.75 for row in curve)
