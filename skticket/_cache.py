@@ -178,15 +178,18 @@ def round_key(spec: TrainingSpec) -> str:
     The net enters through its class and ``get_params(deep=False)``: module,
     its ``module__*`` arguments (a module instance by its weights), criterion,
     optimizer, learning rate, epochs, batch size, callbacks, iterators, device
-    and the rest. The default dtype is included because it decides the dtype
+    and the rest, but ``verbose``. The default dtype is included because it decides the dtype
     in which a module class builds its weights.
     """
     fields = {field.name: getattr(spec, field.name) for field in dataclasses.fields(spec)}
     template = fields.pop("template")
+    # What a training prints changes nothing it computes.
+    net_params = {name: value for name, value in template.get_params(deep=False).items()
+                  if name != "verbose"}
     return content_hash({
         "environment": _ENVIRONMENT,
         "net_class": type(template),
-        "net_params": template.get_params(deep=False),
+        "net_params": net_params,
         "default_dtype": str(torch.get_default_dtype()),
         **{name: dict(value) if isinstance(value, Mapping) else value
            for name, value in fields.items()},

@@ -15,11 +15,13 @@ from numbers import Integral
 from typing import Any
 
 import numpy as np
+from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.base import clone
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import validate_data
 
 from ._estimators import BaseLotteryTicket
+from ._progress import RoundProgress
 from ._search import SearchState
 from ._ticket import Ticket
 
@@ -92,29 +94,56 @@ def _ticket(masks, start, round_index: int, kind: str) -> Ticket:
                   round=round_index, init=kind)
 
 
-def _search_rows(est: BaseLotteryTicket, X_train, y_train, X_test, y_test, kinds, metric):
-    """One pruning search of ``est``: each round's tickets, scored on the test data.
+def _repeat_rows(estimator: BaseLotteryTicket, seed: int, X_train, y_train, X_test, y_test,
+                 kinds, metric, progress: RoundProgress | None = None):
+    """One search of a clone of ``estimator`` seeded with ``seed``: each round's tickets,
+    scored on the test data.
 
-    Yields ``(row, ticket)`` pairs, the dense net first (as the round-0 ticket).
+    Returns the ``(row, ticket)`` pairs (the dense net first, as the round-0
+    ticket, when the search trains one) and the records of the rounds trained.
+    ``progress``, if given, hears of each round as it is trained (and of the
+    rounds planned, before the first).
     """
+    est = clone(estimator).set_params(random_state=int(seed))
     # The search fit runs: the same session, rule and search, round by round.
     session, rule = est._open_search(X_train, y_train)
     state = SearchState.start(session)
+    if progress is not None:
+        progress.plan(est._planned_rounds(state, rule))
     # Not est._validated_X: that one insists on a fitted estimator.
     X_scored = validate_data(est, X_test, reset=False, dtype=[np.float32, np.float64])
     X_scored = X_scored.astype(np.float32, copy=False)
     score = est._net_scorer(y_test, metric)
+    rows, records = [], []
     for trained in est._searched_rounds(session, rule, state):
         if trained.index == 0:
-            yield (_row(0, "dense", trained.masks, score(trained.result.net, X_scored), True),
-                   _ticket(trained.masks, trained.start, 0, "rewind"))
-            continue
-        for kind in kinds:
-            ticket = (trained if kind == "rewind"
-                      else session.baseline(trained.masks, trained.index, kind))
-            row = _row(trained.index, kind, ticket.masks, score(ticket.result.net, X_scored),
-                       trained.accepted)
-            yield row, _ticket(ticket.masks, ticket.start, trained.index, kind)
+            rows.append((_row(0, "dense", trained.masks, score(trained.result.net, X_scored),
+                              True), _ticket(trained.masks, trained.start, 0, "rewind")))
+        else:
+            for kind in kinds:
+                ticket = (trained if kind == "rewind"
+                          else session.baseline(trained.masks, trained.index, kind))
+                row = _row(trained.index, kind, ticket.masks,
+                           score(ticket.result.net, X_scored), trained.accepted)
+                rows.append((row, _ticket(ticket.masks, ticket.start, trained.index, kind)))
+        records.append(trained.record)
+        if progress is not None:
+            progress.round_done(trained.record)
+    return rows, records
+
+
+class _CurveProgress(RoundProgress):
+    """The bar over repeats x rounds: its total is set once the first search is planned."""
+
+    def __init__(self, verbose: int, n_repeats: int) -> None:
+        super().__init__(verbose, None, "ticket_curve")
+        self.n_repeats = n_repeats
+        self.planned = False
+
+    def plan(self, rounds: int | None) -> None:
+        if not self.planned and rounds is not None:
+            self.set_total(rounds * self.n_repeats)
+        self.planned = True
 
 
 def ticket_curve(
@@ -130,6 +159,8 @@ def ticket_curve(
     random_state: int | np.random.RandomState | None = None,
     as_frame: bool | None = None,
     return_tickets: bool = False,
+    n_jobs: int | None = None,
+    verbose: int | None = None,
 ):
     """Test score of winning and random tickets at every round of a pruning search.
 
@@ -173,6 +204,14 @@ def ticket_curve(
     return_tickets : bool, default=False
         Also return the :class:`Ticket` of every row (mask and the weights it
         trained from; the dense net's for round 0).
+    n_jobs : int or None, default=None
+        Repeats run in parallel through joblib (each with its baselines);
+        ``None`` means 1 unless in a ``joblib.parallel_config`` context, -1
+        all cores. The curve is identical whatever the number of jobs.
+    verbose : int or None, default=None
+        As the estimators' ``verbose``: 1 shows a progress bar over repeats
+        x rounds (advanced per finished repeat when repeats run in parallel).
+        ``None``: the estimator's own.
 
     Returns
     -------
@@ -219,13 +258,25 @@ def ticket_curve(
     rng = check_random_state(random_state)
     seeds = rng.randint(0, 2**31 - 1, size=n_repeats)
 
-    records: list[dict] = []
-    found: list[Ticket] = []
-    for repeat, seed in enumerate(seeds):
-        est = clone(estimator).set_params(random_state=int(seed))
-        for row, ticket in _search_rows(est, X_train, y_train, X_test, y_test, kinds, metric):
-            records.append({"repeat": repeat, "random_state": int(seed), **row})
-            found.append(ticket)
+    args = (X_train, y_train, X_test, y_test, kinds, metric)
+    with _CurveProgress(estimator.verbose if verbose is None else verbose,
+                        n_repeats) as progress:
+        if effective_n_jobs(n_jobs) == 1:
+            repeats = (_repeat_rows(estimator, seed, *args, progress=progress)
+                       for seed in seeds)
+        else:
+            repeats = Parallel(n_jobs=n_jobs, return_as="generator")(
+                delayed(_repeat_rows)(estimator, seed, *args) for seed in seeds)
+        records: list[dict] = []
+        found: list[Ticket] = []
+        for repeat, (seed, (rows, rounds)) in enumerate(zip(seeds, repeats, strict=True)):
+            if effective_n_jobs(n_jobs) != 1:  # the worker's rounds, reported here
+                progress.plan(len(rounds))
+                for record in rounds:
+                    progress.round_done(record)
+            for row, ticket in rows:
+                records.append({"repeat": repeat, "random_state": int(seed), **row})
+                found.append(ticket)
     curve = _records_or_frame(records, as_frame, "ticket_curve")
     return (curve, found) if return_tickets else curve
 

@@ -34,8 +34,16 @@ from ._compact import (
 )
 from ._mlp import MLP
 from ._predict import predict_outputs
+from ._progress import RoundProgress
 from ._rng import draw_seeds, preserved_global_state
-from ._search import SEARCHES, PruningRule, SearchState, given_ticket, prune_once
+from ._search import (
+    SEARCHES,
+    PruningRule,
+    SearchState,
+    given_ticket,
+    planned_rounds,
+    prune_once,
+)
 from ._session import Data, Round, Session
 from ._ticket import Ticket
 from .exceptions import FitInterruptedWarning, TrainingDivergedError, TrainingDivergedWarning
@@ -218,6 +226,8 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
         }
         if fill:
             net.set_params(**fill)
+        if self.verbose >= 2 and not net.verbose:
+            net.set_params(verbose=1)  # skorch's table of epochs, for every round
         return net
 
     def _check_layer_fractions(self, names: list[str]) -> dict[str, float]:
@@ -326,24 +336,19 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
             values["net"] = None
         else:
             values["net"] = type(self.net)
+            # What the net prints changes no result.
             values.update({f"net__{name}": value
-                           for name, value in self.net.get_params(deep=False).items()})
+                           for name, value in self.net.get_params(deep=False).items()
+                           if name != "verbose"})
         return {name: content_hash(value) for name, value in values.items()}
 
-    def _report(self, trained: Round) -> None:
-        if not self.verbose:
-            return
-        record = trained.record
-        score, loss = record["valid_score"], record["train_loss"]
-        score = "" if score is None else f", valid score {score:.4f}"
-        loss = "" if loss is None else f", train loss {loss:.4g}"
-        if record["cached"]:
-            score += " (from memory)"
-        print(
-            f"[{type(self).__name__}] round {record['round']}: sparsity "
-            f"{record['sparsity']:.4f}, {record['n_active']} weights active"
-            f"{loss}{score}, {record['seconds']:.2f}s"
-        )
+    def _planned_rounds(self, state: SearchState, rule: PruningRule) -> int | None:
+        """Rounds the search will train, for progress bars (see ``planned_rounds``)."""
+        return 1 if self.ticket is not None else planned_rounds(self.search, state, rule)
+
+    def _progress(self, state: SearchState, rule: PruningRule) -> RoundProgress:
+        return RoundProgress(self.verbose, self._planned_rounds(state, rule),
+                             type(self).__name__)
 
     def _finish(self, session: Session, state: SearchState, winning: Round) -> None:
         """Train the baseline ticket if asked for, and set the fitted attributes."""
@@ -419,11 +424,12 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
             state = SearchState.start(session)
             rounds, winning = [], None
             try:
-                for trained in self._searched_rounds(session, rule, state):
-                    rounds.append(trained.record)
-                    self._report(trained)
-                    if trained.accepted:
-                        winning = trained
+                with self._progress(state, rule) as progress:
+                    for trained in self._searched_rounds(session, rule, state):
+                        rounds.append(trained.record)
+                        progress.round_done(trained.record)
+                        if trained.accepted:
+                            winning = trained
             except (KeyboardInterrupt, TrainingDivergedError) as stop:
                 if winning is None:  # not even the dense round completed: nothing to keep
                     raise
@@ -498,7 +504,8 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
                     UserWarning, stacklevel=3,
                 )
                 return self
-            self._report(trained)
+            with RoundProgress(self.verbose, 1, type(self).__name__) as progress:
+                progress.round_done(trained.record)
             self.rounds_ = [*self.rounds_, trained.record]
             self._finish(session, state, trained)
         return self
@@ -651,7 +658,10 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
         baselines. With an int, two fits give identical masks and predictions
         on CPU. The global torch and numpy random states are left untouched.
     verbose : int, default=0
-        Print one line per round when positive.
+        0: silent (every round is still logged at INFO on the ``skticket``
+        logger). 1: a progress bar over the rounds on stderr, its postfix the
+        sparsity, training loss and held-out score of the round just trained.
+        2: also skorch's table of epochs for every round.
     memory : str, pathlib.Path, joblib.Memory or None, default=None
         Where to keep trained rounds: a directory or a ``joblib.Memory``
         (scikit-learn's ``Pipeline(memory=...)`` idiom). A round is stored
@@ -875,7 +885,8 @@ class LotteryTicketRegressor(RegressorMixin, BaseLotteryTicket):
     random_state : int, RandomState instance or None, default=None
         Seeds every random draw of the fit; the global random state is untouched.
     verbose : int, default=0
-        Print one line per round when positive.
+        0: silent (rounds are logged on the ``skticket`` logger); 1: a progress
+        bar over the rounds; 2: also skorch's table of epochs.
     memory : str, pathlib.Path, joblib.Memory or None, default=None
         Where to keep trained rounds, so that fits sharing rounds (a grid over
         ``target_sparsity``) train each one once; see

@@ -39,7 +39,7 @@ from ._ticket import Ticket
 from ._training import EarlyBirdRule, State, prunable_weights
 
 __all__ = ["SEARCHES", "PruningRule", "SearchState", "early_bird", "given_ticket", "imp",
-           "prune_once", "snip"]
+           "planned_rounds", "prune_once", "snip"]
 
 
 @dataclass(frozen=True)
@@ -240,9 +240,8 @@ def check_ticket(ticket: Ticket, session: Session, init: str) -> None:
     state = session.theta_0
     for name, mask in ticket.masks.items():
         if name not in session.prunable:
-            raise ValueError(
-                f"The ticket masks {name!r}, which is not a weight of this net's module "
-                f"that can be pruned; those are {session.prunable}.")
+            raise ValueError(f"The ticket masks {name!r}, which is not a parameter of this "
+                             "net's module.")
         if mask.shape != state[name].shape:
             raise ValueError(
                 f"The ticket's mask of {name!r} has shape {mask.shape}, the net's parameter "
@@ -290,6 +289,39 @@ def given_ticket(ticket: Ticket, init: str
         yield trained
 
     return search
+
+
+def planned_rounds(search: str, state: SearchState, rule: PruningRule) -> int | None:
+    """How many rounds ``search`` will train from ``state`` (a progress bar's total).
+
+    Exact for the one-shot searches. For IMP, the rounds until
+    ``target_sparsity`` or ``max_rounds``, counted by pruning stand-in
+    weights (under local scope the counts do not depend on the values; under
+    global scope, floors that bind can change them); ``score_tolerance`` may
+    end the search sooner. ``None`` when nothing fixes the count.
+    """
+    if search == "snip":
+        return 1
+    if search == "early_bird":
+        return 2
+    if rule.target_sparsity is None and rule.max_rounds is None:
+        return None
+    n_prunable = sum(mask.size for mask in state.masks.values())
+    target = (None if rule.target_sparsity is None
+              else target_active_count(n_prunable, rule.target_sparsity))
+    rng = np.random.default_rng(0)
+    stand_in = SearchState(rewind_state={}, masks=state.masks,
+                           trained_weights={name: rng.random(mask.shape)
+                                            for name, mask in state.masks.items()})
+    rounds = 0
+    while not ((rule.max_rounds is not None and rounds >= rule.max_rounds)
+               or (target is not None and n_active(stand_in.masks) <= target)):
+        masks = _next_masks(stand_in, rule, target)
+        if masks is None:
+            break
+        stand_in.masks = masks
+        rounds += 1
+    return rounds + 1
 
 
 def prune_once(session: Session, rule: PruningRule, state: SearchState) -> Round | None:
