@@ -10,12 +10,15 @@ from ._compact import CompactClassifier, CompactRegressor
 from ._curves import plot_ticket_curve, summarize_ticket_curve, ticket_curve
 from ._estimators import LotteryTicketClassifier, LotteryTicketRegressor
 from ._mlp import MLP
+from ._nets import DefaultClassifierNet, DefaultRegressorNet
 from ._ticket import Ticket
 
 __all__ = [
     "MLP",
     "CompactClassifier",
     "CompactRegressor",
+    "DefaultClassifierNet",
+    "DefaultRegressorNet",
     "LotteryTicketClassifier",
     "LotteryTicketRegressor",
     "Ticket",

@@ -441,10 +441,25 @@ class CompactRegressor(_CompactBase):
 
     def __init__(self, module: CompactMLP, *, n_features_in: int,
                  nonlinearity: Callable[[torch.Tensor], torch.Tensor],
-                 target_is_1d: bool, batch_size: int = BATCH_SIZE) -> None:
+                 target_is_1d: bool, batch_size: int = BATCH_SIZE,
+                 target_scale: np.ndarray | None = None,
+                 target_offset: np.ndarray | None = None) -> None:
         super().__init__(module, n_features_in=n_features_in, nonlinearity=nonlinearity,
                          batch_size=batch_size)
         self._target_is_1d = target_is_1d
+        self._target_scale = target_scale
+        self._target_offset = target_offset
+
+    @property
+    def target_scale(self) -> np.ndarray | None:
+        """Predictions are the network's output times this, plus :attr:`target_offset`
+        (the estimator's target standardization undone); None: the output as is."""
+        return self._target_scale
+
+    @property
+    def target_offset(self) -> np.ndarray | None:
+        """See :attr:`target_scale`."""
+        return self._target_offset
 
     def predict(self, X) -> np.ndarray:
         """Predicted targets.
@@ -458,6 +473,8 @@ class CompactRegressor(_CompactBase):
         ndarray of shape (n_samples,) or (n_samples, n_targets)
         """
         y = self._output(X)
+        if self._target_scale is not None:
+            y = y * self._target_scale + self._target_offset
         return y.ravel() if self._target_is_1d else y
 
     def score(self, X, y) -> float:

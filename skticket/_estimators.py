@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterable, Iterator
 from numbers import Integral, Real
 
 import numpy as np
-import torch
 from joblib import Memory
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context, clone
 from sklearn.metrics import accuracy_score, r2_score
@@ -32,7 +31,7 @@ from ._compact import (
     CompactRegressor,
     compact_module,
 )
-from ._mlp import MLP
+from ._nets import DefaultClassifierNet, DefaultRegressorNet
 from ._predict import predict_outputs
 from ._progress import RoundProgress
 from ._rng import draw_seeds, preserved_global_state
@@ -46,23 +45,14 @@ from ._search import (
 )
 from ._session import Data, Round, Session
 from ._ticket import Ticket
-from .exceptions import FitInterruptedWarning, TrainingDivergedError, TrainingDivergedWarning
-
-__all__ = ["BaseLotteryTicket", "LotteryTicketClassifier", "LotteryTicketRegressor"]
-
-# The default net: small enough for quick tabular work, trained long enough to
-# score about as well as scikit-learn's MLP defaults on small standardized sets.
-_DEFAULT_NET_PARAMS = dict(
-    module=MLP,
-    module__hidden_units=(100,),
-    optimizer=torch.optim.Adam,
-    lr=1e-2,
-    max_epochs=30,
-    batch_size=64,
-    train_split=None,
-    verbose=0,
+from .exceptions import (
+    FitInterruptedWarning,
+    InputScaleWarning,
+    TrainingDivergedError,
+    TrainingDivergedWarning,
 )
 
+__all__ = ["BaseLotteryTicket", "LotteryTicketClassifier", "LotteryTicketRegressor"]
 
 def _accepts(module, name: str) -> bool:
     if isinstance(module, nn.Module):
@@ -96,6 +86,31 @@ def _all_or_nothing(estimator: BaseEstimator) -> Iterator[None]:
         estimator.__dict__.clear()
         estimator.__dict__.update(saved)
         raise
+
+
+#: Feature scales (standard deviation, or distance of the mean from 0) this many
+#: times apart, or this far from 1, slow a default net down or stall it.
+_SCALE_RATIO = 100.0
+
+
+def _warn_if_unscaled(X: np.ndarray) -> None:
+    """Warn when the features' scales differ by orders of magnitude (default net only).
+
+    Gradient steps of one learning rate cannot suit weights of features on
+    scales a hundred times apart; scikit-learn's MLP documents the same need.
+    """
+    std = X.std(axis=0, dtype=np.float64)
+    scale = np.maximum(std, np.abs(X.mean(axis=0, dtype=np.float64)))
+    scale = scale[std > 0]
+    if len(scale) == 0:
+        return
+    if scale.max() / scale.min() > _SCALE_RATIO or scale.max() > _SCALE_RATIO:
+        warnings.warn(
+            f"The features' scales differ by orders of magnitude (from {scale.min():.3g} to "
+            f"{scale.max():.3g}); the default net trains poorly on such inputs. Standardize "
+            "them, e.g. make_pipeline(StandardScaler(), estimator).",
+            InputScaleWarning, stacklevel=5,
+        )
 
 
 def _is_nll(criterion) -> bool:
@@ -180,6 +195,37 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
     _default_net_class: type[NeuralNet]
     _rejected_nets: tuple[type[NeuralNet], ...]
 
+    # --- the default net, tunable through net__* --------------------------------
+
+    def get_params(self, deep: bool = True) -> dict:
+        """Parameters of this estimator; with ``deep``, those of its net as ``net__*``.
+
+        With ``net=None`` the ``net__*`` entries are those of the default net
+        (:class:`~skticket.DefaultClassifierNet` or
+        :class:`~skticket.DefaultRegressorNet`), so that they can be listed,
+        set and searched over like a given net's.
+        """
+        params = super().get_params(deep=deep)
+        if deep and self.net is None:
+            params.update({f"net__{name}": value for name, value
+                           in self._default_net_class().get_params(deep=True).items()})
+        return params
+
+    def set_params(self, **params):
+        """Set parameters; ``net__*`` on the default net first makes it this estimator's own.
+
+        ``net=None`` stays the default until a ``net__*`` parameter is set: the
+        default net is then built, for this estimator alone (a default object
+        shared between estimators would change for all of them), and set.
+        """
+        if self.net is None and "net" not in params and any(
+                name.startswith("net__") for name in params):
+            self.net = self._default_net_class()
+        return super().set_params(**params)
+
+    def _uses_default_net(self) -> bool:
+        return self.net is None or isinstance(self.net, self._default_net_class)
+
     @abstractmethod
     def _encode_target(self, y: np.ndarray, reset: bool) -> np.ndarray:
         """The target as the net trains on it; with ``reset``, learn its encoding."""
@@ -208,7 +254,7 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
     def _sized_template(self, n_features: int) -> NeuralNet:
         """An unfitted clone of ``net`` with the module sized from the data."""
         if self.net is None:
-            net = self._default_net_class(**_DEFAULT_NET_PARAMS)
+            net = self._default_net_class()
         else:
             if isinstance(self.net, self._rejected_nets):
                 raise TypeError(
@@ -285,6 +331,8 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
         :func:`skticket.ticket_curve`.
         """
         X, y = self._validate_fit_data(X, y)
+        if self._uses_default_net():
+            _warn_if_unscaled(X)
         y = self._encode_target(y, reset=True)
         seeds = draw_seeds(self.random_state)
         # A given ticket says itself which weights are pruned (its names are
@@ -608,9 +656,16 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
         The unfitted net to prune. Its module is sized from the data: when the
         module's constructor takes ``n_features`` / ``n_outputs`` (as
         :class:`skticket.MLP` does) and they are not set, the input width and
-        the number of classes are filled in. ``None`` uses an :class:`MLP` with
-        one hidden layer of 100 units, Adam (lr 0.01), 30 epochs, batches of 64,
-        no internal validation split, silent.
+        the number of classes are filled in. ``None``: a
+        :class:`~skticket.DefaultClassifierNet`, an :class:`MLP` with one
+        hidden layer of 100 units, Adam (lr 0.01), batches of 64, trained until
+        its training loss stops improving (as scikit-learn's MLP: by 1e-4 in
+        10 epochs), at most 200 epochs. Tune it through ``net__*`` as any net
+        (``set_params(net__max_epochs=50)``, a grid over ``net__lr``): setting
+        one builds the default net for this estimator, and ``net`` then holds
+        it. Inputs should be standardized (``make_pipeline(StandardScaler(),
+        ...)``); with the default net, features whose scales differ by orders
+        of magnitude raise an :class:`~skticket.exceptions.InputScaleWarning`.
     prune_fraction : float, default=0.2
         Share of each layer's surviving weights removed per round (of the
         pooled weights under ``scope="global"``): after k rounds ``(1-p)^k``
@@ -769,7 +824,7 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
     True
     """
 
-    _default_net_class = NeuralNetClassifier
+    _default_net_class = DefaultClassifierNet
     _rejected_nets = (NeuralNetRegressor, NeuralNetBinaryClassifier)
 
     def _encode_target(self, y, reset):
@@ -857,8 +912,12 @@ class LotteryTicketRegressor(RegressorMixin, BaseLotteryTicket):
     net : skorch NeuralNetRegressor or NeuralNet, default=None
         The unfitted net to prune, its module sized from the data as for
         :class:`LotteryTicketClassifier` (``n_outputs`` = number of targets).
-        ``None`` uses an :class:`MLP` with one hidden layer of 100 units, Adam
-        (lr 0.01), 30 epochs, batches of 64, no internal validation split, silent.
+        ``None``: a :class:`~skticket.DefaultRegressorNet` (as for
+        :class:`LotteryTicketClassifier`, tunable through ``net__*``). With the
+        default net the regressor trains on the target standardized per output
+        (``target_mean_``, ``target_scale_``) and transforms its predictions
+        back, so a raw target such as diabetes' (25 to 346) trains as well as a
+        standardized one; a net of your own trains on the target as given.
     prune_fraction : float, default=0.2
         Share of each layer's surviving weights removed per round.
     target_sparsity : float or None, default=0.8
@@ -917,6 +976,10 @@ class LotteryTicketRegressor(RegressorMixin, BaseLotteryTicket):
         round read from ``memory``).
     n_outputs_ : int
         Number of targets.
+    target_mean_, target_scale_ : ndarray of shape (n_outputs_,) or None
+        With the default net, the mean and standard deviation the target was
+        standardized with for training (predictions are transformed back);
+        None with a net of your own.
     n_features_in_ : int
         Number of features seen during ``fit``.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -938,21 +1001,33 @@ class LotteryTicketRegressor(RegressorMixin, BaseLotteryTicket):
     (3,)
     """
 
-    _default_net_class = NeuralNetRegressor
+    _default_net_class = DefaultRegressorNet
     _rejected_nets = (NeuralNetClassifier, NeuralNetBinaryClassifier)
 
     def _encode_target(self, y, reset):
-        y = np.asarray(y, dtype=np.float32)
+        y = np.asarray(y, dtype=np.float64)
         if reset:
             self._target_is_1d_ = y.ndim == 1
             self.n_outputs_ = 1 if y.ndim == 1 else y.shape[1]
+            self.target_mean_ = self.target_scale_ = None
+            if self._uses_default_net():
+                # The default net trains on the standardized target: Adam at
+                # lr 0.01 from a small init cannot reach a target in the
+                # hundreds in a few hundred steps, and MSE on it diverges.
+                columns = y.reshape(len(y), -1)
+                scale = columns.std(axis=0)
+                self.target_mean_ = columns.mean(axis=0)
+                self.target_scale_ = np.where(scale > 0, scale, 1.0)
         elif (y.ndim == 1) != self._target_is_1d_ or y.reshape(len(y), -1).shape[1] != (
             self.n_outputs_
         ):
             raise ValueError(f"y has shape {y.shape}; fit saw {self.n_outputs_} target(s).")
         # skorch regressors train on 2-D targets; a (B, 1) prediction against a
         # (B,) target would silently broadcast in MSELoss.
-        return y.reshape(-1, 1) if y.ndim == 1 else y
+        y = y.reshape(len(y), -1)
+        if self.target_scale_ is not None:
+            y = (y - self.target_mean_) / self.target_scale_
+        return y.astype(np.float32)
 
     def _n_outputs(self):
         return self.n_outputs_
@@ -964,12 +1039,16 @@ class LotteryTicketRegressor(RegressorMixin, BaseLotteryTicket):
         return r2_score(y_true, y_pred)
 
     def _decode(self, predictions):
+        if self.target_scale_ is not None:
+            predictions = predictions * self.target_scale_ + self.target_mean_
         return predictions.ravel() if self._target_is_1d_ else predictions
 
     def _compact_predictor(self, module, batch_size):
         return CompactRegressor(module, n_features_in=self.n_features_in_,
                                 nonlinearity=self.net_._get_predict_nonlinearity(),
-                                target_is_1d=self._target_is_1d_, batch_size=batch_size)
+                                target_is_1d=self._target_is_1d_, batch_size=batch_size,
+                                target_scale=self.target_scale_,
+                                target_offset=self.target_mean_)
 
     def predict(self, X) -> np.ndarray:
         """Predictions of the winning ticket's trained net.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 __all__ = [
     "FitInterruptedWarning",
+    "InputScaleWarning",
     "TrainingDivergedError",
     "TrainingDivergedWarning",
     "TrainingInterrupted",
@@ -49,3 +50,8 @@ class TrainingDivergedWarning(UserWarning):
 
     The winning ticket is the last round whose training stayed finite.
     """
+
+
+class InputScaleWarning(UserWarning):
+    """The features' scales differ by orders of magnitude, and the default net will
+    train poorly on them: standardize the inputs (``StandardScaler``)."""

@@ -100,7 +100,9 @@ def test_stays_within():
 
 def test_tabular_quickstart(capsys):
     quick = _load("tabular_quickstart")
-    results = quick.main(prune_fractions=(0.5,), target_sparsities=(0.5,), cv=2)
+    # The default net, held to 30 epochs a training to keep the smoke test short.
+    results = quick.main(prune_fractions=(0.5,), target_sparsities=(0.5,), cv=2,
+                         net_params={"net__max_epochs": 30})
     assert [r["dataset"] for r in results] == ["breast_cancer", "diabetes"]
     for result in results:
         assert result["best_params"] == {"prune_fraction": 0.5, "target_sparsity": 0.5}

@@ -1,0 +1,99 @@
+"""The nets the estimators train when ``net=None``, tunable like any skorch net.
+
+:class:`DefaultClassifierNet` and :class:`DefaultRegressorNet` are skorch
+nets with defaults that suit small tabular data: an :class:`~skticket.MLP`
+with one hidden layer of 100 units, Adam at lr 0.01, batches of 64, no
+internal validation split, silent, and trained to convergence the way
+scikit-learn's MLPs are: until the training loss has not improved by
+``1e-4`` for 10 epochs (a skorch ``EarlyStopping`` on ``train_loss``, the
+default callback ``"converged"``), at most 200 epochs. A tiny data set then
+gets the steps it needs and a large one stops once it has learned.
+
+Every setting is an ordinary skorch parameter: ``net__max_epochs``,
+``net__lr``, ``net__module__hidden_units``, ``net__device``,
+``net__callbacks__converged__patience``, or ``net__callbacks__converged=None``
+to train a fixed number of epochs.
+"""
+
+from __future__ import annotations
+
+import torch
+from skorch import NeuralNetClassifier, NeuralNetRegressor
+from skorch.callbacks import EarlyStopping
+
+from ._mlp import MLP
+
+__all__ = ["DefaultClassifierNet", "DefaultRegressorNet"]
+
+#: scikit-learn's MLP defaults for its stopping rule: ``tol`` and ``n_iter_no_change``.
+CONVERGENCE_TOL = 1e-4
+CONVERGENCE_PATIENCE = 10
+
+
+class _TrainsToConvergence:
+    """Adds the ``"converged"`` callback to skorch's defaults."""
+
+    @property
+    def _default_callbacks(self):
+        return [
+            *super()._default_callbacks,
+            ("converged", EarlyStopping(monitor="train_loss", patience=CONVERGENCE_PATIENCE,
+                                        threshold=CONVERGENCE_TOL, threshold_mode="abs")),
+        ]
+
+
+_SHARED_DOC = """
+    Parameters
+    ----------
+    module : torch module class or instance, default=skticket.MLP
+        Sized from the data by the estimator (``n_features``, ``n_outputs``).
+    criterion : torch loss, default={criterion}
+    optimizer : torch optimizer, default=torch.optim.Adam
+    lr : float, default=0.01
+    max_epochs : int, default=200
+        At most this many epochs; the ``"converged"`` callback usually ends a
+        training sooner.
+    batch_size : int, default=64
+    train_split : None, default=None
+        No internal validation split: every row trains.
+    verbose : int, default=0
+    **kwargs
+        Any other skorch parameter. ``module__hidden_units`` defaults to
+        ``(100,)``.
+"""
+
+
+class DefaultClassifierNet(_TrainsToConvergence, NeuralNetClassifier):
+    __doc__ = ("The net :class:`~skticket.LotteryTicketClassifier` trains when ``net=None``.\n"
+               + _SHARED_DOC.format(criterion="torch.nn.NLLLoss (on the MLP's softmax)") + """
+    Examples
+    --------
+    >>> from skticket import DefaultClassifierNet, LotteryTicketClassifier
+    >>> clf = LotteryTicketClassifier().set_params(net__max_epochs=50, net__lr=0.005)
+    >>> type(clf.net).__name__, clf.net.max_epochs, clf.net.lr
+    ('DefaultClassifierNet', 50, 0.005)
+    >>> LotteryTicketClassifier().net is None  # the default is built per estimator
+    True
+    """)
+
+    def __init__(self, module=MLP, *args, criterion=torch.nn.NLLLoss,
+                 optimizer=torch.optim.Adam, lr=0.01, max_epochs=200, batch_size=64,
+                 train_split=None, verbose=0, **kwargs) -> None:
+        kwargs.setdefault("module__hidden_units", (100,))
+        super().__init__(module, *args, criterion=criterion, optimizer=optimizer, lr=lr,
+                         max_epochs=max_epochs, batch_size=batch_size,
+                         train_split=train_split, verbose=verbose, **kwargs)
+
+
+class DefaultRegressorNet(_TrainsToConvergence, NeuralNetRegressor):
+    __doc__ = ("The net :class:`~skticket.LotteryTicketRegressor` trains when ``net=None``.\n\n"
+               "    With this net the regressor trains on the standardized target.\n"
+               + _SHARED_DOC.format(criterion="torch.nn.MSELoss"))
+
+    def __init__(self, module=MLP, *args, criterion=torch.nn.MSELoss,
+                 optimizer=torch.optim.Adam, lr=0.01, max_epochs=200, batch_size=64,
+                 train_split=None, verbose=0, **kwargs) -> None:
+        kwargs.setdefault("module__hidden_units", (100,))
+        super().__init__(module, *args, criterion=criterion, optimizer=optimizer, lr=lr,
+                         max_epochs=max_epochs, batch_size=batch_size,
+                         train_split=train_split, verbose=verbose, **kwargs)
