@@ -107,7 +107,7 @@ def main(hidden_units=(300, 100), epochs: int = 30, rounds: int = 18, n_repeats:
         _save_plot(curve, png, name, n_repeats)
         result["png"] = Path(png)
         if verbose:
-            print(f"\nPlot saved to {png}")
+            print(f"\nPlot saved to {_shown(png)}")
     return result
 
 
@@ -134,6 +134,14 @@ def _report(summary, dense, within, name, n_repeats, epochs) -> None:
     print("Mean test accuracy stays within 1 point of the dense net down to:")
     for kind in KINDS:
         print(f"  {kind:<8} {100 * within[kind]:6.2f}% of the weights")
+
+
+def _shown(path) -> str:
+    """``path`` relative to the repository when inside it: outputs pasted in the docs
+    name no directory of the machine that made them."""
+    path = Path(path).resolve()
+    root = Path(__file__).resolve().parents[1]
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
 
 def _save_plot(curve, png, name, n_repeats) -> None:
