@@ -42,4 +42,4 @@ def test_readme_snippet_runs(line, code, tmp_path, monkeypatch):
     for net in (DefaultClassifierNet, DefaultRegressorNet):
         monkeypatch.setitem(net.__init__.__kwdefaults__, "max_epochs", 3)
     namespace = {"__name__": f"readme_line_{line}"}
-    exec(compile(reduced(code), f"README.md:{line}", "exec"), namespace)  # noqa: S102
+    exec(compile(reduced(code), f"README.md:{line}", "exec"), namespace)
