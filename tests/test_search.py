@@ -177,6 +177,12 @@ def test_a_given_ticket_with_fresh_weights(cancer, training_calls):
         assert not np.array_equal(moved.winning_ticket_.weights[name], found.weights[name])
 
 
+@pytest.fixture(scope="module")
+def found(cancer):
+    X, y = cancer
+    return estimator(net=net(max_epochs=3)).fit(X, y).winning_ticket_
+
+
 @pytest.mark.parametrize("other, extra, match", [
     ({"module__hidden_units": (16,)}, None,
      r"mask of 'hidden_0.weight' has shape \(32, 30\), the net's parameter \(16, 30\)"),
@@ -187,9 +193,8 @@ def test_a_given_ticket_with_fresh_weights(cancer, training_calls):
     ({"module__hidden_units": (32,)}, "extra.weight",
      r"masks 'extra.weight', which is not a parameter of this net's module"),
 ])
-def test_a_ticket_that_does_not_fit_the_net_is_refused(cancer, other, extra, match):
+def test_a_ticket_that_does_not_fit_the_net_is_refused(cancer, found, other, extra, match):
     X, y = cancer
-    found = estimator().fit(X, y).winning_ticket_
     if extra is not None:
         found = Ticket(masks={**found.masks, extra: np.ones((2, 2), dtype=bool)},
                        weights={**found.weights, extra: np.ones((2, 2))}, round=found.round)
