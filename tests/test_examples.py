@@ -117,3 +117,75 @@ def test_tabular_quickstart(capsys):
     assert diabetes["scores"]["winning ticket"] > 0
     out = capsys.readouterr().out
     assert "breast_cancer" in out and "diabetes" in out
+
+
+def test_cheap_tickets(capsys):
+    cheap = _load("cheap_tickets")
+    sparsities = (0.2, 0.36)
+    # The tabular data sets' default net held to 10 epochs a training.
+    result = cheap.main(sparsities=sparsities, seeds=(0,), epochs=2, hidden_units=(16, 8),
+                        n_train=64, net_params={"net__max_epochs": 10})
+    assert list(result["results"]) == ["digits", "breast_cancer", "diabetes"]
+    for name, summary in result["results"].items():
+        assert [(r["method"], r["target"]) for r in summary] == [
+            ("dense", 0.0), *((m, s) for m in cheap.METHODS[1:] for s in sparsities)]
+        by_method = {(r["method"], r["target"]): r for r in summary}
+        for r in summary:
+            # Every ticket lands on its target exactly (to the nearest weight).
+            n = r["n_prunable"]
+            assert r["n_active"] == n - round(r["target"] * n)
+            assert r["sparsity"] == pytest.approx(r["target"], abs=1 / n)
+            assert math.isfinite(r["score"]) and r["score"] <= 1
+            assert r["seconds"] > 0 and r["n_seeds"] == 1
+            if cheap.METRICS[name] == "accuracy":
+                assert 0 <= r["score"]
+        for s in sparsities:
+            # What each method trains: IMP's rounds plus one for a baseline ticket.
+            assert by_method[("imp + reinit", s)]["trainings"] == (
+                by_method[("imp", s)]["trainings"] + 1)
+            assert {m: by_method[(m, s)]["trainings"] for m in
+                    ("early_bird", "snip", "snip + permute", "one-shot")} == {
+                "early_bird": 2, "snip": 1, "snip + permute": 2, "one-shot": 2}
+            (stop,) = by_method[("early_bird", s)]["stop_epochs"]
+            assert 1 <= stop <= (2 if name == "digits" else 10)
+        assert by_method[("dense", 0.0)]["trainings"] == 1
+        if name == "digits":  # no stopping rule: each training runs its 2 epochs
+            for (method, _), r in by_method.items():
+                cut = 2 - r["stop_epochs"][0] if method == "early_bird" else 0
+                assert r["epochs"] == 2 * r["trainings"] - cut
+    transfer = {(r["method"], r["target"]): r for r in result["transfer"]}
+    assert set(transfer) == {("dense on 5-9", 0.0)} | {
+        (m, s) for s in sparsities for m in ("IMP on 0-4 (scored on 0-4)", "IMP on 5-9",
+                                             "ticket from 0-4 (rewind)",
+                                             "ticket from 0-4 (reinit)")}
+    for s in sparsities:
+        source = transfer[("IMP on 0-4 (scored on 0-4)", s)]
+        for init in ("rewind", "reinit"):
+            moved = transfer[(f"ticket from 0-4 ({init})", s)]
+            assert moved["n_active"] == source["n_active"] and moved["trainings"] == 1
+    assert all(math.isfinite(r["score"]) for r in result["transfer"])
+    checks = result["targets"]
+    assert len(checks) == 2 * len(sparsities) + 3 * len(sparsities)
+    assert all(isinstance(check["met"], bool) for check in checks)
+    out = capsys.readouterr().out
+    for line in ("digits, LeNet-16-8", "breast_cancer, default net", "diabetes, default net",
+                 "Transfer on digits", "early_bird stopped the dense training", "Targets:"):
+        assert line in out
+
+
+def test_calibrate_early_bird(capsys):
+    calibrate = _load("calibrate_early_bird")
+    result = calibrate.main(sparsities=(0.5,), tolerances=(0.1, 1.0), windows=(2,), seeds=(0,),
+                            epochs=4, hidden_units=(16, 8), n_train=120)
+    summary = result["summary"]
+    assert [(r["dataset"], r["tolerance"]) for r in summary] == [
+        (name, t) for name in ("digits", "breast_cancer") for t in (0.1, 1.0)]
+    for r in summary:
+        assert r["stop_min"] <= r["stop_epoch"] <= r["stop_max"]
+        assert 0 <= r["accuracy"] <= 1 and 0 <= r["imp_accuracy"] <= 1
+    # Tolerance 1 accepts any mask: the training stops as soon as the window is full.
+    assert all(r["stop_epoch"] == 3 and r["settled"] == 1
+               for r in summary if r["tolerance"] == 1.0)
+    assert all(row["ticket_sparsity"] == 0.5 for row in result["rows"])
+    assert result["recommended"][2] in (None, 0.1, 1.0)
+    assert "largest tolerance within 1 point" in capsys.readouterr().out
