@@ -61,7 +61,7 @@ class PruningRule:
     score_tolerance: float | None = None
     rewind_step: int = 0
     early_bird_window: int = 5
-    early_bird_tolerance: float = 0.1
+    early_bird_tolerance: float = 0.02
     snip_batches: int = 1
 
 
