@@ -29,6 +29,8 @@ SCRIPTS = {
     "sklearn": "bench_sklearn.py",        # 5: vs scikit-learn's MLPs
     "predict": "bench_predict.py",        # serving 1: predict time vs MLPClassifier
     "onnx": "bench_onnx.py",              # serving 3: ONNX graph size and onnxruntime
+    "defaults": "bench_defaults.py",      # defaults: zero configuration vs scikit-learn
+    "parallel": "bench_parallel.py",      # scaling 2: GridSearchCV on processes, threads, Dask
 }
 
 
