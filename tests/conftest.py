@@ -3,6 +3,8 @@
 import pytest
 import torch
 
+import skticket._session as session_module
+
 
 @pytest.fixture(autouse=True, scope="session")
 def one_torch_thread():
@@ -12,3 +14,13 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def training_calls(monkeypatch):
+    """The specs of the trainings actually run (a cache hit runs none)."""
+    calls = []
+    real = session_module.train_round
+    monkeypatch.setattr(session_module, "train_round",
+                        lambda spec: calls.append(spec) or real(spec))
+    return calls

@@ -12,7 +12,6 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.preprocessing import StandardScaler
 from skorch import NeuralNetClassifier
 
-import skticket._session as session_module
 from skticket import MLP, LotteryTicketClassifier
 from skticket._cache import content_hash
 
@@ -36,15 +35,6 @@ def estimator(**params):
     params = {"prune_fraction": 0.5, "target_sparsity": 0.75, "random_state": 0, **params}
     return LotteryTicketClassifier(params.pop("net", small_net()), **params)
 
-
-@pytest.fixture
-def training_calls(monkeypatch):
-    """Counts the rounds actually trained (cache hits do not call train_round)."""
-    calls = []
-    real = session_module.train_round
-    monkeypatch.setattr(session_module, "train_round",
-                        lambda *a, **k: calls.append(1) or real(*a, **k))
-    return calls
 
 
 def assert_same_fit(a, b, X):

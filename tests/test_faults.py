@@ -21,7 +21,6 @@ from skorch.callbacks import Callback, Checkpoint, EarlyStopping, LRScheduler
 from skorch.dataset import ValidSplit
 from torch import nn
 
-import skticket._session as session_module
 from skticket import MLP, LotteryTicketClassifier, LotteryTicketRegressor
 from skticket._predict import block_rows
 from skticket.exceptions import (
@@ -360,14 +359,6 @@ def test_prune_accepts_an_equal_net(fitted, cancer):
 
 # --- cache hygiene -------------------------------------------------------------------------
 
-
-@pytest.fixture
-def training_calls(monkeypatch):
-    calls = []
-    real = session_module.train_round
-    monkeypatch.setattr(session_module, "train_round",
-                        lambda *a, **k: calls.append(1) or real(*a, **k))
-    return calls
 
 
 def test_a_truncated_cache_entry_is_a_miss(cancer, tmp_path, training_calls):

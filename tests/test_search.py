@@ -9,7 +9,6 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.preprocessing import StandardScaler
 from skorch import NeuralNetClassifier
 
-import skticket._session as session_module
 from skticket import MLP, LotteryTicketClassifier, Ticket
 from skticket._pruning import target_active_count
 
@@ -32,14 +31,6 @@ def estimator(net=net, **params):
     return LotteryTicketClassifier(net, **{"target_sparsity": 0.9, "random_state": 0,
                                            **params})
 
-
-@pytest.fixture
-def training_calls(monkeypatch):
-    calls = []
-    real = session_module.train_round
-    monkeypatch.setattr(session_module, "train_round",
-                        lambda spec: calls.append(spec) or real(spec))
-    return calls
 
 
 def active_per_layer(est):
