@@ -96,16 +96,17 @@ def predict_outputs(net: NeuralNet, X: np.ndarray) -> np.ndarray:
     nonlinearity = net._get_predict_nonlinearity()
     block = block_rows(net.module_)
     rows = torch.from_numpy(np.ascontiguousarray(X))
+    n_rows = len(rows)
     outputs = []
     # Only torch's generator: an inference pass draws from nothing else, and
     # numpy's global state costs more to save than a small forward pass.
-    with preserved_torch_rng(net.device), torch.no_grad():
-        for start in range(0, len(rows), block):
+    # inference_mode rather than no_grad: the same kernels, without the
+    # version counting and view tracking each op does otherwise.
+    with preserved_torch_rng(net.device), torch.inference_mode():
+        for start in range(0, n_rows, block):
             chunk = rows[start:start + block]
-            n = len(chunk)
-            if n < block:
-                chunk = torch.zeros((block, *chunk.shape[1:]), dtype=chunk.dtype).index_copy_(
-                    0, torch.arange(n), chunk)
+            if len(chunk) < block:
+                chunk = torch.cat([chunk, chunk.new_zeros((block - len(chunk), *chunk.shape[1:]))])
             if start == 0:
                 # skorch's own evaluation step (and any override of it): it checks
                 # the net, puts its modules in eval mode and calls infer.
@@ -115,5 +116,7 @@ def predict_outputs(net: NeuralNet, X: np.ndarray) -> np.ndarray:
                 output = net.infer(chunk)
             if isinstance(output, tuple):
                 output = output[0]
-            outputs.append(nonlinearity(output)[:n].detach().cpu().numpy())
-    return np.concatenate(outputs).astype(np.float64, copy=False)
+            outputs.append(nonlinearity(output))
+        # One copy off the device and into float64 for the whole call.
+        result = outputs[0] if len(outputs) == 1 else torch.cat(outputs)
+        return result[:n_rows].cpu().numpy().astype(np.float64)
