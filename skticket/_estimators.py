@@ -14,6 +14,7 @@ from numbers import Integral, Real
 
 import numpy as np
 from joblib import Memory
+from scipy.sparse import issparse
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context, clone
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
@@ -111,6 +112,22 @@ def _warn_if_unscaled(X: np.ndarray) -> None:
             "them, e.g. make_pipeline(StandardScaler(), estimator).",
             InputScaleWarning, stacklevel=5,
         )
+
+
+def _plain_labels(y, classes: np.ndarray) -> np.ndarray | None:
+    """``y`` as a 1-D array when it is one of labels of ``classes``' kind, else ``None``.
+
+    Integers (or booleans) against integer classes, strings against string
+    classes: for those ``accuracy_score``'s target checks find nothing to
+    refuse, and on a one-row call they cost several times the prediction.
+    """
+    if issparse(y):
+        return None
+    labels = np.asarray(y)
+    kinds = {labels.dtype.kind, classes.dtype.kind}
+    if labels.ndim != 1 or not (kinds <= set("iub") or kinds == {"U"}):
+        return None
+    return labels
 
 
 def _is_nll(criterion) -> bool:
@@ -859,7 +876,8 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
         return self._proba(net, X).argmax(axis=1)
 
     def _score_encoded(self, y_true, y_pred):
-        return accuracy_score(y_true, y_pred)
+        # Both are the encoded labels (indices into classes_) of the same rows.
+        return float(np.mean(y_true == y_pred))
 
     def _decode(self, predictions):
         return self.classes_[predictions]
@@ -902,6 +920,28 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
         ndarray of shape (n_samples,)
         """
         return self._decode(self.predict_proba(X).argmax(axis=1))
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """Mean accuracy on ``(X, y)``: what ``accuracy_score(y, self.predict(X))`` returns.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+            True labels.
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        float
+        """
+        y_pred = self.predict(X)
+        labels = _plain_labels(y, self.classes_)
+        if labels is None or sample_weight is not None or len(labels) != len(y_pred):
+            # Everything else (weights, mixed or continuous targets, a length
+            # mismatch) goes through scikit-learn's checks and messages.
+            return float(accuracy_score(y, y_pred, sample_weight=sample_weight))
+        return float(np.mean(labels == y_pred))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -8,6 +8,7 @@ import torch
 from sklearn.base import clone
 from sklearn.datasets import load_breast_cancer, load_iris, make_regression
 from sklearn.exceptions import NotFittedError
+from sklearn.metrics import accuracy_score
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -374,6 +375,30 @@ def test_any_label_type(labels):
     assert set(est.predict(X)) <= set(labels)
     assert est.predict_proba(X).shape == (150, 3)
     np.testing.assert_allclose(est.predict_proba(X).sum(axis=1), 1, rtol=1e-5)
+
+
+def test_score_is_accuracy_score_of_predict_for_every_kind_of_y():
+    X, y = load_iris(return_X_y=True)
+    names = np.array(["setosa", "versicolor", "virginica"])
+    fitted = {kind: LotteryTicketClassifier(small_net(max_epochs=3), target_sparsity=0.5,
+                                            random_state=0).fit(X, labels)
+              for kind, labels in [("int", y), ("str", names[y])]}
+    half = np.r_[np.ones(75), np.zeros(75)]
+    for kind, y_true in [("int", y), ("int", y.tolist()), ("int", y.astype(np.float64)),
+                         ("int", y.astype(np.int32)), ("str", names[y]),
+                         ("str", names[y].astype(object))]:
+        est = fitted[kind]
+        expected = accuracy_score(y_true, est.predict(X))
+        assert est.score(X, y_true) == expected
+        assert est.score(X, y_true, sample_weight=half) == accuracy_score(
+            y_true, est.predict(X), sample_weight=half)
+    # What accuracy_score refuses, score refuses with its message.
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        fitted["int"].score(X, y[:-1])
+    with pytest.raises(ValueError, match=r"[Mm]ix"):
+        fitted["int"].score(X, y + 0.5)
+    with pytest.raises(ValueError, match=r"[Mm]ix"):
+        fitted["str"].score(X, y)
 
 
 def test_bool_labels_and_int_features(cancer):
