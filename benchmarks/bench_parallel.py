@@ -11,8 +11,14 @@ that only the parallel part, the search, is timed), on the small tabular MLP
 - ``n_jobs=2`` on joblib's threading backend: skticket runs the fits of one
   process one at a time (they share torch's global generator), so the scores
   equal ``n_jobs=1`` and the time does not drop;
+- ``n_jobs=2`` on the threading backend with one torch thread;
 - Dask: ``LocalCluster(n_workers=2, threads_per_worker=1, processes=True)``
-  through ``joblib.parallel_config(backend="dask")`` (needs the dask extra).
+  through ``joblib.parallel_config(backend="dask")`` (needs the dask extra),
+  once as Dask starts its workers by default and once with
+  ``MALLOC_TRIM_THRESHOLD_`` left unset in the workers (Dask's nannies set it to
+  65536 by default; it also freezes glibc's mmap threshold at 128 KiB, so every
+  activation of a 128 x 256 batch is mapped and faulted in afresh: fits run
+  1.5-1.8x slower in such a worker).
 
 The worker pools are started, and torch imported in every worker, before any
 timing (the start-up times are printed apart): a user pays them once per
@@ -99,19 +105,24 @@ def main() -> None:
 
     scores: dict[str, np.ndarray] = {}
     others: dict[str, list[float]] = {}
+    fit_seconds: dict[str, list[float]] = {}
 
-    def search(name: str, n_jobs: int, backend: str | None = None, threads: int | None = None):
+    def search(name: str, n_jobs: int, backend: str | None = None, threads: int | None = None,
+               **backend_params):
         def run():
             start = _cpu_seconds()
             before = torch.get_num_threads()
             if threads is not None:
                 torch.set_num_threads(threads)
             try:
-                with joblib.parallel_config(backend=backend or "loky"):
+                with joblib.parallel_config(backend=backend or "loky", **backend_params):
                     grid = GridSearchCV(clf, GRID, cv=cv, n_jobs=n_jobs, refit=False).fit(X, y)
             finally:
                 torch.set_num_threads(before)
             scores[name] = np.array([grid.cv_results_[f"split{i}_test_score"] for i in range(3)])
+            # The fits' own seconds, wherever they ran: the work a side did,
+            # against which its wall time shows how well the cores were used.
+            fit_seconds.setdefault(name, []).append(3 * float(grid.cv_results_["mean_fit_time"].sum()))
             end = _cpu_seconds()
             if start is not None and end is not None:
                 others.setdefault(name, []).append(
@@ -123,35 +134,46 @@ def main() -> None:
         "n_jobs=1, 1 torch thread": search("serial, 1 thread", 1, threads=1),
         "n_jobs=2 (loky processes)": search("loky", 2, backend="loky"),
         "n_jobs=2 (threading backend)": search("threading", 2, backend="threading"),
+        "n_jobs=2 (threading backend), 1 torch thread": search(
+            "threading, 1 thread", 2, backend="threading", threads=1),
     }
-    names = dict(zip(sides, ["serial", "serial, 1 thread", "loky", "threading"], strict=True))
+    names = dict(zip(sides, ["serial", "serial, 1 thread", "loky", "threading",
+                             "threading, 1 thread"], strict=True))
 
     tic = time.perf_counter()
     pids = joblib.Parallel(n_jobs=2)(joblib.delayed(_import_in_worker)() for _ in range(2))
     print(f"start-up, not timed below: 2 loky workers importing skticket: "
           f"{time.perf_counter() - tic:.1f} s ({len(set(pids))} processes)")
 
-    client = cluster = None
+    clusters = []
     try:
+        import dask
         import distributed
     except ImportError:
-        print("Dask: not installed (pip install -e \".[dask]\"), its row is left out")
+        print("Dask: not installed (pip install -e \".[dask]\"), its rows are left out")
     else:
-        tic = time.perf_counter()
-        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                           dashboard_address=None)
-        client = distributed.Client(cluster)
-        client.run(_import_in_worker)
-        print(f"start-up, not timed below: LocalCluster of 2 single-threaded worker "
-              f"processes importing skticket: {time.perf_counter() - tic:.1f} s")
-        sides["Dask LocalCluster, 2 workers x 1 thread"] = search("dask", -1, backend="dask")
-        names["Dask LocalCluster, 2 workers x 1 thread"] = "dask"
+        trim_unset = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+        for label, config in [("Dask's defaults", {}),
+                              ("MALLOC_TRIM_THRESHOLD_ unset", trim_unset)]:
+            tic = time.perf_counter()
+            with dask.config.set(config):  # read by the nannies as they start the workers
+                cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1,
+                                                   processes=True, dashboard_address=None)
+            client = distributed.Client(cluster, set_as_default=False)
+            clusters.append((client, cluster))
+            client.run(_import_in_worker)
+            print(f"start-up, not timed below: LocalCluster of 2 single-threaded worker "
+                  f"processes ({label}) importing skticket: {time.perf_counter() - tic:.1f} s")
+            side = f"Dask LocalCluster, 2 workers x 1 thread ({label})"
+            name = f"dask, {label}"
+            sides[side] = search(name, -1, backend="dask", client=client)
+            names[side] = name
     print()
 
     try:
         times = interleaved(sides, repeats=args.repeats, warmup=0)
     finally:
-        if client is not None:
+        for client, cluster in clusters:
             client.close()
             cluster.close()
 
@@ -164,9 +186,10 @@ def main() -> None:
         other = (f"{median(others[names[side]]):.1f}" if names[side] in others
                  else "n/a (no psutil)")
         rows.append([side, wall, f"{serial / wall:.2f}x", f"{serial_one / wall:.2f}x",
-                     "yes" if same else "NO", other])
+                     "yes" if same else "NO", f"{median(fit_seconds[names[side]]):.1f}", other])
     print(table(["search", "wall s (median)", f"speed-up vs n_jobs=1 ({default_threads} threads)",
                  "speed-up vs n_jobs=1 (1 thread)", "split scores identical to n_jobs=1",
+                 "seconds of the 36 fits, summed (median)",
                  "CPU s other processes took meanwhile (median)"], rows))
     print(f"\nmean_test_score: {np.round(scores['serial'].mean(axis=0), 4).tolist()}")
     print(f"repeats: {args.repeats}; torch.get_num_threads() in this process: "
