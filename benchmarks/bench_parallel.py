@@ -14,11 +14,10 @@ that only the parallel part, the search, is timed), on the small tabular MLP
 - ``n_jobs=2`` on the threading backend with one torch thread;
 - Dask: ``LocalCluster(n_workers=2, threads_per_worker=1, processes=True)``
   through ``joblib.parallel_config(backend="dask")`` (needs the dask extra),
-  once as Dask starts its workers by default and once with
-  ``MALLOC_TRIM_THRESHOLD_`` left unset in the workers (Dask's nannies set it to
-  65536 by default; it also freezes glibc's mmap threshold at 128 KiB, so every
-  activation of a 128 x 256 batch is mapped and faulted in afresh: fits run
-  1.5-1.8x slower in such a worker).
+  once with ``MALLOC_TRIM_THRESHOLD_`` unset in the workers, as the README
+  advises, and once as Dask starts them by default: its nannies set it to
+  65536, which also fixes glibc's mmap threshold at 128 KiB, so that every
+  activation of a 128 x 256 batch is mapped and faulted in afresh.
 
 The worker pools are started, and torch imported in every worker, before any
 timing (the start-up times are printed apart): a user pays them once per
@@ -153,21 +152,27 @@ def main() -> None:
         print("Dask: not installed (pip install -e \".[dask]\"), its rows are left out")
     else:
         trim_unset = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
-        for label, config in [("Dask's defaults", {}),
-                              ("MALLOC_TRIM_THRESHOLD_ unset", trim_unset)]:
+        # The cluster without the variable first: a nanny sets the variables it
+        # passes on in its own process's environment too, where the workers of a
+        # cluster started later would inherit them.
+        for label, config in [("MALLOC_TRIM_THRESHOLD_ unset", trim_unset),
+                              ("Dask's defaults", {})]:
             tic = time.perf_counter()
-            with dask.config.set(config):  # read by the nannies as they start the workers
+            with dask.config.set(config):
                 cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1,
                                                    processes=True, dashboard_address=None)
             client = distributed.Client(cluster, set_as_default=False)
             clusters.append((client, cluster))
             client.run(_import_in_worker)
+            found = set(client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_")).values())
             print(f"start-up, not timed below: LocalCluster of 2 single-threaded worker "
-                  f"processes ({label}) importing skticket: {time.perf_counter() - tic:.1f} s")
+                  f"processes ({label}; MALLOC_TRIM_THRESHOLD_ in the workers: {found}) "
+                  f"importing skticket: {time.perf_counter() - tic:.1f} s")
             side = f"Dask LocalCluster, 2 workers x 1 thread ({label})"
-            name = f"dask, {label}"
-            sides[side] = search(name, -1, backend="dask", client=client)
-            names[side] = name
+            sides[side] = search(f"dask, {label}", -1, backend="dask", client=client)
+            names[side] = f"dask, {label}"
+        # Both clusters stay up through every side: an idle one takes about a
+        # tenth of a core (heartbeats), the same for every side.
     print()
 
     try:
