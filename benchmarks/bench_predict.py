@@ -53,6 +53,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser)
     parser.add_argument("--rows", type=int, default=10_000)
+    parser.add_argument("--calls", type=int, default=10,
+                        help="calls on all rows per repeat and side")
     parser.add_argument("--one-row-calls", type=int, default=300)
     args = parser.parse_args()
     setup(args)
@@ -72,7 +74,7 @@ def main() -> None:
     np.testing.assert_array_equal(est.predict(X_rows), est.net_.predict(X_rows))
 
     rows = []
-    for n, calls in [(args.rows, 1), (1, args.one_row_calls)]:
+    for n, calls in [(args.rows, args.calls), (1, args.one_row_calls)]:
         Xn, yn = X_rows[:n], y_rows[:n]
 
         def repeat(fn, calls=calls):
