@@ -10,11 +10,19 @@ from skticket import DefaultClassifierNet, DefaultRegressorNet
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 
 
+CONTINUES = "# Continues the snippet above"
+
+
 def snippets() -> list[tuple[int, str]]:
-    """The ```python blocks of README.md with the line each starts on."""
+    """The ```python blocks of README.md with the line each starts on.
+
+    A block that starts with the line ``CONTINUES`` runs after the block before it.
+    """
     text = README.read_text()
-    return [(text[:match.start()].count("\n") + 2, match.group(1))
-            for match in re.finditer(r"^```python\n(.*?)^```", text, re.S | re.M)]
+    blocks = [(text[:match.start()].count("\n") + 2, match.group(1))
+              for match in re.finditer(r"^```python\n(.*?)^```", text, re.S | re.M)]
+    return [(line, blocks[i - 1][1] + code if code.startswith(CONTINUES) else code)
+            for i, (line, code) in enumerate(blocks)]
 
 
 def reduced(code: str) -> str:
@@ -31,6 +39,8 @@ def test_the_readme_has_snippets():
 def test_readme_snippet_runs(line, code, tmp_path, monkeypatch):
     if "onnxruntime" in code:
         pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
+    if "ray.util" in code:
+        pytest.importorskip("ray", reason="Ray is not installed (not a dependency)")
     if "dask" in code:
         pytest.importorskip("distributed", reason="the dask extra is not installed")
     if "plot_ticket_curve" in code:
