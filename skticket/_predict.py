@@ -12,7 +12,7 @@ scikit-learn's ``check_methods_subset_invariance`` fails.
 ``block_rows(module)`` rows, the last block padded with zero rows. Each row
 then goes through the same products whatever else is in the call, and the
 result is bit-for-bit the same. It is also the fast path: one batched
-forward per block under ``torch.no_grad()``, where skorch's ``predict``
+forward per block under ``torch.inference_mode()``, where skorch's ``predict``
 fetches the rows one at a time through a DataLoader.
 
 The cost is the padding: a call computes at least one whole block. The
