@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from collections.abc import Callable
 
 import joblib
 import numpy as np
@@ -106,8 +107,11 @@ def main() -> None:
     others: dict[str, list[float]] = {}
     fit_seconds: dict[str, list[float]] = {}
 
-    def search(name: str, n_jobs: int, backend: str | None = None, threads: int | None = None,
-               **backend_params):
+    sides: dict[str, Callable[[], None]] = {}  # the table's label -> one timed search
+    names: dict[str, str] = {}  # the table's label -> the key of its results
+
+    def add_side(label: str, name: str, n_jobs: int, backend: str | None = None,
+                 threads: int | None = None, **backend_params) -> None:
         def run():
             start = _cpu_seconds()
             before = torch.get_num_threads()
@@ -126,18 +130,15 @@ def main() -> None:
             if start is not None and end is not None:
                 others.setdefault(name, []).append(
                     max(0.0, (end[0] - start[0]) - (end[1] - start[1])))
-        return run
+        sides[label] = run
+        names[label] = name
 
-    sides = {
-        f"n_jobs=1, {default_threads} torch threads": search("serial", 1),
-        "n_jobs=1, 1 torch thread": search("serial, 1 thread", 1, threads=1),
-        "n_jobs=2 (loky processes)": search("loky", 2, backend="loky"),
-        "n_jobs=2 (threading backend)": search("threading", 2, backend="threading"),
-        "n_jobs=2 (threading backend), 1 torch thread": search(
-            "threading, 1 thread", 2, backend="threading", threads=1),
-    }
-    names = dict(zip(sides, ["serial", "serial, 1 thread", "loky", "threading",
-                             "threading, 1 thread"], strict=True))
+    add_side(f"n_jobs=1, {default_threads} torch threads", "serial", 1)
+    add_side("n_jobs=1, 1 torch thread", "serial, 1 thread", 1, threads=1)
+    add_side("n_jobs=2 (loky processes)", "loky", 2, backend="loky")
+    add_side("n_jobs=2 (threading backend)", "threading", 2, backend="threading")
+    add_side("n_jobs=2 (threading backend), 1 torch thread", "threading, 1 thread", 2,
+             backend="threading", threads=1)
 
     tic = time.perf_counter()
     pids = joblib.Parallel(n_jobs=2)(joblib.delayed(_import_in_worker)() for _ in range(2))
@@ -168,11 +169,10 @@ def main() -> None:
             print(f"start-up, not timed below: LocalCluster of 2 single-threaded worker "
                   f"processes ({label}; MALLOC_TRIM_THRESHOLD_ in the workers: {found}) "
                   f"importing skticket: {time.perf_counter() - tic:.1f} s")
-            side = f"Dask LocalCluster, 2 workers x 1 thread ({label})"
-            sides[side] = search(f"dask, {label}", -1, backend="dask", client=client)
-            names[side] = f"dask, {label}"
-        # Both clusters stay up through every side: an idle one takes about a
-        # tenth of a core (heartbeats), the same for every side.
+            add_side(f"Dask LocalCluster, 2 workers x 1 thread ({label})", f"dask, {label}", -1,
+                     backend="dask", client=client)
+        # Both clusters stay up through every side: an idle one (scheduler and
+        # workers) takes about 0.15 of a core for heartbeats, the same for every side.
     print()
 
     try:
