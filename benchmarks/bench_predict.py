@@ -5,8 +5,8 @@ load_digits standardized, the default estimator (one hidden layer of 100) at
 units). On 10,000 rows (digits tiled) and on one row, medians over repeats,
 sides alternating:
 
-- the estimator's ``predict``, ``predict_proba`` and ``score`` (fixed-shape
-  blocks, rows independent of each other);
+- the estimator's ``predict``, ``predict_proba`` and ``score`` (through the
+  net's compacted copy, rows independent of each other);
 - skorch's own ``net_.predict`` on the same trained net (a DataLoader fetching
   rows one at a time: the estimator's path before the blocks);
 - ``compact().predict``;

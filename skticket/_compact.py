@@ -17,13 +17,21 @@ activations) from its masked weights:
 The compact layers compute in the transposed layout ``(features, samples)``:
 torch's CSR kernel multiplies a sparse matrix on the left of a dense one, so
 ``W @ h`` needs no transpose copies from layer to layer.
+
+A row's outputs never depend on the other rows of the call (see
+:class:`CompactForward`): each step of the forward pass either computes every
+row on its own by construction, or runs on blocks of one fixed number of rows.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import warnings
-from collections.abc import Callable, Mapping
+import weakref
+from collections.abc import Callable, Iterator, Mapping
+from itertools import chain
+from typing import Generic, NamedTuple, TypeVar
 
 import numpy as np
 import torch
@@ -33,8 +41,13 @@ from torch import nn
 
 from ._mlp import MLP
 
-__all__ = ["BATCH_SIZE", "CSR_MIN_SPARSITY", "CompactClassifier", "CompactMLP", "CompactRegressor",
-           "compact_module"]
+try:  # what skorch's predict_nonlinearity=None (and 'auto' for most criteria) applies
+    from skorch.utils import _identity as _skorch_identity
+except ImportError:  # pragma: no cover - a skorch without it: treated as any other function
+    _skorch_identity = None
+
+__all__ = ["BATCH_SIZE", "CSR_MIN_SPARSITY", "CompactClassifier", "CompactForward", "CompactMLP",
+           "CompactRegressor", "ModuleCache", "compact_module"]
 
 #: Layers sparser than this use a CSR matmul. Measured with
 #: ``python benchmarks/bench_compact.py`` (2-core CPU, torch 2.13, MKL, 10,000
@@ -44,9 +57,20 @@ __all__ = ["BATCH_SIZE", "CSR_MIN_SPARSITY", "CompactClassifier", "CompactMLP", 
 CSR_MIN_SPARSITY = 0.85
 
 #: Rows per forward pass of a compact predictor. A CSR product streams one
-#: row of activations per stored weight; batches this small keep those rows
+#: row of activations per stored weight; passes this small keep those rows
 #: in cache, where 10,000 rows at once would read them from memory.
-BATCH_SIZE = 1024
+BATCH_SIZE = 4096
+
+#: Cost of a stored weight of a CSR product in dense multiply-adds: per
+#: weight, MKL's CSR kernel took about 6 times as long as a dense matmul of
+#: the same layer (2-core CPU, torch 2.13, 61 -> 76 units, 512 rows).
+_CSR_COST = 6
+
+# Work of one fixed-shape block (in dense multiply-adds a row, times rows):
+# about 2**21 keeps a block's kernels near 100 us on a 2-core CPU. Blocks are
+# powers of two between these bounds.
+_BLOCK_WORK = 2**21
+_MIN_BLOCK, _MAX_BLOCK = 16, 1024
 
 # Activations that act on each unit alone (so units can be removed around
 # them); Dropout is the identity at inference.
@@ -61,8 +85,26 @@ _ELEMENTWISE = (
 def _is_elementwise(module: nn.Module) -> bool:
     # A subclass that overrides forward may do anything: only inherited
     # forwards count.
-    return any(isinstance(module, cls) and type(module).forward is cls.forward
-               for cls in _ELEMENTWISE)
+    return _inherits_forward(module, _ELEMENTWISE)
+
+
+# Elementwise modules whose result is one comparison, selection or
+# multiplication per value: every kernel rounds it alike, so on a whole tensor
+# a value comes out the same wherever it sits. Other activations (tanh,
+# sigmoid, GELU, ...) go through kernels whose vectorized body and remainder
+# loop could round differently, and where a value falls depends on the
+# tensor's size: torch 2.13's CPU kernels measured alike, but nothing in torch
+# promises it, so those run in fixed blocks.
+_EXACT_ELEMENTWISE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.Hardtanh, nn.Threshold, nn.Identity,
+                      nn.Dropout, nn.AlphaDropout)
+
+# Modules that compute each row of a 2-D input on its own, with the same
+# vectorized code for every row (softmax over the last dimension).
+_ROWWISE = (nn.Softmax, nn.LogSoftmax)
+
+
+def _inherits_forward(module: nn.Module, classes: tuple[type[nn.Module], ...]) -> bool:
+    return any(isinstance(module, cls) and type(module).forward is cls.forward for cls in classes)
 
 
 def _is_linear(module: nn.Module) -> bool:
@@ -112,7 +154,8 @@ class CompactMLP(nn.Module):
     """The compacted network: prefix, linear layers with activations, tail.
 
     Built by :func:`compact_module`. Takes and returns ``(n_samples, features)``
-    tensors like the module it came from.
+    tensors like the module it came from; a row's output does not depend on
+    the other rows (see :class:`CompactForward`).
 
     Attributes
     ----------
@@ -120,6 +163,8 @@ class CompactMLP(nn.Module):
         The original modules before the first linear layer (applied unchanged).
     input_index : torch.Tensor or None
         The input columns the first layer reads; ``None``: all of them.
+    in_features : int
+        Columns of the first layer's input before ``input_index`` picks from them.
     linears : nn.ModuleList of CompactLinear
         One per linear layer of the original module, the output layer last.
     activations : nn.ModuleList of nn.Sequential
@@ -128,10 +173,12 @@ class CompactMLP(nn.Module):
         The original modules after the last linear layer (e.g. a softmax).
     """
 
-    def __init__(self, prefix, input_index, linears, activations, tail, dtype) -> None:
+    def __init__(self, prefix, input_index, linears, activations, tail, dtype,
+                 in_features: int) -> None:
         super().__init__()
         self.prefix = nn.Sequential(*prefix)
         self.register_buffer("input_index", input_index)
+        self.in_features = in_features
         self.linears = nn.ModuleList(linears)
         self.activations = nn.ModuleList(nn.Sequential(*acts) for acts in activations)
         self.tail = nn.Sequential(*tail)
@@ -144,14 +191,220 @@ class CompactMLP(nn.Module):
                 *(int(layer.weight.shape[0]) for layer in self.linears)]
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
-        X = self.prefix(X.to(self.dtype))
-        if self.input_index is not None:
-            X = X.index_select(1, self.input_index)
-        # One copy into the transposed layout; every layer then keeps it.
-        h = X.T.contiguous()
-        for layer, activation in zip(self.linears, self.activations, strict=True):
-            h = activation(layer(h))
-        return self.tail(h.T)
+        return self.outputs(X)
+
+    def outputs(self, X: torch.Tensor,
+                nonlinearity: Callable[[torch.Tensor], torch.Tensor] | None = None, *,
+                rows_per_pass: int = BATCH_SIZE) -> torch.Tensor:
+        """The network's output for ``X``, then ``nonlinearity`` of it, in passes.
+
+        Parameters
+        ----------
+        X : torch.Tensor of shape (n_samples, n_features)
+        nonlinearity : callable, default=None
+            Applied to the output (a net's predict nonlinearity); None: none.
+        rows_per_pass : int, default=BATCH_SIZE
+            Rows computed at once (rounded to whole blocks); only speed and
+            memory depend on it.
+
+        Returns
+        -------
+        torch.Tensor of shape (n_samples, n_outputs)
+        """
+        return _FORWARDS.get(self, CompactForward)(X, nonlinearity, rows_per_pass=rows_per_pass)
+
+
+class _Step(NamedTuple):
+    """One step of a forward pass and whether it may see a whole pass at once."""
+
+    apply: Callable[[torch.Tensor], torch.Tensor]
+    rowwise: bool  # computes each sample on its own, the same whatever else is in the tensor
+
+
+def _module_step(module: nn.Module) -> _Step:
+    return _Step(module, _inherits_forward(module, _EXACT_ELEMENTWISE)
+                 or (_inherits_forward(module, _ROWWISE) and module.dim in (None, -1, 1)))
+
+
+def _function_is_rowwise(function: Callable) -> bool:
+    """Whether a predict nonlinearity computes each row on its own by construction."""
+    if isinstance(function, nn.Module):
+        return _module_step(function).rowwise
+    if function is _skorch_identity:
+        return True
+    # skorch's nonlinearity after CrossEntropyLoss: partial(torch.softmax, dim=-1).
+    return (isinstance(function, functools.partial) and not function.args
+            and function.func in (torch.softmax, torch.log_softmax)
+            and function.keywords in ({"dim": -1}, {"dim": 1}))
+
+
+def _block_rows(work_per_row: float) -> int:
+    """Rows of a fixed block: a power of two, about ``_BLOCK_WORK`` of work."""
+    rows = 2 ** int(np.floor(np.log2(max(1.0, _BLOCK_WORK / max(1.0, work_per_row)))))
+    return int(np.clip(rows, _MIN_BLOCK, _MAX_BLOCK))
+
+
+def _csr(weight: torch.Tensor, columns: torch.Tensor | None = None,
+         n_columns: int | None = None) -> torch.Tensor:
+    """``weight`` (dense or CSR) as a CSR tensor with 32-bit indices.
+
+    MKL's kernel takes 32-bit indices; torch converts 64-bit ones on every
+    product, which doubles the cost of a one-row call. ``columns`` moves column
+    ``j`` to ``columns[j]`` of a ``n_columns``-wide matrix.
+    """
+    if weight.layout != torch.sparse_csr:
+        with warnings.catch_warnings():
+            # torch flags CSR support as beta on the first conversion of a process.
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            weight = weight.to_sparse_csr()
+    col = weight.col_indices()
+    shape = tuple(weight.shape)
+    if columns is not None:
+        col, shape = columns[col], (shape[0], n_columns)
+    # Indices taken from a valid CSR tensor: no need to check them again.
+    return torch.sparse_csr_tensor(weight.crow_indices().to(torch.int32), col.to(torch.int32),
+                                   weight.values(), shape, check_invariants=False)
+
+
+class CompactForward:
+    """How a :class:`CompactMLP` computes a call, each row independent of the others.
+
+    A float32 product rounds a row's result differently with the number of
+    rows it is computed with: dense BLAS kernels pick their blocking by shape
+    (and elementwise kernels could round values in their vectorized body
+    differently from those in their remainder loop). So every step is one of
+    two kinds:
+
+    * *row-wise* steps see a whole pass at once. A CSR product sums each
+      output over the stored weights of its row, in their stored order, for
+      every column alike; exact elementwise modules (ReLU, LeakyReLU, clamps,
+      the identity) round no differently anywhere; softmax over the last
+      dimension runs the same vectorized code on each row.
+    * every other step (dense products, other activations, unknown modules and
+      functions) runs on blocks of ``block_rows`` rows, the last one padded
+      with zero rows: the same shapes for each block, whatever the call.
+
+    When all steps are row-wise, nothing is padded, and a one-row call
+    computes one row. Rows go through in passes of ``rows_per_pass``.
+
+    Parameters
+    ----------
+    module : CompactMLP
+    """
+
+    def __init__(self, module: CompactMLP) -> None:
+        self.dtype = module.dtype
+        self.before = [_module_step(m) for m in module.prefix]
+        self.layers: list[_Step] = []
+        weights = [layer.weight for layer in module.linears]
+        if module.input_index is not None:
+            if module.linears[0].is_sparse:
+                # Widened back to every input column: the inputs need no gather.
+                weights[0] = _csr(weights[0], module.input_index, module.in_features)
+            else:
+                index = module.input_index
+                self.layers.append(_Step(lambda h: h.index_select(0, index), rowwise=True))
+        work = 0
+        for weight, layer, activations in zip(weights, module.linears, module.activations,
+                                              strict=True):
+            if weight.layout == torch.sparse_csr:
+                weight = _csr(weight)  # 32-bit indices, also in a module pickled without
+                work += _CSR_COST * weight.values().numel()
+            else:
+                work += weight.numel()
+            self.layers.append(_Step(functools.partial(torch.addmm, layer.bias, weight),
+                                     rowwise=weight.layout == torch.sparse_csr))
+            self.layers.extend(_module_step(m) for m in activations)
+        self.after = [_module_step(m) for m in module.tail]
+        self.block_rows = _block_rows(work)
+
+    def __call__(self, X: torch.Tensor,
+                 nonlinearity: Callable[[torch.Tensor], torch.Tensor] | None = None, *,
+                 rows_per_pass: int = BATCH_SIZE) -> torch.Tensor:
+        after = self.after
+        if nonlinearity is not None:
+            after = [*after, _Step(nonlinearity, _function_is_rowwise(nonlinearity))]
+        block = self.block_rows
+        padded = not all(step.rowwise for step in chain(self.before, self.layers, after))
+        per_pass = max(block, rows_per_pass // block * block)
+        X = X.to(self.dtype)
+        outputs = []
+        # A call with no rows still makes one (empty) pass, for the output's width.
+        for start in range(0, max(len(X), 1), per_pass):
+            x = X[start:start + per_pass]
+            n_rows = len(x)
+            if padded and n_rows % block:
+                x = torch.cat([x, x.new_zeros((block - n_rows % block, *x.shape[1:]))])
+            elif self.before:
+                x = x.clone()  # prefix modules may work in place: never on the caller's rows
+            for step in self.before:
+                x = step.apply(x) if step.rowwise else _in_blocks(step.apply, x, block, dim=0)
+            h = x.T.contiguous()
+            for step in self.layers:
+                h = step.apply(h) if step.rowwise else _in_blocks(step.apply, h, block, dim=1)
+            out = h.T.contiguous()
+            for step in after:
+                out = step.apply(out) if step.rowwise else _in_blocks(step.apply, out, block, dim=0)
+            outputs.append(out[:n_rows])
+        return outputs[0] if len(outputs) == 1 else torch.cat(outputs)
+
+
+def _in_blocks(function: Callable[[torch.Tensor], torch.Tensor], t: torch.Tensor, block: int,
+               dim: int) -> torch.Tensor:
+    """``function`` on contiguous blocks of ``block`` samples along ``dim`` of ``t``."""
+    return torch.cat([function(part.contiguous()) for part in t.split(block, dim)], dim)
+
+
+_Value = TypeVar("_Value")
+
+
+class ModuleCache(Generic[_Value]):
+    """Values derived from modules, rebuilt when a module changes.
+
+    A module changes when a submodule is replaced or added, a parameter or
+    buffer is replaced, changed in place (its version counter moves) or moved
+    to another device, or a forward hook is registered. Entries hold weak
+    references only, so a cache keeps no module alive.
+    """
+
+    def __init__(self) -> None:
+        self._entries: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, _Value]] = (
+            weakref.WeakKeyDictionary())
+
+    def get(self, module: nn.Module, build: Callable[[nn.Module], _Value]) -> _Value:
+        state = tuple(_state(module))
+        entry = self._entries.get(module)
+        if entry is None or not _same_state(entry[0], state):
+            entry = self._entries[module] = (state, build(module))
+        return entry[1]
+
+
+def _state(module: nn.Module) -> Iterator[tuple[weakref.ref | None, object]]:
+    """What ``module``'s derived values depend on: (object, what else) pairs."""
+    # One walk through the tree, reading each module's own tensors: this runs
+    # on every prediction, where parameters() and buffers() walk it again each.
+    for submodule in module.modules():
+        hooked = bool(submodule._forward_hooks or submodule._forward_pre_hooks)
+        # No reference to the module itself: the cache's key.
+        yield (None if submodule is module else weakref.ref(submodule)), hooked
+        for tensor in chain(submodule._parameters.values(), submodule._buffers.values()):
+            if tensor is not None:
+                yield weakref.ref(tensor), (tensor._version, tensor.device)
+
+
+def _same_state(old: tuple, new: tuple) -> bool:
+    # By identity: weak references to live tensors would compare their values.
+    return len(old) == len(new) and all(
+        _referent(a) is _referent(b) and info_a == info_b
+        for (a, info_a), (b, info_b) in zip(old, new, strict=True))
+
+
+def _referent(ref: weakref.ref | None) -> object:
+    # A dead reference gives None, which no live object of the new state is.
+    return None if ref is None else ref()
+
+
+_FORWARDS: ModuleCache[CompactForward] = ModuleCache()
 
 
 def _flat_children(module: nn.Module, prefix: str = "") -> list[tuple[str, nn.Module]]:
@@ -252,14 +505,12 @@ def compact_module(
                             for _, child in children[i + 1:end]])
     params, input_index = _fold(weights, biases, activations, dtype)
 
-    with warnings.catch_warnings():
-        # torch flags CSR support as beta on the first conversion of a process.
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        linears = [_compact_linear(w, b, dtype, sparse_threshold) for w, b in params]
+    linears = [_compact_linear(w, b, dtype, sparse_threshold) for w, b in params]
     prefix = [copy.deepcopy(child).cpu().eval() for _, child in children[:positions[0]]]
     tail = [copy.deepcopy(child).cpu().eval() for _, child in children[positions[-1] + 1:]]
     # The last layer's activation list is empty: what follows it is the tail.
-    return CompactMLP(prefix, input_index, linears, activations, tail, dtype).eval()
+    return CompactMLP(prefix, input_index, linears, activations, tail, dtype,
+                      in_features=first.in_features).eval()
 
 
 def _fold(weights, biases, activations, dtype) -> tuple[list, torch.Tensor | None]:
@@ -314,7 +565,7 @@ def _compact_linear(weight: np.ndarray, bias: np.ndarray, dtype, threshold: floa
     w = torch.as_tensor(np.ascontiguousarray(weight)).to(dtype)
     b = torch.as_tensor(bias).to(dtype)
     if w.numel() and 1 - np.count_nonzero(weight) / weight.size > threshold:
-        w = w.to_sparse_csr()
+        w = _csr(w)
     return CompactLinear(w, b)
 
 
@@ -340,10 +591,9 @@ class _CompactBase:
         if X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} "
                              f"expects {self.n_features_in_} features as input.")
-        X = torch.from_numpy(X)
         with torch.inference_mode():
-            out = torch.cat([self._nonlinearity(self.module_(X[start:start + self.batch_size]))
-                             for start in range(0, len(X), self.batch_size)])
+            out = self.module_.outputs(torch.from_numpy(X), self._nonlinearity,
+                                       rows_per_pass=self.batch_size)
         return out.numpy().astype(np.float64)
 
     def __repr__(self) -> str:

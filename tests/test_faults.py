@@ -1,5 +1,6 @@
 """When things go wrong: Ctrl-C, divergence, every skorch setting, prune() after
-set_params, a broken or stale cache, batch-independent predictions, failed fits."""
+set_params, a broken or stale cache, failed fits. (Batch-independent predictions:
+test_predict.py.)"""
 
 import importlib.util
 import pathlib
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
-from sklearn.datasets import load_breast_cancer, load_diabetes, make_classification
+from sklearn.datasets import load_breast_cancer, load_diabetes
 from sklearn.exceptions import NotFittedError
 from sklearn.preprocessing import StandardScaler
 from skorch import NeuralNetClassifier, NeuralNetRegressor
@@ -22,7 +23,6 @@ from skorch.dataset import ValidSplit
 from torch import nn
 
 from skticket import MLP, LotteryTicketClassifier, LotteryTicketRegressor
-from skticket._predict import block_rows
 from skticket.exceptions import (
     FitInterruptedWarning,
     TrainingDivergedError,
@@ -458,38 +458,6 @@ def test_memory_takes_a_path(cancer, tmp_path, training_calls, as_path):
     training_calls.clear()
     again = estimator(memory=memory).fit(X, y)
     assert training_calls == [] and all(r["cached"] for r in again.rounds_)
-
-
-# --- predictions do not depend on the other rows ----------------------------------------------
-
-
-@pytest.mark.parametrize("kind", ["classifier", "regressor-1d", "regressor-2d"])
-def test_a_rows_prediction_does_not_depend_on_the_other_rows(kind):
-    X, y = make_classification(n_samples=2600, n_features=8, random_state=0)
-    X = X.astype(np.float32)
-    if kind == "classifier":
-        est = estimator(small_net(max_epochs=2), target_sparsity=0.5).fit(X, y)
-        methods = [est.predict_proba, est.predict]
-    else:
-        target = X[:, :2] @ np.array([[1.0, 0.5], [-1.0, 2.0]])
-        target = target[:, 0] if kind == "regressor-1d" else target
-        est = LotteryTicketRegressor(small_net(NeuralNetRegressor, max_epochs=2),
-                                     prune_fraction=0.5, target_sparsity=0.5,
-                                     random_state=0).fit(X, target)
-        methods = [est.predict]
-    # More rows than one forward block, so that blocks and padding are exercised.
-    assert len(X) > 2 * block_rows(est.net_.module_)
-    order = np.random.default_rng(0).permutation(len(X))
-    for method in methods:
-        whole = method(X)
-        np.testing.assert_array_equal(method(X[order]), whole[order])
-        np.testing.assert_array_equal(method(X[5:8]), whole[5:8])
-        for row in (0, 1, 1500, 2599):
-            np.testing.assert_array_equal(method(X[row:row + 1]), whole[row:row + 1])
-    # The same numbers, to float32 rounding, as skorch's own predict.
-    skorch_path = (est.net_.predict_proba(X) if kind == "classifier"
-                   else est.net_.predict(X).reshape(whole.shape))
-    np.testing.assert_allclose(methods[0](X), skorch_path, rtol=1e-5, atol=1e-6)
 
 
 # --- a failed fit leaves everything as it was ---------------------------------------------
