@@ -29,7 +29,7 @@ import copy
 import functools
 import warnings
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from itertools import chain
 from typing import Generic, NamedTuple, TypeVar
 
@@ -40,6 +40,7 @@ from sklearn.utils.validation import check_array
 from torch import nn
 
 from ._mlp import MLP
+from ._rng import preserved_torch_rng
 
 try:  # what skorch's predict_nonlinearity=None (and 'auto' for most criteria) applies
     from skorch.utils import _identity as _skorch_identity
@@ -215,27 +216,31 @@ class CompactMLP(nn.Module):
 
 
 class _Step(NamedTuple):
-    """One step of a forward pass and whether it may see a whole pass at once."""
+    """One step of a forward pass, and what is known of it."""
 
     apply: Callable[[torch.Tensor], torch.Tensor]
     rowwise: bool  # computes each sample on its own, the same whatever else is in the tensor
+    draws: bool = False  # may draw random numbers: not a module or function known here
 
 
-def _module_step(module: nn.Module) -> _Step:
-    return _Step(module, _inherits_forward(module, _EXACT_ELEMENTWISE)
-                 or (_inherits_forward(module, _ROWWISE) and module.dim in (None, -1, 1)))
-
-
-def _function_is_rowwise(function: Callable) -> bool:
-    """Whether a predict nonlinearity computes each row on its own by construction."""
+def _step(function: Callable[[torch.Tensor], torch.Tensor]) -> _Step:
+    """The step applying ``function`` (a module or a predict nonlinearity)."""
     if isinstance(function, nn.Module):
-        return _module_step(function).rowwise
-    if function is _skorch_identity:
-        return True
-    # skorch's nonlinearity after CrossEntropyLoss: partial(torch.softmax, dim=-1).
-    return (isinstance(function, functools.partial) and not function.args
-            and function.func in (torch.softmax, torch.log_softmax)
-            and function.keywords in ({"dim": -1}, {"dim": 1}))
+        if isinstance(function, (nn.Dropout, nn.AlphaDropout)) and function.training:
+            return _Step(function, rowwise=False, draws=True)
+        if _inherits_forward(function, _EXACT_ELEMENTWISE):
+            return _Step(function, rowwise=True)
+        if _inherits_forward(function, _ROWWISE):
+            return _Step(function, rowwise=function.dim in (None, -1, 1))
+        return _Step(function, rowwise=False, draws=not _is_elementwise(function))
+    # skorch's nonlinearities: the identity (predict_nonlinearity=None, and
+    # 'auto' for most criteria) and partial(torch.softmax, dim=-1) after
+    # CrossEntropyLoss.
+    known = function is _skorch_identity or (
+        isinstance(function, functools.partial) and not function.args
+        and function.func in (torch.softmax, torch.log_softmax)
+        and function.keywords in ({"dim": -1}, {"dim": 1}))
+    return _Step(function, rowwise=known, draws=not known)
 
 
 def _block_rows(work_per_row: float) -> int:
@@ -294,7 +299,7 @@ class CompactForward:
 
     def __init__(self, module: CompactMLP) -> None:
         self.dtype = module.dtype
-        self.before = [_module_step(m) for m in module.prefix]
+        self.before = [_step(m) for m in module.prefix]
         self.layers: list[_Step] = []
         weights = [layer.weight for layer in module.linears]
         if module.input_index is not None:
@@ -314,18 +319,31 @@ class CompactForward:
                 work += weight.numel()
             self.layers.append(_Step(functools.partial(torch.addmm, layer.bias, weight),
                                      rowwise=weight.layout == torch.sparse_csr))
-            self.layers.extend(_module_step(m) for m in activations)
-        self.after = [_module_step(m) for m in module.tail]
+            self.layers.extend(_step(m) for m in activations)
+        self.after = [_step(m) for m in module.tail]
         self.block_rows = _block_rows(work)
 
     def __call__(self, X: torch.Tensor,
                  nonlinearity: Callable[[torch.Tensor], torch.Tensor] | None = None, *,
                  rows_per_pass: int = BATCH_SIZE) -> torch.Tensor:
+        """The output for ``X``, then ``nonlinearity`` of it; see the class docstring.
+
+        The global random state is left as found: restored afterwards when a
+        step is not known to draw nothing.
+        """
+        steps = [*self.before, *self.layers, *self.after]
         after = self.after
         if nonlinearity is not None:
-            after = [*after, _Step(nonlinearity, _function_is_rowwise(nonlinearity))]
+            steps.append(_step(nonlinearity))
+            after = [*after, steps[-1]]
+        padded = not all(step.rowwise for step in steps)
+        if any(step.draws for step in steps):
+            with preserved_torch_rng("cpu"):
+                return self._passes(X, after, padded, rows_per_pass)
+        return self._passes(X, after, padded, rows_per_pass)
+
+    def _passes(self, X, after, padded, rows_per_pass):
         block = self.block_rows
-        padded = not all(step.rowwise for step in chain(self.before, self.layers, after))
         per_pass = max(block, rows_per_pass // block * block)
         X = X.to(self.dtype)
         outputs = []
@@ -368,40 +386,45 @@ class ModuleCache(Generic[_Value]):
     """
 
     def __init__(self) -> None:
-        self._entries: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, _Value]] = (
+        self._entries: weakref.WeakKeyDictionary[nn.Module, tuple[list, tuple, _Value]] = (
             weakref.WeakKeyDictionary())
 
     def get(self, module: nn.Module, build: Callable[[nn.Module], _Value]) -> _Value:
-        state = tuple(_state(module))
+        parts, details = _state(module)
         entry = self._entries.get(module)
-        if entry is None or not _same_state(entry[0], state):
-            entry = self._entries[module] = (state, build(module))
-        return entry[1]
+        if entry is None or entry[1] != details or not all(
+                ref() is part for ref, part in zip(entry[0], parts, strict=True)):
+            # Weak references: a reference to a part would keep it alive, and one to
+            # the module itself (the key) would keep the entry forever.
+            entry = ([weakref.ref(part) for part in parts], details, build(module))
+            self._entries[module] = entry
+        return entry[2]
 
 
-def _state(module: nn.Module) -> Iterator[tuple[weakref.ref | None, object]]:
-    """What ``module``'s derived values depend on: (object, what else) pairs."""
-    # One walk through the tree, reading each module's own tensors: this runs
-    # on every prediction, where parameters() and buffers() walk it again each.
-    for submodule in module.modules():
-        hooked = bool(submodule._forward_hooks or submodule._forward_pre_hooks)
-        # No reference to the module itself: the cache's key.
-        yield (None if submodule is module else weakref.ref(submodule)), hooked
+def _state(module: nn.Module) -> tuple[list, tuple]:
+    """What ``module``'s derived values depend on: its parts, below it, and details.
+
+    The parts are the submodules, parameters and buffers, compared by
+    identity; the details are whether each module has forward hooks and each
+    tensor's version and device. This runs on every prediction: one walk
+    through the tree, where ``modules()``, ``parameters()`` and ``buffers()``
+    would walk it three times.
+    """
+    parts, details = [], []
+    stack = [module]
+    while stack:
+        submodule = stack.pop()
+        if submodule is not module:
+            parts.append(submodule)
+        details.append(bool(submodule._forward_hooks or submodule._forward_pre_hooks))
         for tensor in chain(submodule._parameters.values(), submodule._buffers.values()):
             if tensor is not None:
-                yield weakref.ref(tensor), (tensor._version, tensor.device)
-
-
-def _same_state(old: tuple, new: tuple) -> bool:
-    # By identity: weak references to live tensors would compare their values.
-    return len(old) == len(new) and all(
-        _referent(a) is _referent(b) and info_a == info_b
-        for (a, info_a), (b, info_b) in zip(old, new, strict=True))
-
-
-def _referent(ref: weakref.ref | None) -> object:
-    # A dead reference gives None, which no live object of the new state is.
-    return None if ref is None else ref()
+                parts.append(tensor)
+                details.append((tensor._version, tensor.device))
+        stack.extend(child for child in submodule._modules.values() if child is not None)
+    # The number of parts is in the details: a list of the same length compares.
+    details.append(len(parts))
+    return parts, tuple(details)
 
 
 _FORWARDS: ModuleCache[CompactForward] = ModuleCache()

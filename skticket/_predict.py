@@ -120,17 +120,19 @@ def predict_outputs(net: NeuralNet, X: np.ndarray) -> np.ndarray:
             return np.asarray(net.predict_proba(X), dtype=np.float64)
     nonlinearity = net._get_predict_nonlinearity()  # checks that the net is initialized
     rows = torch.from_numpy(np.ascontiguousarray(X))
+    forward = (_COMPACTED.get(net.module_, _compacted_forward) if _runs_skorch_forward(net)
+               else None)
+    # inference_mode rather than no_grad: the same kernels, without the
+    # version counting and view tracking each op does otherwise.
+    if forward is not None:
+        # The compacted forward leaves the random state as found itself, and
+        # takes the lock only if a step might draw.
+        with torch.inference_mode():
+            return forward(rows, nonlinearity).numpy().astype(np.float64)
     # Only torch's generator: an inference pass draws from nothing else, and
     # numpy's global state costs more to save than a small forward pass.
-    with preserved_torch_rng(net.device):
-        forward = _COMPACTED.get(net.module_, _compacted_forward) if _runs_skorch_forward(net) \
-            else None
-        # inference_mode rather than no_grad: the same kernels, without the
-        # version counting and view tracking each op does otherwise.
-        with torch.inference_mode():
-            if forward is not None:
-                return forward(rows, nonlinearity).numpy().astype(np.float64)
-            return _net_blocks(net, rows, nonlinearity)
+    with preserved_torch_rng(net.device), torch.inference_mode():
+        return _net_blocks(net, rows, nonlinearity)
 
 
 def _net_blocks(net: NeuralNet, rows: torch.Tensor, nonlinearity) -> np.ndarray:

@@ -18,8 +18,7 @@ from skticket._compact import (
     BATCH_SIZE,
     CompactForward,
     _csr,
-    _function_is_rowwise,
-    _module_step,
+    _step,
     compact_module,
 )
 
@@ -192,19 +191,30 @@ def test_which_steps_see_a_whole_pass():
                nn.Dropout(0.5).eval(), nn.Softmax(dim=-1), nn.Softmax(dim=1),
                nn.LogSoftmax(dim=-1)]
     blocked = [nn.Tanh(), nn.Sigmoid(), nn.GELU(), nn.Softplus(), OwnReLU(), nn.Softmax(dim=0)]
-    assert all(_module_step(m).rowwise for m in rowwise)
-    assert not any(_module_step(m).rowwise for m in blocked)
-    assert _function_is_rowwise(_identity)
-    assert _function_is_rowwise(functools.partial(torch.softmax, dim=-1))
-    assert not _function_is_rowwise(functools.partial(torch.softmax, dim=0))
-    assert not _function_is_rowwise(torch.sigmoid)
-    assert not _function_is_rowwise(lambda x: x)
+    assert all(_step(m).rowwise and not _step(m).draws for m in rowwise)
+    assert not any(_step(m).rowwise for m in blocked)
+    # Known functions draw nothing; anything else might (the random state is restored).
+    assert [_step(m).draws for m in blocked] == [False] * 4 + [True, False]
+    assert _step(nn.Dropout(0.5)).draws  # in training mode
+    assert _step(_identity) == (_identity, True, False)
+    softmax = functools.partial(torch.softmax, dim=-1)
+    assert _step(softmax) == (softmax, True, False)
+    assert _step(functools.partial(torch.softmax, dim=0)).draws
+    assert not _step(torch.sigmoid).rowwise
+    assert not _step(lambda x: x).rowwise
+
+
+class Draws(nn.Module):
+    """A module that draws from torch's global generator (and discards it)."""
+
+    def forward(self, x):
+        return x + 0 * torch.rand(x.shape)
 
 
 def test_prefix_and_tail_modules_of_a_compacted_net_keep_rows_apart():
     gen = torch.Generator().manual_seed(0)
     module = nn.Sequential(nn.Tanh(), nn.Linear(12, 40), nn.ReLU(), nn.Linear(40, 3),
-                           nn.Sigmoid())
+                           nn.Sigmoid(), Draws())
     with torch.no_grad():
         for layer in (module[1], module[3]):
             layer.weight.mul_(torch.rand(layer.weight.shape, generator=gen) < 0.1)
@@ -216,6 +226,7 @@ def test_prefix_and_tail_modules_of_a_compacted_net_keep_rows_apart():
         assert torch.equal(forward(X, rows_per_pass=64), whole)
         for start, stop in [(0, 1), (3, 5), (100, 400), (1999, 2000)]:
             assert torch.equal(forward(X[start:stop]), whole[start:stop])
-        X_before = X.clone()
+        X_before, state = X.clone(), torch.get_rng_state()
         forward(X)
         assert torch.equal(X, X_before)  # the prefix never works on the caller's rows
+        assert torch.equal(torch.get_rng_state(), state)
