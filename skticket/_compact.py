@@ -59,7 +59,9 @@ CSR_MIN_SPARSITY = 0.85
 
 #: Rows per forward pass of a compact predictor. A CSR product streams one
 #: row of activations per stored weight; passes this small keep those rows
-#: in cache, where 10,000 rows at once would read them from memory.
+#: in cache. Measured on 10,000 rows of a 64-76-10 ticket (2-core CPU, one
+#: thread): 4,096 rows a pass was 5-10% faster than 1,024; 8,192 and larger
+#: passes measured from 15% faster to 10% slower from run to run.
 BATCH_SIZE = 4096
 
 #: Cost of a stored weight of a CSR product in dense multiply-adds: per
@@ -322,6 +324,9 @@ class CompactForward:
             self.layers.extend(_step(m) for m in activations)
         self.after = [_step(m) for m in module.tail]
         self.block_rows = _block_rows(work)
+        steps = [*self.before, *self.layers, *self.after]
+        self._padded = not all(step.rowwise for step in steps)
+        self._draws = any(step.draws for step in steps)
 
     def __call__(self, X: torch.Tensor,
                  nonlinearity: Callable[[torch.Tensor], torch.Tensor] | None = None, *,
@@ -331,13 +336,11 @@ class CompactForward:
         The global random state is left as found: restored afterwards when a
         step is not known to draw nothing.
         """
-        steps = [*self.before, *self.layers, *self.after]
-        after = self.after
+        after, padded, draws = self.after, self._padded, self._draws
         if nonlinearity is not None:
-            steps.append(_step(nonlinearity))
-            after = [*after, steps[-1]]
-        padded = not all(step.rowwise for step in steps)
-        if any(step.draws for step in steps):
+            last = _step(nonlinearity)
+            after, padded, draws = [*after, last], padded or not last.rowwise, draws or last.draws
+        if draws:
             with preserved_torch_rng("cpu"):
                 return self._passes(X, after, padded, rows_per_pass)
         return self._passes(X, after, padded, rows_per_pass)

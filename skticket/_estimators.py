@@ -606,9 +606,10 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
             Layers with a larger share of zero weights (after compaction) use a
             CSR matmul, the others a dense one; the default is the crossover
             measured on a 2-core CPU. 1.0 keeps every layer dense.
-        batch_size : int, default=1024
-            Rows per forward pass of the compact network: small enough that
-            sparse products work in cache.
+        batch_size : int, default=4096
+            Rows per forward pass of the compact network (rounded to whole
+            blocks): small enough that sparse products work in cache. Only
+            speed and memory depend on it, never the predictions.
 
         Returns
         -------
