@@ -48,7 +48,7 @@ except ImportError:  # pragma: no cover - a skorch without it: treated as any ot
     _skorch_identity = None
 
 __all__ = ["BATCH_SIZE", "CSR_MIN_SPARSITY", "CompactClassifier", "CompactForward", "CompactMLP",
-           "CompactRegressor", "ModuleCache", "compact_module"]
+           "CompactRegressor", "ModuleCache", "block_rows", "compact_module"]
 
 #: Layers sparser than this use a CSR matmul. Measured with
 #: ``python benchmarks/bench_compact.py`` (2-core CPU, torch 2.13, MKL, 10,000
@@ -245,8 +245,11 @@ def _step(function: Callable[[torch.Tensor], torch.Tensor]) -> _Step:
     return _Step(function, rowwise=known, draws=not known)
 
 
-def _block_rows(work_per_row: float) -> int:
-    """Rows of a fixed block: a power of two, about ``_BLOCK_WORK`` of work."""
+def block_rows(work_per_row: float) -> int:
+    """Rows of a fixed-shape block for ``work_per_row`` multiply-adds a row.
+
+    A power of two from 16 to 1024, about 2**21 multiply-adds a block.
+    """
     rows = 2 ** int(np.floor(np.log2(max(1.0, _BLOCK_WORK / max(1.0, work_per_row)))))
     return int(np.clip(rows, _MIN_BLOCK, _MAX_BLOCK))
 
@@ -323,7 +326,7 @@ class CompactForward:
                                      rowwise=weight.layout == torch.sparse_csr))
             self.layers.extend(_step(m) for m in activations)
         self.after = [_step(m) for m in module.tail]
-        self.block_rows = _block_rows(work)
+        self.block_rows = block_rows(work)
         steps = [*self.before, *self.layers, *self.after]
         self._padded = not all(step.rowwise for step in steps)
         self._draws = any(step.draws for step in steps)

@@ -18,8 +18,8 @@ scikit-learn's ``check_methods_subset_invariance`` fails.
   costs one row. The copy is kept per module and rebuilt when the module
   changes (:class:`~skticket._compact.ModuleCache`).
 * Any other net runs skorch's own ``evaluation_step`` and ``infer`` on blocks
-  of ``block_rows(module)`` rows, the last block padded with zero rows: each
-  row goes through the same products whatever else is in the call. A call
+  of a fixed number of rows, the last block padded with zero rows: each row
+  goes through the same products whatever else is in the call. A call
   computes at least one whole block: the block is sized from the module's
   parameter count, about 2**21 multiply-adds (16 rows for wide nets to 1024
   for small ones).
@@ -36,26 +36,20 @@ from skorch.dataset import Dataset
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ._compact import CompactForward, ModuleCache, compact_module
+from ._compact import CompactForward, ModuleCache, block_rows, compact_module
 from ._rng import preserved_torch_rng, seeded
 
-__all__ = ["block_rows", "predict_outputs"]
-
-# Multiply-adds of one forward block (see the module docstring).
-_BLOCK_WORK = 2**21
-_MIN_BLOCK, _MAX_BLOCK = 16, 1024
+__all__ = ["predict_outputs"]
 
 # DataLoader arguments that decide only how rows are grouped, not what a row is.
 _GROUPING_ARGS = frozenset({"batch_size", "shuffle", "drop_last", "num_workers", "pin_memory"})
 
 
-def block_rows(module: nn.Module) -> int:
-    """Rows per forward pass for ``module``: a power of two fixed by its size alone."""
+def _module_block_rows(module: nn.Module) -> int:
+    """Rows per forward pass of ``module`` itself, fixed by its parameter count."""
     rows = _BLOCK_ROWS.get(module)
     if rows is None:
-        n_params = max(1, sum(p.numel() for p in module.parameters()))
-        rows = 2 ** int(np.floor(np.log2(max(1.0, _BLOCK_WORK / n_params))))
-        rows = _BLOCK_ROWS[module] = int(np.clip(rows, _MIN_BLOCK, _MAX_BLOCK))
+        rows = _BLOCK_ROWS[module] = block_rows(sum(p.numel() for p in module.parameters()))
     return rows
 
 
@@ -136,8 +130,8 @@ def predict_outputs(net: NeuralNet, X: np.ndarray) -> np.ndarray:
 
 
 def _net_blocks(net: NeuralNet, rows: torch.Tensor, nonlinearity) -> np.ndarray:
-    """skorch's forward on fixed blocks of ``block_rows(net.module_)`` rows."""
-    block = block_rows(net.module_)
+    """skorch's forward on fixed blocks of rows (see the module docstring)."""
+    block = _module_block_rows(net.module_)
     n_rows = len(rows)
     outputs = []
     for start in range(0, n_rows, block):
