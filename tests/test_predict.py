@@ -130,6 +130,13 @@ def test_predictions_follow_changes_to_the_module(data):
     np.testing.assert_allclose(est.predict_proba(X), est.net_.predict_proba(X),
                                rtol=1e-5, atol=1e-6)
 
+    tanh = est.predict_proba(X)
+    # A replaced parameter (one class's bias raised: softmax ignores a common shift).
+    module.output.bias = nn.Parameter(module.output.bias.detach() + torch.tensor([1.0, 0.0]))
+    assert not np.allclose(est.predict_proba(X), tanh)
+    np.testing.assert_allclose(est.predict_proba(X), est.net_.predict_proba(X),
+                               rtol=1e-5, atol=1e-6)
+
     calls = []
     handle = module.register_forward_hook(lambda *args: calls.append(1))
     hooked = est.predict_proba(X[:10])
