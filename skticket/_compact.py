@@ -385,9 +385,10 @@ _Value = TypeVar("_Value")
 class ModuleCache(Generic[_Value]):
     """Values derived from modules, rebuilt when a module changes.
 
-    A module changes when a submodule is replaced or added, a parameter or
-    buffer is replaced, changed in place (its version counter moves) or moved
-    to another device, or a forward hook is registered. Entries hold weak
+    A module changes when a submodule is replaced or added, a setting that a
+    submodule shows in its ``extra_repr()`` changes (a LeakyReLU's slope), a
+    parameter or buffer is replaced, changed in place (its version counter
+    moves) or moved to another device, or a forward hook is registered. Entries hold weak
     references only, so a cache keeps no module alive.
     """
 
@@ -411,8 +412,9 @@ def _state(module: nn.Module) -> tuple[list, tuple]:
     """What ``module``'s derived values depend on: its parts, below it, and details.
 
     The parts are the submodules, parameters and buffers, compared by
-    identity; the details are whether each module has forward hooks and each
-    tensor's version and device. This runs on every prediction: one walk
+    identity; the details are whether each module has forward hooks, its
+    ``extra_repr()`` (the settings of torch's modules), and each tensor's
+    version and device. This runs on every prediction: one walk
     through the tree, where ``modules()``, ``parameters()`` and ``buffers()``
     would walk it three times.
     """
@@ -423,6 +425,9 @@ def _state(module: nn.Module) -> tuple[list, tuple]:
         if submodule is not module:
             parts.append(submodule)
         details.append(bool(submodule._forward_hooks or submodule._forward_pre_hooks))
+        # torch's modules show their settings there (a slope, a dim, ...): one set
+        # on a module in place, rather than by replacing it, is seen too.
+        details.append(submodule.extra_repr())
         for tensor in chain(submodule._parameters.values(), submodule._buffers.values()):
             if tensor is not None:
                 parts.append(tensor)

@@ -130,10 +130,17 @@ def test_predictions_follow_changes_to_the_module(data):
     np.testing.assert_allclose(est.predict_proba(X), est.net_.predict_proba(X),
                                rtol=1e-5, atol=1e-6)
 
-    tanh = est.predict_proba(X)
+    module.activation_0 = nn.LeakyReLU(0.0)
+    relu = est.predict_proba(X)
+    module.activation_0.negative_slope = 0.5  # a setting changed in place
+    assert not np.allclose(est.predict_proba(X), relu)
+    np.testing.assert_allclose(est.predict_proba(X), est.net_.predict_proba(X),
+                               rtol=1e-5, atol=1e-6)
+
+    leaky = est.predict_proba(X)
     # A replaced parameter (one class's bias raised: softmax ignores a common shift).
     module.output.bias = nn.Parameter(module.output.bias.detach() + torch.tensor([1.0, 0.0]))
-    assert not np.allclose(est.predict_proba(X), tanh)
+    assert not np.allclose(est.predict_proba(X), leaky)
     np.testing.assert_allclose(est.predict_proba(X), est.net_.predict_proba(X),
                                rtol=1e-5, atol=1e-6)
 
