@@ -262,6 +262,9 @@ def _csr(weight: torch.Tensor, columns: torch.Tensor | None = None,
     product, which doubles the cost of a one-row call. ``columns`` moves column
     ``j`` to ``columns[j]`` of a ``n_columns``-wide matrix.
     """
+    if (columns is None and weight.layout == torch.sparse_csr
+            and weight.crow_indices().dtype == torch.int32):
+        return weight  # already what it should be
     if weight.layout != torch.sparse_csr:
         with warnings.catch_warnings():
             # torch flags CSR support as beta on the first conversion of a process.
@@ -318,7 +321,9 @@ class CompactForward:
         for weight, layer, activations in zip(weights, module.linears, module.activations,
                                               strict=True):
             if weight.layout == torch.sparse_csr:
-                weight = _csr(weight)  # 32-bit indices, also in a module pickled without
+                # compact_module stores 32-bit indices; a module pickled by an
+                # earlier version may hold 64-bit ones.
+                weight = _csr(weight)
                 work += _CSR_COST * weight.values().numel()
             else:
                 work += weight.numel()
