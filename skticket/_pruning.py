@@ -27,7 +27,6 @@ import numpy as np
 __all__ = [
     "allocate_removals",
     "count_to_remove",
-    "lowest_magnitude",
     "magnitude_prune",
     "n_active",
     "permute_masks",
@@ -38,11 +37,12 @@ __all__ = [
 
 
 def count_to_remove(n_active: int, fraction: float, floor: int) -> int:
-    """Weights a layer loses in one round at rate ``fraction``.
+    """Weights a layer (or a pool of layers) loses in one round at rate ``fraction``.
 
     ``ceil(fraction * n_active)``, so a layer keeps shrinking while it is above
     its ``floor`` (``round`` would stall once ``fraction * n_active < 0.5``),
-    capped so that at least ``floor`` weights survive.
+    capped so that at least ``floor`` weights survive. :func:`magnitude_prune`
+    counts every layer and every pool with it.
 
     Examples
     --------
@@ -130,27 +130,6 @@ def _smallest(values: np.ndarray, n: int) -> np.ndarray:
     # Of the entries equal to the n-th value, the lowest positions fill up to n.
     at = np.flatnonzero(values == kth)[: n - len(below)]
     return np.concatenate([below, at])
-
-
-def lowest_magnitude(values: np.ndarray, mask: np.ndarray, n: int) -> np.ndarray:
-    """Flat indices of the ``n`` surviving entries of smallest magnitude.
-
-    Ties go to the lower flat index; entries already masked out are never
-    chosen, whatever their value.
-
-    Examples
-    --------
-    >>> lowest_magnitude(np.array([0.5, -0.1, 0.1, 0.0]),
-    ...                  np.array([True, True, True, False]), 2)
-    array([1, 2])
-    """
-    active = np.flatnonzero(mask)
-    if n <= 0:
-        return active[:0]
-    magnitudes = np.abs(values.ravel()[active])
-    chosen = np.sort(_smallest(magnitudes, n))
-    # A stable sort over the ascending positions breaks ties by index.
-    return active[chosen[np.argsort(magnitudes[chosen], kind="stable")]]
 
 
 def _surviving_magnitudes(
@@ -290,8 +269,10 @@ def magnitude_prune(
         # global scope, so the group's first name decides its rate.
         rate = layer_fractions.get(group[0], fraction)
         pooled = sum(active[name] for name in group)
-        capacity = sum(max(active[name] - floors[name], 0) for name in group)
-        full_counts.append(min(math.ceil(rate * pooled), capacity))
+        # What the floors keep of the group: a layer already at or below its
+        # floor keeps all it has, and lends no capacity to the others.
+        kept = sum(min(active[name], floors[name]) for name in group)
+        full_counts.append(count_to_remove(pooled, rate, floor=kept))
 
     counts = full_counts
     if target_n_active is not None:

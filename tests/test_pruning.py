@@ -8,7 +8,6 @@ import pytest
 from skticket._pruning import (
     allocate_removals,
     count_to_remove,
-    lowest_magnitude,
     magnitude_prune,
     n_active,
     permute_masks,
@@ -34,6 +33,31 @@ def test_count_uses_ceil_and_respects_floor():
     assert count_to_remove(2, 0.25, floor=1) == 1
     assert count_to_remove(3, 0.9, floor=2) == 1
     assert count_to_remove(1, 0.5, floor=1) == 0
+
+
+def test_a_round_removes_what_count_to_remove_says_layer_by_layer():
+    # magnitude_prune counts with count_to_remove: a layer of 2 at rate 0.25 still
+    # loses one weight (round would stall), and no layer goes below its floor.
+    weights = {"two": np.array([0.2, 0.1]), "three": np.array([0.3, 0.1, 0.2]),
+               "seven": np.arange(1.0, 8.0)}
+    masks = _dense(weights)
+    for _ in range(4):
+        new = magnitude_prune(weights, masks, fraction=0.25, min_weights=2)
+        for name in weights:
+            before = int(masks[name].sum())
+            assert before - int(new[name].sum()) == count_to_remove(before, 0.25, floor=2)
+        masks = new
+    assert [int(m.sum()) for m in masks.values()] == [2, 2, 2]
+
+
+def test_a_pool_counts_only_the_capacity_of_layers_above_their_floor():
+    # "empty" has no survivor left, below its floor of 1: it cannot make room for the
+    # others. A pool floor of 1 + 1 = 2 would keep 2 of "full"; the floors keep 1.
+    weights = {"empty": np.array([1.0, 2.0]), "full": np.array([0.4, 0.1, 0.3, 0.2])}
+    masks = {"empty": np.zeros(2, dtype=bool), "full": np.ones(4, dtype=bool)}
+    new = magnitude_prune(weights, masks, fraction=1.0, scope="global", min_weights=1)
+    assert new["empty"].tolist() == [False, False]
+    assert new["full"].tolist() == [True, False, False, False]
 
 
 def test_local_round_removes_ceil_of_each_layers_remaining_lowest_first():
@@ -65,13 +89,19 @@ def test_ties_break_by_lower_flat_index_whatever_the_threshold():
     new = magnitude_prune(weights, _dense(weights), fraction=0.5)
     # 3 removed: the 0.1, then the two lowest-index 0.5s.
     assert new["w"].tolist() == [[False, False, True], [True, False, True]]
-    assert lowest_magnitude(np.array([1.0, -1.0, 1.0]), np.ones(3, bool), 2).tolist() == [0, 1]
+    # Equal magnitudes of either sign: the lower flat indices go first.
+    for scope in ("local", "global"):
+        new = magnitude_prune({"w": np.array([1.0, -1.0, 1.0])}, {"w": np.ones(3, bool)},
+                              fraction=0.5, scope=scope)  # ceil(1.5) = 2 removed
+        assert new["w"].tolist() == [False, False, True]
 
 
-def test_masked_entries_are_never_chosen_even_when_their_value_is_large():
-    values = np.array([9.0, 0.2, 0.3, 0.4])
-    mask = np.array([False, True, True, True])
-    assert lowest_magnitude(values, mask, 2).tolist() == [1, 2]
+@pytest.mark.parametrize("scope", ["local", "global"])
+def test_masked_entries_are_never_chosen_even_when_their_value_is_small(scope):
+    weights = {"w": np.array([0.0, 0.2, 0.3, 0.4, 0.5])}
+    masks = {"w": np.array([False, True, True, True, True])}
+    new = magnitude_prune(weights, masks, fraction=0.5, scope=scope)  # ceil(2.0) = 2 removed
+    assert new["w"].tolist() == [False, False, False, True, True]
 
 
 def test_global_scope_uses_one_threshold_over_all_layers():
