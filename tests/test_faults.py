@@ -179,9 +179,17 @@ def test_a_callback_ending_training_early_is_not_an_interrupt(cancer):
     assert est.winning_ticket_.sparsity == 0.875
 
 
-def test_a_ctrl_c_outside_any_fit_still_raises_keyboard_interrupt():
-    # The handler installed for a training is removed afterwards.
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+def test_a_ctrl_c_outside_any_fit_still_raises_keyboard_interrupt(cancer):
+    # The handler installed for a training is removed afterwards. The test runs its
+    # own fit: alone, or first in the run, it would otherwise check a handler that no
+    # fit ever touched.
+    X, y = cancer
+    before = signal.getsignal(signal.SIGINT)
+    during = []
+    record = InRound(1, lambda net: during.append(signal.getsignal(signal.SIGINT)), epoch=1)
+    estimator(small_net(callbacks=[("record", record)]), max_rounds=1).fit(X, y)
+    assert len(during) == 1 and during[0] is not before, "no handler of the fit's own"
+    assert signal.getsignal(signal.SIGINT) is before is signal.default_int_handler
     with pytest.raises(KeyboardInterrupt):
         signal.raise_signal(signal.SIGINT)
 
@@ -248,6 +256,15 @@ class Module(nn.Module):
         return self.output(torch.relu(self.hidden(X)))
 
 
+def seeded_module() -> Module:
+    """A Module drawn from seed 0, whatever the global generator went through before:
+    a fit starts from a module instance's own weights, so they must not depend on
+    which tests were collected or ran first."""
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return Module()
+
+
 @pytest.mark.parametrize("settings", [
     {"callbacks": "disable"},
     {"callbacks": [EarlyStopping(monitor="train_loss", patience=1, threshold=0.5)],
@@ -256,7 +273,7 @@ class Module(nn.Module):
                                gamma=0.5)]},
     {"train_split": ValidSplit(5, stratified=True)},
     {"iterator_train__shuffle": True},
-    {"module": Module(), "criterion": nn.CrossEntropyLoss()},
+    {"module": seeded_module(), "criterion": nn.CrossEntropyLoss()},
     {"criterion": nn.NLLLoss()},
 ], ids=["callbacks-disable", "early-stopping", "lr-scheduler", "valid-split", "shuffle",
         "module-instance", "criterion-instance"])

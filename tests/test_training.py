@@ -46,14 +46,30 @@ def _classifier(**params):
 
 
 def _train_both_ways(net, X, y, monkeypatch):
+    """The same training through the batch-fetching loader and through skorch's own.
+
+    Each batch the fast loader hands out is one ``_Rows`` indexing: counting
+    them proves which path ran (a fast path that silently fell back to the
+    row-by-row loader would compare skorch with itself).
+    """
     init = initial_state(net, seed=1)
     masks = {name: np.random.default_rng(0).random(value.shape) > 0.5
              for name, value in init.items() if name.endswith("weight")}
     start = {name: np.where(masks[name], value, 0).astype(value.dtype) if name in masks
              else value for name, value in init.items()}
+    fetches = []
+    real_getitem = training._Rows.__getitem__
+    monkeypatch.setattr(training._Rows, "__getitem__",
+                        lambda rows, positions: fetches.append(len(positions))
+                        or real_getitem(rows, positions))
     fast = train_round(TrainingSpec(net, X, y, start=start, masks=masks, seed=5))
+    train_batches = [b["train_batch_size"] for h in fast.net.history for b in h["batches"]
+                     if "train_batch_size" in b]
+    assert fetches == train_batches, "the fast path did not fetch every training batch"
+    fetches.clear()
     monkeypatch.setattr(training, "_fetches_batches", lambda net: False)
     rowwise = train_round(TrainingSpec(net, X, y, start=start, masks=masks, seed=5))
+    assert fetches == [], "the row-by-row path went through the fast loader"
     return fast.net, rowwise.net
 
 
