@@ -43,8 +43,6 @@ from skorch.history import History
 from . import _mlp, _rng, _training
 from ._rng import seeded
 from ._training import (
-    _MASK_CALLBACK,
-    ApplyMasks,
     RoundResult,
     State,
     TrainingSpec,
@@ -52,7 +50,8 @@ from ._training import (
     load_state,
     module_state,
     non_finite_values,
-    with_callbacks,
+    optimizer_implementation,
+    training_net,
 )
 
 # Bump when the stored payload or the key's layout changes: old entries are
@@ -177,15 +176,22 @@ def round_key(spec: TrainingSpec) -> str:
 
     The net enters through its class and ``get_params(deep=False)``: module,
     its ``module__*`` arguments (a module instance by its weights), criterion,
-    optimizer, learning rate, epochs, batch size, callbacks, iterators, device
-    and the rest, but ``verbose``. The default dtype is included because it decides the dtype
-    in which a module class builds its weights.
+    optimizer and the implementation it runs on (as
+    :func:`~skticket._training.optimizer_implementation` chooses it, so that
+    a net that asks for the kernel chosen anyway shares its rounds), learning
+    rate, epochs, batch size, callbacks, iterators, device and the rest, but
+    ``verbose`` and skorch's private bookkeeping. The default dtype is
+    included because it decides the dtype in which a module class builds its
+    weights.
     """
     fields = {field.name: getattr(spec, field.name) for field in dataclasses.fields(spec)}
     template = fields.pop("template")
     # What a training prints changes nothing it computes.
+    # skorch lists its own bookkeeping among the parameters (``_params_to_validate``,
+    # the names of the ``__`` parameters given): it repeats what they say.
     net_params = {name: value for name, value in template.get_params(deep=False).items()
-                  if name != "verbose"}
+                  if name != "verbose" and not name.startswith("_")}
+    net_params.update(optimizer_implementation(template))
     return content_hash({
         "environment": _ENVIRONMENT,
         "net_class": type(template),
@@ -241,8 +247,7 @@ def _restore(spec: TrainingSpec, payload) -> CachedRoundResult:
     """
     try:
         # The masks stay attached, so that further training of the net holds them.
-        net = with_callbacks(spec.template, [] if spec.masks is None
-                             else [(_MASK_CALLBACK, ApplyMasks(spec.masks))])
+        net = training_net(spec)
         with seeded(spec.seed, net.device):
             net.initialize()
         load_state(net.module_, _copy_state(payload["state"]))

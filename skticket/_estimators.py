@@ -32,7 +32,7 @@ from ._compact import (
     CompactRegressor,
     compact_module,
 )
-from ._nets import DefaultClassifierNet, DefaultRegressorNet
+from ._nets import DefaultClassifierNet, DefaultRegressorNet, auto_batch_size
 from ._predict import predict_outputs
 from ._progress import RoundProgress
 from ._rng import draw_seeds, preserved_global_state
@@ -268,8 +268,13 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
 
     # --- building blocks ------------------------------------------------------
 
-    def _sized_template(self, n_features: int) -> NeuralNet:
-        """An unfitted clone of ``net`` with the module sized from the data."""
+    def _sized_template(self, X: np.ndarray) -> NeuralNet:
+        """An unfitted clone of ``net`` sized from the training data ``X``.
+
+        The module's ``n_features`` and ``n_outputs`` (when its constructor
+        takes them and they are not set), and ``batch_size="auto"`` as the rows
+        it stands for.
+        """
         if self.net is None:
             net = self._default_net_class()
         else:
@@ -280,13 +285,15 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
                 )
             net = clone(self.net)
         user_params = net.get_params(deep=False)
-        sizing = {"n_features": n_features, "n_outputs": self._n_outputs(),
+        sizing = {"n_features": X.shape[1], "n_outputs": self._n_outputs(),
                   **self._module_defaults(net)}
         fill = {
             f"module__{key}": value
             for key, value in sizing.items()
             if f"module__{key}" not in user_params and _accepts(net.module, key)
         }
+        if isinstance(net.batch_size, str) and net.batch_size == "auto":
+            fill["batch_size"] = auto_batch_size(len(X))
         if fill:
             net.set_params(**fill)
         if self.verbose >= 2 and not net.verbose:
@@ -356,9 +363,9 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
         # checked against the net by the search).
         prunable = (self.prunable if self.ticket is None
                     else lambda name, _, masks=self.ticket.masks: name in masks)
-        session = Session(self._sized_template(X.shape[1]), self._split(X, y, seeds), seeds,
-                          prunable=prunable, memory=self._round_memory(),
-                          scorer=self._held_out_score)
+        data = self._split(X, y, seeds)
+        session = Session(self._sized_template(data.X_train), data, seeds, prunable=prunable,
+                          memory=self._round_memory(), scorer=self._held_out_score)
         return session, self._pruning_rule(session.prunable)
 
     def _searched_rounds(self, session: Session, rule: PruningRule, state: SearchState):

@@ -2,8 +2,10 @@
 
 :class:`DefaultClassifierNet` and :class:`DefaultRegressorNet` are skorch
 nets with defaults that suit small tabular data: an :class:`~skticket.MLP`
-with one hidden layer of 100 units, Adam at lr 0.01, batches of 64, no
-internal validation split, silent, and trained to convergence the way
+with one hidden layer of 100 units, Adam at lr 0.01 (on its fused kernel,
+as every torch optimizer that has one runs in a search), batches of
+``min(200, n_samples)`` as scikit-learn's MLPs take them, no internal
+validation split, silent, and trained to convergence the way
 scikit-learn's MLPs are: until the training loss has not improved by
 ``1e-4`` for 10 epochs (a skorch ``EarlyStopping`` on ``train_loss``, the
 default callback ``"converged"``), at most 200 epochs. A tiny data set then
@@ -28,10 +30,23 @@ __all__ = ["DefaultClassifierNet", "DefaultRegressorNet"]
 #: scikit-learn's MLP defaults for its stopping rule: ``tol`` and ``n_iter_no_change``.
 CONVERGENCE_TOL = 1e-4
 CONVERGENCE_PATIENCE = 10
+#: The largest batch of ``batch_size="auto"``, as in scikit-learn's MLPs.
+AUTO_BATCH_ROWS = 200
 
 
-class _TrainsToConvergence:
-    """Adds the ``"converged"`` callback to skorch's defaults."""
+def auto_batch_size(n_rows: int) -> int:
+    """The rows per batch ``batch_size="auto"`` means for ``n_rows`` rows:
+    ``min(200, n_rows)``, scikit-learn's MLP rule.
+
+    >>> auto_batch_size(150), auto_batch_size(1797)
+    (150, 200)
+    """
+    return max(1, min(AUTO_BATCH_ROWS, int(n_rows)))
+
+
+class _TabularDefaults:
+    """What the default nets add to skorch's: the ``"converged"`` callback, and
+    ``batch_size="auto"``."""
 
     @property
     def _default_callbacks(self):
@@ -41,6 +56,18 @@ class _TrainsToConvergence:
                                         threshold=CONVERGENCE_TOL, threshold_mode="abs")),
         ]
 
+    def get_iterator(self, dataset, training=False):
+        """skorch's iterator, with ``batch_size="auto"`` resolved for ``dataset``.
+
+        The estimators resolve ``"auto"`` when they size the net from the data;
+        this serves the net used on its own.
+        """
+        if self.batch_size != "auto":
+            return super().get_iterator(dataset, training=training)
+        prefix = "iterator_train" if training else "iterator_valid"
+        kwargs = {"batch_size": auto_batch_size(len(dataset)), **self.get_params_for(prefix)}
+        return getattr(self, prefix)(dataset, **kwargs)
+
 
 _SHARED_DOC = """
     Parameters
@@ -49,11 +76,15 @@ _SHARED_DOC = """
         Sized from the data by the estimator (``n_features``, ``n_outputs``).
     criterion : torch loss, default={criterion}
     optimizer : torch optimizer, default=torch.optim.Adam
+        Run with ``fused=True`` in a search unless ``optimizer__fused`` or
+        ``optimizer__foreach`` is set (see the README's section on speed).
     lr : float, default=0.01
     max_epochs : int, default=200
         At most this many epochs; the ``"converged"`` callback usually ends a
         training sooner.
-    batch_size : int, default=64
+    batch_size : int or "auto", default="auto"
+        Rows per batch; ``"auto"``: ``min(200, n_samples)``, as in
+        scikit-learn's MLPs (a whole small data set is one batch).
     train_split : None, default=None
         No internal validation split: every row trains.
     verbose : int, default=0
@@ -63,7 +94,7 @@ _SHARED_DOC = """
 """
 
 
-class DefaultClassifierNet(_TrainsToConvergence, NeuralNetClassifier):
+class DefaultClassifierNet(_TabularDefaults, NeuralNetClassifier):
     __doc__ = ("The net :class:`~skticket.LotteryTicketClassifier` trains when ``net=None``.\n"
                + _SHARED_DOC.format(criterion="torch.nn.NLLLoss (on the MLP's softmax)") + """
     Examples
@@ -77,7 +108,7 @@ class DefaultClassifierNet(_TrainsToConvergence, NeuralNetClassifier):
     """)
 
     def __init__(self, module=MLP, *args, criterion=torch.nn.NLLLoss,
-                 optimizer=torch.optim.Adam, lr=0.01, max_epochs=200, batch_size=64,
+                 optimizer=torch.optim.Adam, lr=0.01, max_epochs=200, batch_size="auto",
                  train_split=None, verbose=0, **kwargs) -> None:
         kwargs.setdefault("module__hidden_units", (100,))
         super().__init__(module, *args, criterion=criterion, optimizer=optimizer, lr=lr,
@@ -85,13 +116,13 @@ class DefaultClassifierNet(_TrainsToConvergence, NeuralNetClassifier):
                          train_split=train_split, verbose=verbose, **kwargs)
 
 
-class DefaultRegressorNet(_TrainsToConvergence, NeuralNetRegressor):
+class DefaultRegressorNet(_TabularDefaults, NeuralNetRegressor):
     __doc__ = ("The net :class:`~skticket.LotteryTicketRegressor` trains when ``net=None``.\n\n"
                "    With this net the regressor trains on the standardized target.\n"
                + _SHARED_DOC.format(criterion="torch.nn.MSELoss"))
 
     def __init__(self, module=MLP, *args, criterion=torch.nn.MSELoss,
-                 optimizer=torch.optim.Adam, lr=0.01, max_epochs=200, batch_size=64,
+                 optimizer=torch.optim.Adam, lr=0.01, max_epochs=200, batch_size="auto",
                  train_split=None, verbose=0, **kwargs) -> None:
         kwargs.setdefault("module__hidden_units", (100,))
         super().__init__(module, *args, criterion=criterion, optimizer=optimizer, lr=lr,

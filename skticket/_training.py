@@ -10,6 +10,8 @@ round), then loaded with the start weights by value.
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import math
 import signal
 import threading
@@ -24,13 +26,7 @@ from skorch import NeuralNet
 from skorch.callbacks import Callback
 from skorch.dataset import Dataset
 from torch import nn
-from torch.utils.data import (
-    BatchSampler,
-    DataLoader,
-    RandomSampler,
-    SequentialSampler,
-    Subset,
-)
+from torch.utils.data import DataLoader, Subset
 
 from ._pruning import mask_distance, prune_to_target
 from ._rng import seeded
@@ -38,7 +34,8 @@ from .exceptions import TrainingDivergedError, TrainingInterrupted
 
 State = dict[str, np.ndarray]
 
-_MASK_CALLBACK = "skticket_masks"
+#: The name of the masks callback in a trained net's ``callbacks_``.
+MASK_CALLBACK = "skticket_masks"
 _CAPTURE_CALLBACK = "skticket_rewind_point"
 _EARLY_BIRD_CALLBACK = "skticket_early_bird"
 
@@ -199,26 +196,91 @@ class EarlyBirdStop(Callback):
                 "settled": self.settled_}
 
 
-def with_callbacks(net: NeuralNet, named: Iterable[tuple[str, Callback]]) -> NeuralNet:
+def with_callbacks(net: NeuralNet, named: Iterable[tuple[str, Callback]],
+                   **settings) -> NeuralNet:
     """An unfitted copy of ``net`` with the named callbacks added to its own.
 
     ``callbacks="disable"`` makes skorch run no callback at all, ours included,
     so the masks would not hold. It becomes the equivalent explicit setting:
     skorch's default callbacks switched off one by one (``callbacks__<name>=None``),
-    ours alone in the list.
+    ours alone in the list. ``settings`` are further net parameters to set.
     """
     named = list(named)
     params = net.get_params(deep=False)
-    if not named:
+    if not named and not settings:
         return clone(net)
     if net.callbacks == "disable":
         params.update(callbacks=named, **{
             f"callbacks__{name}": None for name, _ in net.get_default_callbacks()})
     else:
         params.update(callbacks=[*(net.callbacks or []), *named])
+    params.update(settings)
     # What clone does, with the callbacks changed (skorch's set_params can
     # switch a default callback off only once the callbacks are initialized).
     return clone(type(net)(**params))
+
+
+#: torch's optimizers with fused kernels on the CPU (since torch 2.4) and CUDA.
+FUSED_OPTIMIZERS = (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD, torch.optim.Adagrad)
+_FUSED_DEVICE_TYPES = frozenset({"cpu", "cuda"})
+#: The optimizer arguments by which a user chooses an implementation (or rules
+#: fused kernels out: torch has none for a differentiable step).
+_IMPLEMENTATION_ARGS = ("fused", "foreach", "differentiable")
+
+
+def optimizer_implementation(net: NeuralNet) -> dict[str, bool]:
+    """The ``optimizer__*`` setting that runs ``net``'s optimizer on torch's fastest kernels.
+
+    On the CPU torch's optimizers default to their single-tensor
+    implementation, a Python loop of a dozen small kernels per parameter:
+    about two thirds of a small MLP's training step. The same update runs in
+    one kernel per step with ``fused=True`` (Adam, AdamW, SGD and Adagrad, on
+    the CPU and CUDA) or in one kernel per operation over all parameters with
+    ``foreach=True`` (torch's other optimizers that take it). Both compute
+    the same update as the loop, up to float rounding in the last bits, with
+    the same hyperparameters; a training stays reproducible for a given seed.
+
+    Nothing is chosen (``{}``) when the user chose the implementation
+    (``optimizer__fused``, ``optimizer__foreach`` or
+    ``optimizer__differentiable`` set, also through a ``functools.partial``),
+    or the optimizer is not one of torch's.
+    """
+    optimizer, chosen = net.optimizer, set()
+    while isinstance(optimizer, functools.partial):
+        chosen.update(optimizer.keywords)
+        optimizer = optimizer.func
+    chosen.update(name[len("optimizer__"):] for name in net.get_params(deep=False)
+                  if name.startswith("optimizer__"))
+    if (not isinstance(optimizer, type) or not issubclass(optimizer, torch.optim.Optimizer)
+            or chosen.intersection(_IMPLEMENTATION_ARGS)):
+        return {}
+    device = torch.device(net.device or "cpu").type
+    if issubclass(optimizer, FUSED_OPTIMIZERS) and device in _FUSED_DEVICE_TYPES:
+        return {"optimizer__fused": True}
+    if "foreach" in inspect.signature(optimizer).parameters:
+        return {"optimizer__foreach": True}
+    return {}
+
+
+def _idle_callbacks(net: NeuralNet) -> dict[str, None]:
+    """``callbacks__<name>=None`` for each of skorch's default callbacks that
+    would do nothing in a training of ``net``.
+
+    They still cost a training their calls, after every batch and epoch:
+    ``PrintLog`` formats its table after every epoch even at ``verbose=0``,
+    where it prints nothing (a fifth of a small net's epoch), and the
+    validation scores look for a validation split that ``train_split=None``
+    never makes. A default callback the user configured (any
+    ``callbacks__<name>*`` setting, such as a sink of their own) stays.
+    """
+    if net.callbacks == "disable":
+        return {}
+    configured = {name.split("__")[1] for name in net.get_params(deep=False)
+                  if name.startswith("callbacks__")}
+    idle = {name for name, _ in net.get_default_callbacks()
+            if (name == "print_log" and not net.verbose)
+            or (name.startswith("valid_") and net.train_split is None)}
+    return {f"callbacks__{name}": None for name in sorted(idle - configured)}
 
 
 # The DataLoader arguments under which one fetch per batch yields exactly the
@@ -226,52 +288,82 @@ def with_callbacks(net: NeuralNet, named: Iterable[tuple[str, Callback]]) -> Neu
 _BATCH_FETCH_ARGS = frozenset({"batch_size", "shuffle", "drop_last"})
 
 
-class _Rows(torch.utils.data.Dataset):
-    """Rows of numpy ``X`` and ``y`` fetched by a list of positions at once.
+class _Rows:
+    """Rows of ``X`` and ``y`` fetched by a tensor of positions at once.
 
-    What a skorch ``Dataset`` over numpy arrays returns row by row, without
+    What a skorch ``Dataset`` over numpy arrays returns row by row, as
+    tensors that share the arrays' memory: one indexing per batch, without
     skorch's per-call index normalisation (scikit-learn's ``_safe_indexing``
-    inspects every index of a list, which costs more than the copy).
+    inspects every index of a list) or the DataLoader's conversions.
     """
 
     def __init__(self, X: np.ndarray, y: np.ndarray, rows: np.ndarray | None = None) -> None:
-        self.X, self.y, self.rows = X, y, rows
+        # A read-only array (a memory map, a pandas view) is copied once:
+        # torch cannot share memory it may not write.
+        self.X, self.y = (torch.from_numpy(np.require(a, requirements="W")) for a in (X, y))
+        self.rows = None if rows is None else torch.as_tensor(rows, dtype=torch.int64)
 
     def __len__(self) -> int:
         return len(self.X) if self.rows is None else len(self.rows)
 
-    def __getitem__(self, positions):
-        positions = np.asarray(positions, dtype=np.intp)
+    def __getitem__(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.rows is not None:
             positions = self.rows[positions]
         return self.X[positions], self.y[positions]
 
 
+class _Batches:
+    """The batches of a DataLoader over ``rows``, drawn as it draws them.
+
+    Per pass, a DataLoader's iterator draws a base seed from torch's global
+    generator, then a ``RandomSampler`` draws the seed of its permutation;
+    the same two draws, in that order, give the same permutation, and each
+    batch is one slice of it.
+    """
+
+    def __init__(self, rows: _Rows, batch_size: int, shuffle: bool, drop_last: bool) -> None:
+        self.rows, self.batch_size = rows, batch_size
+        self.shuffle, self.drop_last = shuffle, drop_last
+
+    def __len__(self) -> int:
+        n, size = len(self.rows), self.batch_size
+        return n // size if self.drop_last else -(-n // size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = len(self.rows)
+        torch.empty((), dtype=torch.int64).random_()  # the DataLoader iterator's base seed
+        if self.shuffle:
+            generator = torch.Generator()
+            generator.manual_seed(int(torch.empty((), dtype=torch.int64).random_().item()))
+            order = torch.randperm(n, generator=generator)
+        else:
+            order = torch.arange(n)
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            yield self.rows[order[start:start + self.batch_size]]
+
+
 def _batch_fetching_loader(dataset, batch_size: int = 1, shuffle: bool = False,
-                           drop_last: bool = False) -> DataLoader:
+                           drop_last: bool = False) -> DataLoader | _Batches:
     """skorch's training DataLoader, fetching each batch with one indexing.
 
     The default DataLoader reads a skorch ``Dataset`` one row at a time and
     stacks the rows: a quarter of the training time of a 30-256-256-2 MLP at
     batch 128, an eighth of LeNet-300-100's at batch 60, on a 2-core CPU
-    (benchmarks/bench_training.py). Handing the sampler's index lists to
-    the arrays instead gives the same batches, in the same order, from the
-    same random draws (one seed for the loader, one for the permutation), so
-    training is bit-for-bit what it would be. Anything but a skorch
-    ``Dataset`` over numpy arrays (or the ``Subset`` of one that skorch's
-    internal validation split makes) gets the ordinary DataLoader.
+    (benchmarks/bench_training.py); even fed whole batches, its iterator and
+    conversions cost a sixth of a small net's step (benchmarks/bench_step.py).
+    :class:`_Batches` gives the same batches, in the same order, from the
+    same random draws, so training is bit-for-bit what it would be. Anything
+    but a skorch ``Dataset`` over numeric numpy arrays (or the ``Subset`` of one that
+    skorch's internal validation split makes) gets the ordinary DataLoader.
     """
     rows = None
     source = dataset
     if type(dataset) is Subset:
         source, rows = dataset.dataset, np.asarray(dataset.indices, dtype=np.intp)
-    if not (type(source) is Dataset and isinstance(source.X, np.ndarray)
-            and isinstance(source.y, np.ndarray)):
+    if not (type(source) is Dataset and all(
+            isinstance(a, np.ndarray) and a.dtype.kind in "biuf" for a in (source.X, source.y))):
         return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last)
-    # The sampler sees the dataset skorch built, so it draws as it would.
-    order = RandomSampler(dataset) if shuffle else SequentialSampler(dataset)
-    return DataLoader(_Rows(source.X, source.y, rows), batch_size=None,
-                      sampler=BatchSampler(order, batch_size, drop_last))
+    return _Batches(_Rows(source.X, source.y, rows), batch_size, shuffle, drop_last)
 
 
 def _fetches_batches(net: NeuralNet) -> bool:
@@ -306,6 +398,12 @@ def initial_state(template: NeuralNet, seed: int, fresh: bool = False) -> State:
     return module_state(initialized_net(template, seed, fresh).module_)
 
 
+#: The layers whose ``weight`` is pruned by default: linear layers and every
+#: convolution (named one by one: their common base class is private to torch).
+_PRUNED_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d,
+                  nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+
+
 def prunable_parameters(
     module: nn.Module,
     prunable: Iterable[str] | Callable[[str, nn.Parameter], bool] | None = None,
@@ -321,7 +419,7 @@ def prunable_parameters(
         names = [
             f"{prefix}.weight" if prefix else "weight"
             for prefix, sub in module.named_modules()
-            if isinstance(sub, nn.Linear | nn.modules.conv._ConvNd)
+            if isinstance(sub, _PRUNED_LAYERS)
             and isinstance(getattr(sub, "weight", None), nn.Parameter)
         ]
         # A weight shared by two layers is pruned once.
@@ -474,6 +572,28 @@ class TrainingSpec:
     early_bird: EarlyBirdRule | None = None
 
 
+def training_net(spec: TrainingSpec) -> NeuralNet:
+    """The unfitted net that trains ``spec``: its template with skticket's callbacks.
+
+    The masks, rewind-point and early-bird callbacks are added to the net's
+    own; the optimizer runs on torch's fastest kernels for it
+    (:func:`optimizer_implementation`), and skorch's default callbacks that
+    would do nothing are left out (:func:`_idle_callbacks`). A restored
+    round (the ``memory`` cache) is rebuilt through here too, so it is
+    configured exactly as a trained one.
+    """
+    extra = []
+    if spec.masks is not None:
+        extra.append((MASK_CALLBACK, ApplyMasks(spec.masks)))
+    if spec.capture_step > 0:
+        extra.append((_CAPTURE_CALLBACK, CaptureRewindPoint(spec.capture_step)))
+    if spec.early_bird is not None:
+        extra.append((_EARLY_BIRD_CALLBACK, EarlyBirdStop(spec.early_bird, list(spec.masks))))
+    template = spec.template
+    return with_callbacks(template, extra, **optimizer_implementation(template),
+                          **_idle_callbacks(template))
+
+
 def train_round(spec: TrainingSpec) -> RoundResult:
     """Train a fresh clone of ``spec.template`` from ``spec.start`` with ``spec.masks`` held.
 
@@ -488,14 +608,7 @@ def train_round(spec: TrainingSpec) -> RoundResult:
     TrainingDivergedError
         The training loss or the trained weights are not finite.
     """
-    extra = []
-    if spec.masks is not None:
-        extra.append((_MASK_CALLBACK, ApplyMasks(spec.masks)))
-    if spec.capture_step > 0:
-        extra.append((_CAPTURE_CALLBACK, CaptureRewindPoint(spec.capture_step)))
-    if spec.early_bird is not None:
-        extra.append((_EARLY_BIRD_CALLBACK, EarlyBirdStop(spec.early_bird, list(spec.masks))))
-    net = with_callbacks(spec.template, extra)
+    net = training_net(spec)
     fetch_batches = _fetches_batches(net)
     tic = time.perf_counter()
     with seeded(spec.seed, net.device), _watching_sigint() as sigint:

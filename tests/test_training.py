@@ -121,7 +121,7 @@ def test_masks_that_prune_nothing_cost_nothing(data):
     masks = {"layers.0.weight": np.ones(init["layers.0.weight"].shape, dtype=bool),
              "layers.3.weight": np.arange(32).reshape(2, 16) % 2 == 0}
     result = train_round(TrainingSpec(net, X, y, start=init, masks=masks, seed=0))
-    callback = dict(result.net.callbacks_)[training._MASK_CALLBACK]
+    callback = dict(result.net.callbacks_)[training.MASK_CALLBACK]
     assert isinstance(callback, ApplyMasks)
     # Only the layer that is really pruned is multiplied every step.
     assert len(callback.pairs_) == 1
