@@ -44,11 +44,7 @@ True
 
 from __future__ import annotations
 
-import functools
-import math
-
 import numpy as np
-import torch
 from torch import nn
 
 try:
@@ -66,6 +62,7 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
         "skticket.onnx needs skl2onnx, onnx and onnxruntime: pip install \"skticket[onnx]\""
     ) from exc
 
+from ._activations import ACTIVATIONS, as_module, entry_of, is_identity
 from ._compact import CompactClassifier, CompactMLP, CompactRegressor
 from ._estimators import LotteryTicketClassifier, LotteryTicketRegressor
 
@@ -106,86 +103,21 @@ class _Graph:
         return name
 
 
-def _softplus(g: _Graph, x: str) -> str:
-    # max(x, 0) + log(1 + exp(-|x|)): never overflows, unlike log(1 + exp(x)).
-    tail = g.node("Log", [g.node("Add", [g.const(1.0), g.node(
-        "Exp", [g.node("Neg", [g.node("Abs", [x])])])])])
-    return g.node("Add", [g.node("Max", [x, g.const(0.0)]), tail])
-
-
-def _torch_softplus(g: _Graph, x: str, m: nn.Softplus) -> str:
-    # torch: x where beta * x > threshold, else softplus(beta * x) / beta.
-    bx = g.node("Mul", [x, g.const(m.beta)])
-    soft = g.node("Div", [_softplus(g, bx), g.const(m.beta)])
-    return g.node("Where", [g.node("Greater", [bx, g.const(m.threshold)]), x, soft])
-
-
-def _gelu(g: _Graph, x: str, m: nn.GELU) -> str:
-    if m.approximate == "tanh":
-        cube = g.node("Mul", [g.node("Mul", [x, x]), x])
-        inner = g.node("Add", [x, g.node("Mul", [cube, g.const(0.044715)])])
-        core = g.node("Tanh", [g.node("Mul", [inner, g.const(math.sqrt(2 / math.pi))])])
-    else:
-        core = g.node("Erf", [g.node("Mul", [x, g.const(1 / math.sqrt(2))])])
-    half_x = g.node("Mul", [x, g.const(0.5)])
-    return g.node("Mul", [half_x, g.node("Add", [core, g.const(1.0)])])
-
-
-def _softmax_axis(dim) -> int:
-    if dim not in (1, -1):
-        raise TypeError(f"a softmax over dim={dim!r}: only the feature dimension (1 or -1) of "
-                        "(n_samples, features) outputs converts")
-    return 1
-
-
-# Each entry: the module class (its own forward, not a subclass's) and how it
-# becomes ONNX nodes. Identity-like modules (Dropout at inference) add nothing.
-_EMITTERS = [
-    (nn.Identity, lambda g, x, m: x),
-    (nn.Dropout, lambda g, x, m: x),
-    (nn.AlphaDropout, lambda g, x, m: x),
-    (nn.ReLU, lambda g, x, m: g.node("Relu", [x])),
-    (nn.ReLU6, lambda g, x, m: g.node("Clip", [x, g.const(0.0), g.const(6.0)])),
-    (nn.LeakyReLU, lambda g, x, m: g.node("LeakyRelu", [x], alpha=float(m.negative_slope))),
-    (nn.ELU, lambda g, x, m: g.node("Elu", [x], alpha=float(m.alpha))),
-    (nn.SELU, lambda g, x, m: g.node("Selu", [x])),  # ONNX's defaults are torch's constants
-    (nn.CELU, lambda g, x, m: g.node("Celu", [x], alpha=float(m.alpha))),
-    (nn.GELU, _gelu),
-    (nn.SiLU, lambda g, x, m: g.node("Mul", [x, g.node("Sigmoid", [x])])),
-    (nn.Mish, lambda g, x, m: g.node("Mul", [x, g.node("Tanh", [_softplus(g, x)])])),
-    (nn.Sigmoid, lambda g, x, m: g.node("Sigmoid", [x])),
-    (nn.Tanh, lambda g, x, m: g.node("Tanh", [x])),
-    (nn.Softplus, _torch_softplus),
-    (nn.Softsign, lambda g, x, m: g.node("Softsign", [x])),
-    (nn.Hardtanh, lambda g, x, m: g.node("Clip", [x, g.const(m.min_val), g.const(m.max_val)])),
-    (nn.Hardsigmoid, lambda g, x, m: g.node("HardSigmoid", [x], alpha=1 / 6, beta=0.5)),
-    (nn.Hardswish, lambda g, x, m: g.node("Mul", [x, g.node("HardSigmoid", [x], alpha=1 / 6,
-                                                            beta=0.5)])),
-    (nn.LogSigmoid, lambda g, x, m: g.node("Neg", [_softplus(g, g.node("Neg", [x]))])),
-    (nn.Tanhshrink, lambda g, x, m: g.node("Sub", [x, g.node("Tanh", [x])])),
-    (nn.Softshrink, lambda g, x, m: g.node("Shrink", [x], lambd=float(m.lambd),
-                                           bias=float(m.lambd))),
-    (nn.Hardshrink, lambda g, x, m: g.node("Shrink", [x], lambd=float(m.lambd), bias=0.0)),
-    (nn.Threshold, lambda g, x, m: g.node("Where", [
-        g.node("Greater", [x, g.const(m.threshold)]), x, g.const(m.value)])),
-    (nn.Softmax, lambda g, x, m: g.node("Softmax", [x], axis=_softmax_axis(m.dim))),
-    (nn.LogSoftmax, lambda g, x, m: g.node("LogSoftmax", [x], axis=_softmax_axis(m.dim))),
-]
-
 #: The torch modules that convert: as activations between the linear layers
 #: (the elementwise ones, as ``compact()`` takes), and before the first or
-#: after the last linear layer (all of them).
-SUPPORTED_MODULES = tuple(cls for cls, _ in _EMITTERS)
+#: after the last linear layer (all of them). Their ONNX nodes are those of
+#: skticket's one activation table (``skticket._activations.ACTIVATIONS``).
+SUPPORTED_MODULES = tuple(entry.module for entry in ACTIVATIONS)
 
 
 def _emit_module(g: _Graph, x: str, module: nn.Module, where: str) -> str:
-    for cls, emit in _EMITTERS:
-        if isinstance(module, cls) and type(module).forward is cls.forward:
-            try:
-                return emit(g, x, module)
-            except TypeError as exc:
-                raise _not_convertible(module, where, str(exc)) from None
-    raise _not_convertible(module, where, "no ONNX conversion is defined for it")
+    entry = entry_of(module)
+    if entry is None:
+        raise _not_convertible(module, where, "no ONNX conversion is defined for it")
+    try:
+        return entry.onnx(g, x, module)
+    except TypeError as exc:
+        raise _not_convertible(module, where, str(exc)) from None
 
 
 def _not_convertible(module, where: str, why: str) -> TypeError:
@@ -214,29 +146,23 @@ def _emit_network(g: _Graph, x: str, module: CompactMLP) -> str:
 
 def _emit_nonlinearity(g: _Graph, x: str, nonlinearity) -> str:
     """skorch's predict nonlinearity, applied by ``predict``/``predict_proba`` only."""
+    if is_identity(nonlinearity):
+        return x
     if isinstance(nonlinearity, nn.Module):
         return _emit_module(g, x, nonlinearity, "used as predict_nonlinearity")
-    if getattr(nonlinearity, "__name__", None) == "_identity" and getattr(
-            nonlinearity, "__module__", "").startswith("skorch"):
-        return x
-    if nonlinearity in (torch.sigmoid, torch.special.expit):
-        return g.node("Sigmoid", [x])
-    if (isinstance(nonlinearity, functools.partial) and not nonlinearity.args
-            and set(nonlinearity.keywords) == {"dim"}
-            and nonlinearity.func in (torch.softmax, torch.nn.functional.softmax,
-                                      torch.special.softmax)):
-        # skorch's choice after CrossEntropyLoss: partial(torch.softmax, dim=-1).
-        try:
-            return g.node("Softmax", [x], axis=_softmax_axis(nonlinearity.keywords["dim"]))
-        except TypeError as exc:
-            raise TypeError(f"skticket.onnx cannot convert predict_nonlinearity "
-                            f"{nonlinearity!r}: {exc}.") from None
-    raise TypeError(
-        f"skticket.onnx cannot convert the net's predict_nonlinearity {nonlinearity!r}; it "
-        "converts skorch's defaults ('auto': identity, or a softmax after CrossEntropyLoss), "
-        "None, torch.sigmoid, functools.partial(torch.softmax, dim=-1) and the modules in "
-        "skticket.onnx.SUPPORTED_MODULES."
-    )
+    module = as_module(nonlinearity)
+    if module is None:
+        raise TypeError(
+            f"skticket.onnx cannot convert the net's predict_nonlinearity {nonlinearity!r}; it "
+            "converts skorch's defaults ('auto': identity, or a softmax after "
+            "CrossEntropyLoss), None, torch.sigmoid, functools.partial(torch.softmax, dim=-1) "
+            "and the modules in skticket.onnx.SUPPORTED_MODULES."
+        )
+    try:
+        return entry_of(module).onnx(g, x, module)
+    except TypeError as exc:
+        raise TypeError(f"skticket.onnx cannot convert predict_nonlinearity "
+                        f"{nonlinearity!r}: {exc}.") from None
 
 
 # --- skl2onnx hooks ----------------------------------------------------------------------
@@ -342,23 +268,6 @@ def _regressor_shapes(operator) -> None:
     operator.outputs[0].type.shape = [operator.inputs[0].get_first_dimension(), n_outputs]
 
 
-def _parse_compact_classifier(scope, model, inputs, custom_parsers=None):
-    # A CompactClassifier is not a scikit-learn classifier, so skl2onnx's own
-    # classifier parser would give it one output: declare the two, then wrap
-    # them in a ZipMap as skl2onnx does for classifiers unless zipmap=False.
-    from skl2onnx._parse import _apply_zipmap
-
-    operator = scope.declare_local_operator(_CLASSIFIER_ALIAS, model)
-    operator.inputs = inputs
-    operator.outputs.append(scope.declare_local_variable("label", Int64TensorType()))
-    operator.outputs.append(scope.declare_local_variable(
-        "probabilities", guess_tensor_type(inputs[0].type)))
-    zipmap = scope.get_options(model, {"zipmap": True})["zipmap"]
-    if zipmap is False:
-        return operator.outputs
-    return _apply_zipmap(zipmap, scope, model, inputs[0].type, operator.outputs)
-
-
 def register() -> None:
     """Register the converters with skl2onnx (done on import; idempotent).
 
@@ -371,12 +280,13 @@ def register() -> None:
     True
     """
     # nocl: labels are class indices rather than classes_ (skl2onnx's option).
+    # Declaring the zipmap option makes skl2onnx parse both classifiers (each a
+    # ClassifierMixin) with its own classifier parser: outputs label and
+    # probabilities, then a ZipMap unless zipmap=False.
     zipmap = {"zipmap": [True, False, "columns"], "nocl": [False, True]}
-    update_registered_converter(LotteryTicketClassifier, _CLASSIFIER_ALIAS, _classifier_shapes,
-                                _convert_classifier, options=zipmap)
-    update_registered_converter(CompactClassifier, _CLASSIFIER_ALIAS, _classifier_shapes,
-                                _convert_classifier, options=zipmap,
-                                parser=_parse_compact_classifier)
+    for classifier in (LotteryTicketClassifier, CompactClassifier):
+        update_registered_converter(classifier, _CLASSIFIER_ALIAS, _classifier_shapes,
+                                    _convert_classifier, options=zipmap)
     update_registered_converter(LotteryTicketRegressor, _REGRESSOR_ALIAS, _regressor_shapes,
                                 _convert_regressor)
     update_registered_converter(CompactRegressor, _REGRESSOR_ALIAS, _regressor_shapes,

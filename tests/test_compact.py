@@ -13,6 +13,7 @@ from skorch import NeuralNetClassifier, NeuralNetRegressor
 from torch import nn
 
 from skticket import MLP, LotteryTicketClassifier, LotteryTicketRegressor
+from skticket._activations import ACTIVATIONS
 from skticket._compact import (
     CSR_MIN_SPARSITY,
     CompactClassifier,
@@ -228,3 +229,18 @@ def test_estimator_with_unsupported_module_raises(digits):
     with pytest.raises(ValueError, match="features"):
         LotteryTicketClassifier(max_rounds=0, random_state=0).fit(X[:50], y[:50]).compact(
         ).predict(X[:5, :10])
+
+
+@pytest.mark.parametrize("entry", ACTIVATIONS, ids=lambda entry: entry.module.__name__)
+def test_the_activation_table_says_what_compact_takes_between_layers(entry):
+    settings = {nn.Threshold: dict(threshold=0.1, value=-1.0), nn.Softmax: dict(dim=-1),
+                nn.LogSoftmax: dict(dim=-1)}
+    module = nn.Sequential(nn.Linear(4, 6), entry.module(**settings.get(entry.module, {})),
+                           nn.Linear(6, 2)).eval()
+    if not entry.elementwise:
+        with pytest.raises(TypeError, match=entry.module.__name__):
+            compact_module(module)
+        return
+    X = torch.randn(50, 4)
+    with torch.no_grad():
+        torch.testing.assert_close(compact_module(module)(X), module(X), rtol=0, atol=ATOL)

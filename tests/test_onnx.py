@@ -1,6 +1,7 @@
 """ONNX export: pipelines ending in a skticket estimator become one ONNX graph."""
 
 import copy
+import functools
 import os
 import subprocess
 import sys
@@ -13,7 +14,6 @@ from sklearn.datasets import load_digits, make_regression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from skorch import NeuralNetClassifier, NeuralNetRegressor
-from skorch.utils import _identity as skorch_identity  # what predict_nonlinearity=None gives
 from torch import nn
 
 REASON = "needs the onnx extra: pip install 'skticket[onnx]' (skl2onnx, onnx, onnxruntime)"
@@ -21,7 +21,7 @@ skl2onnx = pytest.importorskip("skl2onnx", reason=REASON)
 ort = pytest.importorskip("onnxruntime", reason=REASON)
 pytest.importorskip("onnx", reason=REASON)
 
-import skticket.onnx  # noqa: E402, F401  (registers the converters)
+import skticket.onnx  # noqa: E402  (registers the converters)
 from skticket import (  # noqa: E402
     MLP,
     CompactClassifier,
@@ -29,6 +29,7 @@ from skticket import (  # noqa: E402
     LotteryTicketClassifier,
     LotteryTicketRegressor,
 )
+from skticket._activations import ACTIVATIONS as TABLE  # noqa: E402
 from skticket._compact import compact_module  # noqa: E402
 
 ATOL = 1e-5
@@ -169,13 +170,23 @@ def test_graph_is_smaller_than_the_dense_nets(classifier_pipe, digits):
     assert sparse_size < dense_size
 
 
-ACTIVATIONS = [
-    nn.ReLU(), nn.ReLU6(), nn.LeakyReLU(0.2), nn.ELU(0.5), nn.SELU(), nn.CELU(0.7), nn.GELU(),
-    nn.GELU(approximate="tanh"), nn.SiLU(), nn.Mish(), nn.Sigmoid(), nn.Tanh(),
-    nn.Softplus(beta=2.0, threshold=3.0), nn.Softsign(), nn.Hardtanh(-0.5, 0.7),
-    nn.Hardsigmoid(), nn.Hardswish(), nn.LogSigmoid(), nn.Tanhshrink(), nn.Softshrink(0.3),
-    nn.Hardshrink(0.3), nn.Threshold(0.1, -1.0), nn.Identity(), nn.Dropout(0.5),
-]
+# Settings away from the defaults (and those a module needs), so that each one's
+# conversion is checked; every other module of the table with its defaults.
+SETTINGS = {
+    nn.LeakyReLU: [dict(negative_slope=0.2)], nn.ELU: [dict(alpha=0.5)],
+    nn.CELU: [dict(alpha=0.7)], nn.GELU: [{}, dict(approximate="tanh")],
+    nn.Softplus: [dict(beta=2.0, threshold=3.0)], nn.Hardtanh: [dict(min_val=-0.5, max_val=0.7)],
+    nn.Softshrink: [dict(lambd=0.3)], nn.Hardshrink: [dict(lambd=0.3)],
+    nn.Threshold: [dict(threshold=0.1, value=-1.0)], nn.Dropout: [dict(p=0.5)],
+}
+ACTIVATIONS = [entry.module(**settings) for entry in TABLE if entry.elementwise
+               for settings in SETTINGS.get(entry.module, [{}])]
+TAILS = [entry.module(dim=dim) for entry in TABLE if not entry.elementwise for dim in (1, -1)]
+
+
+def test_every_module_of_the_table_converts():
+    assert set(skticket.onnx.SUPPORTED_MODULES) == {entry.module for entry in TABLE}
+    assert {type(m) for m in ACTIVATIONS + TAILS} == set(skticket.onnx.SUPPORTED_MODULES)
 
 
 def random_compact_regressor(activation, *, prefix=(), tail=(), nonlinearity=None, seed=0):
@@ -190,7 +201,7 @@ def random_compact_regressor(activation, *, prefix=(), tail=(), nonlinearity=Non
             layer.weight[:3] = 0
             layer.weight[:, -2:] = 0
     return CompactRegressor(compact_module(module), n_features_in=6,
-                            nonlinearity=nonlinearity or skorch_identity, target_is_1d=False)
+                            nonlinearity=nonlinearity, target_is_1d=False)
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS, ids=lambda m: repr(m))
@@ -201,7 +212,7 @@ def test_every_activation_compact_takes(activation):
     np.testing.assert_allclose(out, predictor.predict(X), rtol=0, atol=ATOL)
 
 
-@pytest.mark.parametrize("tail", [nn.Softmax(dim=1), nn.LogSoftmax(dim=-1), nn.Sigmoid()])
+@pytest.mark.parametrize("tail", [*TAILS, nn.Sigmoid()], ids=repr)
 def test_modules_after_the_last_layer(tail):
     X = np.random.default_rng(1).standard_normal((200, 6)).astype(np.float32)
     predictor = random_compact_regressor(nn.ReLU(), tail=[tail])
@@ -258,3 +269,13 @@ def test_import_without_the_extra_names_it():
                             env=env, cwd=ROOT)
     assert result.returncode != 0
     assert 'pip install "skticket[onnx]"' in result.stderr
+
+
+@pytest.mark.parametrize("nonlinearity", [
+    None, functools.partial(torch.softmax, dim=1), functools.partial(torch.log_softmax, dim=-1),
+    torch.sigmoid, nn.Softmax(dim=-1)], ids=repr)
+def test_predict_nonlinearities_convert(nonlinearity):
+    X = np.random.default_rng(2).standard_normal((200, 6)).astype(np.float32)
+    predictor = random_compact_regressor(nn.ReLU(), nonlinearity=nonlinearity)
+    (out,) = run(skl2onnx.to_onnx(predictor, X[:1]), X)
+    np.testing.assert_allclose(out, predictor.predict(X), rtol=0, atol=ATOL)

@@ -1,0 +1,245 @@
+"""The one table of the activations skticket compacts, predicts through and exports.
+
+Each entry says, for a torch module class (its own ``forward``, not a
+subclass's):
+
+* whether it acts on each unit alone (``elementwise``), so that
+  :func:`~skticket._compact.compact_module` may remove units around it and it
+  may sit between two linear layers;
+* how a forward pass may run it without a row's result depending on the other
+  rows (``rows``): :data:`EXACT`, :data:`PROBED` or :data:`BLOCKS`;
+* its ONNX nodes (``onnx``), used by :mod:`skticket.onnx`.
+
+The functions a skorch net may apply to its predictions (its
+``predict_nonlinearity``) are described by the module they compute
+(:func:`as_module`), so the same table covers them.
+
+skorch has no public way to ask which function ``predict_proba`` applies; the
+two private names that answer it are read here and nowhere else
+(:func:`predict_nonlinearity`), and ``tests/test_private_api.py`` fails with a
+clear message when skorch changes them.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+
+__all__ = ["ACTIVATIONS", "BLOCKS", "EXACT", "PROBED", "Activation", "as_module",
+           "entry_of", "is_identity", "predict_nonlinearity", "rows_kind"]
+
+#: One comparison, selection or multiplication per value (ReLU, a clamp, a
+#: slope, the identity): correctly rounded whatever the kernel (vectorized body
+#: or remainder loop, any instruction set), so a whole pass computes each row
+#: on its own by construction.
+EXACT = "exact"
+#: Each row through the same vectorized code (a softmax over the features): so
+#: torch's kernels are written, but nothing promises it; a whole pass only
+#: where a probe confirmed it on this machine (see ``skticket._compact``),
+#: fixed-shape blocks otherwise.
+PROBED = "probed"
+#: Anything else (tanh, sigmoid, GELU, ...): a vectorized body and a remainder
+#: loop may round differently, and where a value falls depends on the size of
+#: the tensor, so fixed-shape blocks.
+BLOCKS = "blocks"
+
+
+class Activation(NamedTuple):
+    """One row of :data:`ACTIVATIONS`."""
+
+    module: type[nn.Module]
+    elementwise: bool
+    rows: str
+    onnx: Callable[[Any, str, nn.Module], str]
+
+
+# --- ONNX nodes ---------------------------------------------------------------------------
+# Each takes the graph builder of skticket.onnx (``node(op, inputs, **attrs)`` and
+# ``const(value)``), the name of the input and the module; it returns the output's name.
+
+
+def _softplus(g, x: str) -> str:
+    # max(x, 0) + log(1 + exp(-|x|)): never overflows, unlike log(1 + exp(x)).
+    tail = g.node("Log", [g.node("Add", [g.const(1.0), g.node(
+        "Exp", [g.node("Neg", [g.node("Abs", [x])])])])])
+    return g.node("Add", [g.node("Max", [x, g.const(0.0)]), tail])
+
+
+def _torch_softplus(g, x: str, m: nn.Softplus) -> str:
+    # torch: x where beta * x > threshold, else softplus(beta * x) / beta.
+    bx = g.node("Mul", [x, g.const(m.beta)])
+    soft = g.node("Div", [_softplus(g, bx), g.const(m.beta)])
+    return g.node("Where", [g.node("Greater", [bx, g.const(m.threshold)]), x, soft])
+
+
+def _gelu(g, x: str, m: nn.GELU) -> str:
+    if m.approximate == "tanh":
+        cube = g.node("Mul", [g.node("Mul", [x, x]), x])
+        inner = g.node("Add", [x, g.node("Mul", [cube, g.const(0.044715)])])
+        core = g.node("Tanh", [g.node("Mul", [inner, g.const(math.sqrt(2 / math.pi))])])
+    else:
+        core = g.node("Erf", [g.node("Mul", [x, g.const(1 / math.sqrt(2))])])
+    half_x = g.node("Mul", [x, g.const(0.5)])
+    return g.node("Mul", [half_x, g.node("Add", [core, g.const(1.0)])])
+
+
+def _softmax_axis(dim) -> int:
+    if dim not in (1, -1):
+        raise TypeError(f"a softmax over dim={dim!r}: only the feature dimension (1 or -1) of "
+                        "(n_samples, features) outputs converts")
+    return 1
+
+
+def _same(g, x: str, m: nn.Module) -> str:
+    return x
+
+
+#: Every module class skticket knows, in one place. Dropout is the identity at
+#: inference (in training mode it draws, see ``skticket._compact``).
+ACTIVATIONS: tuple[Activation, ...] = tuple(Activation(*row) for row in [
+    (nn.Identity, True, EXACT, _same),
+    (nn.Dropout, True, EXACT, _same),
+    (nn.AlphaDropout, True, EXACT, _same),
+    (nn.ReLU, True, EXACT, lambda g, x, m: g.node("Relu", [x])),
+    (nn.ReLU6, True, EXACT, lambda g, x, m: g.node("Clip", [x, g.const(0.0), g.const(6.0)])),
+    (nn.LeakyReLU, True, EXACT,
+     lambda g, x, m: g.node("LeakyRelu", [x], alpha=float(m.negative_slope))),
+    (nn.Hardtanh, True, EXACT,
+     lambda g, x, m: g.node("Clip", [x, g.const(m.min_val), g.const(m.max_val)])),
+    (nn.Threshold, True, EXACT, lambda g, x, m: g.node("Where", [
+        g.node("Greater", [x, g.const(m.threshold)]), x, g.const(m.value)])),
+    (nn.ELU, True, BLOCKS, lambda g, x, m: g.node("Elu", [x], alpha=float(m.alpha))),
+    # ONNX's Selu defaults are torch's constants.
+    (nn.SELU, True, BLOCKS, lambda g, x, m: g.node("Selu", [x])),
+    (nn.CELU, True, BLOCKS, lambda g, x, m: g.node("Celu", [x], alpha=float(m.alpha))),
+    (nn.GELU, True, BLOCKS, _gelu),
+    (nn.SiLU, True, BLOCKS, lambda g, x, m: g.node("Mul", [x, g.node("Sigmoid", [x])])),
+    (nn.Mish, True, BLOCKS,
+     lambda g, x, m: g.node("Mul", [x, g.node("Tanh", [_softplus(g, x)])])),
+    (nn.Sigmoid, True, BLOCKS, lambda g, x, m: g.node("Sigmoid", [x])),
+    (nn.Tanh, True, BLOCKS, lambda g, x, m: g.node("Tanh", [x])),
+    (nn.Softplus, True, BLOCKS, _torch_softplus),
+    (nn.Softsign, True, BLOCKS, lambda g, x, m: g.node("Softsign", [x])),
+    (nn.Hardsigmoid, True, BLOCKS,
+     lambda g, x, m: g.node("HardSigmoid", [x], alpha=1 / 6, beta=0.5)),
+    (nn.Hardswish, True, BLOCKS, lambda g, x, m: g.node(
+        "Mul", [x, g.node("HardSigmoid", [x], alpha=1 / 6, beta=0.5)])),
+    (nn.LogSigmoid, True, BLOCKS,
+     lambda g, x, m: g.node("Neg", [_softplus(g, g.node("Neg", [x]))])),
+    (nn.Tanhshrink, True, BLOCKS, lambda g, x, m: g.node("Sub", [x, g.node("Tanh", [x])])),
+    (nn.Softshrink, True, BLOCKS, lambda g, x, m: g.node(
+        "Shrink", [x], lambd=float(m.lambd), bias=float(m.lambd))),
+    (nn.Hardshrink, True, BLOCKS,
+     lambda g, x, m: g.node("Shrink", [x], lambd=float(m.lambd), bias=0.0)),
+    # Not elementwise: only before the first or after the last linear layer.
+    (nn.Softmax, False, PROBED,
+     lambda g, x, m: g.node("Softmax", [x], axis=_softmax_axis(m.dim))),
+    (nn.LogSoftmax, False, PROBED,
+     lambda g, x, m: g.node("LogSoftmax", [x], axis=_softmax_axis(m.dim))),
+])
+
+
+def entry_of(module: nn.Module) -> Activation | None:
+    """The row of :data:`ACTIVATIONS` for ``module``, or None.
+
+    A subclass that overrides ``forward`` may compute anything: only
+    inherited forwards match.
+    """
+    for entry in ACTIVATIONS:
+        if isinstance(module, entry.module) and type(module).forward is entry.module.forward:
+            return entry
+    return None
+
+
+def rows_kind(module: nn.Module) -> str:
+    """How ``module`` may run on a pass: :data:`EXACT`, :data:`PROBED` or :data:`BLOCKS`.
+
+    A softmax counts as row-wise only over the features (``dim`` of -1, 1 or
+    None) of a ``(n_samples, features)`` tensor.
+    """
+    entry = entry_of(module)
+    if entry is None:
+        return BLOCKS
+    if entry.rows == PROBED and getattr(module, "dim", None) not in (None, -1, 1):
+        return BLOCKS
+    return entry.rows
+
+
+# --- predict nonlinearities -------------------------------------------------------------
+
+try:
+    # What skorch applies for predict_nonlinearity=None (and 'auto' with most
+    # criteria). skorch exports no public identity; recognising it keeps the
+    # identity free (no blocks, nothing to convert). tests/test_private_api.py
+    # checks it is still what skorch returns.
+    from skorch.utils import _identity as _SKORCH_IDENTITY
+except ImportError:  # pragma: no cover - then it is an unknown function: correct, slower
+    _SKORCH_IDENTITY = None
+
+_SOFTMAXES = {torch.softmax: nn.Softmax, torch.nn.functional.softmax: nn.Softmax,
+              torch.special.softmax: nn.Softmax, torch.log_softmax: nn.LogSoftmax,
+              torch.nn.functional.log_softmax: nn.LogSoftmax,
+              torch.special.log_softmax: nn.LogSoftmax}
+_SIGMOIDS = (torch.sigmoid, torch.special.expit, torch.nn.functional.sigmoid)
+
+
+def is_identity(function: Callable | None) -> bool:
+    """Whether ``function`` (a predict nonlinearity) is the identity: None or skorch's."""
+    return function is None or (_SKORCH_IDENTITY is not None and function is _SKORCH_IDENTITY)
+
+
+def as_module(function: Callable | None) -> nn.Module | None:
+    """A module of :data:`ACTIVATIONS` that computes what ``function`` does, or None.
+
+    Knows the identity, ``functools.partial(torch.softmax, dim=...)`` (what
+    skorch applies after ``CrossEntropyLoss``) and its log and functional
+    forms, torch's sigmoids, and the modules of the table themselves.
+    """
+    if is_identity(function):
+        return nn.Identity()
+    if isinstance(function, nn.Module):
+        return function if entry_of(function) is not None else None
+    if (isinstance(function, functools.partial) and not function.args
+            and set(function.keywords) == {"dim"}):
+        for func, cls in _SOFTMAXES.items():
+            if function.func is func:
+                return cls(dim=function.keywords["dim"])
+        return None
+    if any(function is sigmoid for sigmoid in _SIGMOIDS):
+        return nn.Sigmoid()
+    return None
+
+
+def predict_nonlinearity(net) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """What ``net.predict_proba`` applies to the module's output; None for the identity.
+
+    Parameters
+    ----------
+    net : skorch.NeuralNet
+        An initialized net.
+
+    Returns
+    -------
+    callable or None
+        The net's ``predict_nonlinearity`` as skorch resolves it ('auto': a
+        softmax after ``CrossEntropyLoss``, ...), or None where that is the
+        identity.
+
+    Raises
+    ------
+    sklearn.exceptions.NotFittedError
+        (skorch's ``NotInitializedError``) if the net is not initialized.
+    """
+    if net.predict_nonlinearity is None:
+        net.check_is_fitted()
+        return None
+    # 'auto' is resolved from the net's criteria, and skorch has no public
+    # function for it: its private method is the one source of truth, rather
+    # than a copy of its rule here that could drift from what predict_proba does.
+    function = net._get_predict_nonlinearity()
+    return None if is_identity(function) else function
