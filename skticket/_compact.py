@@ -20,35 +20,34 @@ torch's CSR kernel multiplies a sparse matrix on the left of a dense one, so
 
 A row's outputs never depend on the other rows of the call (see
 :class:`CompactForward`): each step of the forward pass either computes every
-row on its own by construction, or runs on blocks of one fixed number of rows.
+row on its own by construction, or uses a kernel that a probe found to do so
+on this machine, or runs on blocks of one fixed number of rows.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
+import os
 import warnings
 import weakref
 from collections.abc import Callable, Mapping
-from itertools import chain
 from typing import Generic, NamedTuple, TypeVar
 
 import numpy as np
 import torch
+from sklearn.base import ClassifierMixin
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.utils.validation import check_array
 from torch import nn
 
+from ._activations import EXACT, PROBED, as_module, entry_of, is_identity, rows_kind
 from ._mlp import MLP
 from ._rng import preserved_torch_rng
 
-try:  # what skorch's predict_nonlinearity=None (and 'auto' for most criteria) applies
-    from skorch.utils import _identity as _skorch_identity
-except ImportError:  # pragma: no cover - a skorch without it: treated as any other function
-    _skorch_identity = None
-
-__all__ = ["BATCH_SIZE", "CSR_MIN_SPARSITY", "CompactClassifier", "CompactForward", "CompactMLP",
-           "CompactRegressor", "ModuleCache", "block_rows", "compact_module"]
+__all__ = ["BATCH_SIZE", "CSR_MIN_SPARSITY", "KERNELS_ENV", "CompactClassifier", "CompactForward",
+           "CompactMLP", "CompactRegressor", "ModuleCache", "block_rows", "compact_module",
+           "kernel_verdicts"]
 
 #: Layers sparser than this use a CSR matmul. Measured with
 #: ``python benchmarks/bench_compact.py`` (2-core CPU, torch 2.13, MKL, 10,000
@@ -75,39 +74,11 @@ _CSR_COST = 6
 _BLOCK_WORK = 2**21
 _MIN_BLOCK, _MAX_BLOCK = 16, 1024
 
-# Activations that act on each unit alone (so units can be removed around
-# them); Dropout is the identity at inference.
-_ELEMENTWISE = (
-    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish,
-    nn.Sigmoid, nn.Tanh, nn.Softplus, nn.Softsign, nn.Hardtanh, nn.Hardsigmoid, nn.Hardswish,
-    nn.LogSigmoid, nn.Tanhshrink, nn.Softshrink, nn.Hardshrink, nn.Threshold, nn.Identity,
-    nn.Dropout, nn.AlphaDropout,
-)
-
-
 def _is_elementwise(module: nn.Module) -> bool:
-    # A subclass that overrides forward may do anything: only inherited
-    # forwards count.
-    return _inherits_forward(module, _ELEMENTWISE)
-
-
-# Elementwise modules whose result is one comparison, selection or
-# multiplication per value: every kernel rounds it alike, so on a whole tensor
-# a value comes out the same wherever it sits. Other activations (tanh,
-# sigmoid, GELU, ...) go through kernels whose vectorized body and remainder
-# loop could round differently, and where a value falls depends on the
-# tensor's size: torch 2.13's CPU kernels measured alike, but nothing in torch
-# promises it, so those run in fixed blocks.
-_EXACT_ELEMENTWISE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.Hardtanh, nn.Threshold, nn.Identity,
-                      nn.Dropout, nn.AlphaDropout)
-
-# Modules that compute each row of a 2-D input on its own, with the same
-# vectorized code for every row (softmax over the last dimension).
-_ROWWISE = (nn.Softmax, nn.LogSoftmax)
-
-
-def _inherits_forward(module: nn.Module, classes: tuple[type[nn.Module], ...]) -> bool:
-    return any(isinstance(module, cls) and type(module).forward is cls.forward for cls in classes)
+    # A module of the activation table that acts on each unit alone (only
+    # inherited forwards count: a subclass's own forward may do anything).
+    entry = entry_of(module)
+    return entry is not None and entry.elementwise
 
 
 def _is_linear(module: nn.Module) -> bool:
@@ -217,32 +188,40 @@ class CompactMLP(nn.Module):
         return _FORWARDS.get(self, CompactForward)(X, nonlinearity, rows_per_pass=rows_per_pass)
 
 
+class _Kernel(NamedTuple):
+    """A library kernel whose row invariance is observed, not promised: probed."""
+
+    key: tuple  # its shape class: the verdict is kept per key and thread count
+    probe: Callable[[], bool]  # True when it computed each sample on its own
+
+
 class _Step(NamedTuple):
     """One step of a forward pass, and what is known of it."""
 
     apply: Callable[[torch.Tensor], torch.Tensor]
-    rowwise: bool  # computes each sample on its own, the same whatever else is in the tensor
+    rowwise: bool  # computes each sample on its own by construction
     draws: bool = False  # may draw random numbers: not a module or function known here
+    kernel: _Kernel | None = None  # row-wise too where this kernel passes its probe
 
 
-def _step(function: Callable[[torch.Tensor], torch.Tensor]) -> _Step:
-    """The step applying ``function`` (a module or a predict nonlinearity)."""
-    if isinstance(function, nn.Module):
-        if isinstance(function, (nn.Dropout, nn.AlphaDropout)) and function.training:
-            return _Step(function, rowwise=False, draws=True)
-        if _inherits_forward(function, _EXACT_ELEMENTWISE):
-            return _Step(function, rowwise=True)
-        if _inherits_forward(function, _ROWWISE):
-            return _Step(function, rowwise=function.dim in (None, -1, 1))
-        return _Step(function, rowwise=False, draws=not _is_elementwise(function))
-    # skorch's nonlinearities: the identity (predict_nonlinearity=None, and
-    # 'auto' for most criteria) and partial(torch.softmax, dim=-1) after
-    # CrossEntropyLoss.
-    known = function is _skorch_identity or (
-        isinstance(function, functools.partial) and not function.args
-        and function.func in (torch.softmax, torch.log_softmax)
-        and function.keywords in ({"dim": -1}, {"dim": 1}))
-    return _Step(function, rowwise=known, draws=not known)
+def _step(function: Callable[[torch.Tensor], torch.Tensor], width: int | None = None,
+          dtype: torch.dtype = torch.float32) -> _Step:
+    """The step applying ``function`` (a module or a predict nonlinearity).
+
+    ``width``: the features of the ``(n_samples, width)`` tensors it gets, where
+    known; a softmax is probed for that width (and runs in blocks without one).
+    """
+    if isinstance(function, (nn.Dropout, nn.AlphaDropout)) and function.training:
+        return _Step(function, rowwise=False, draws=True)
+    module = as_module(function)
+    if module is None:  # neither in the activation table nor a known function
+        return _Step(function, rowwise=False, draws=True)
+    rows = rows_kind(module)
+    if rows == PROBED and width is not None:
+        key = (entry_of(module).module.__name__, width, dtype)
+        return _Step(function, rowwise=False,
+                     kernel=_Kernel(key, functools.partial(_probe_rows, function, width, dtype)))
+    return _Step(function, rowwise=rows == EXACT)
 
 
 def block_rows(work_per_row: float) -> int:
@@ -279,25 +258,136 @@ def _csr(weight: torch.Tensor, columns: torch.Tensor | None = None,
                                    weight.values(), shape, check_invariants=False)
 
 
+def _sparse_addmm(bias: torch.Tensor, weight: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """``bias + weight @ h`` with a CSR ``weight``: torch's CPU kernel (MKL's)."""
+    return torch.addmm(bias, weight, h)
+
+
+# --- the kernel probe ------------------------------------------------------------------------
+
+#: Environment variable choosing how kernels whose row invariance is only
+#: observed (MKL's CSR product, torch's softmax) run: ``probe`` (the default:
+#: a whole pass where the probe confirmed them on this machine, fixed-shape
+#: blocks elsewhere), ``blocks`` (always in blocks) or ``trust`` (always on a
+#: whole pass, unchecked: for measurements only).
+KERNELS_ENV = "SKTICKET_KERNELS"
+_MODES = ("probe", "blocks", "trust")
+
+# Columns (samples) of a probe's reference call: a whole pass, the most a
+# probed kernel is given at once (larger passes are cut to this).
+_PROBE_WIDTH = 4096
+# Sample counts a probe checks against the reference call: every count up to
+# 64 (vector widths and unrolls up to 16 floats times 4), those around powers
+# of two (blockings and thread splits), and one just short of a whole pass;
+# the small ones also at an offset no vector width divides.
+_PROBE_COUNTS = (*range(1, 65), 127, 128, 129, 255, 256, 257, 511, 513, 1000, 1023, 1024,
+                 1025, 2047, 2049, _PROBE_WIDTH - 1)
+_PROBE_OFFSET = 5
+
+#: Verdicts of the probes in this process, by kernel shape class and thread count.
+_VERDICTS: dict[tuple, bool] = {}
+
+
+def _kernels_mode() -> str:
+    mode = os.environ.get(KERNELS_ENV, "probe")
+    if mode not in _MODES:
+        raise ValueError(f"{KERNELS_ENV} must be one of {', '.join(_MODES)}, got {mode!r}.")
+    return mode
+
+
+def _trusted(kernel: _Kernel, threads: int, mode: str) -> bool:
+    if mode != "probe":
+        return mode == "trust"
+    key = (*kernel.key, threads)
+    verdict = _VERDICTS.get(key)
+    if verdict is None:
+        verdict = _VERDICTS[key] = kernel.probe()
+    return verdict
+
+
+def kernel_verdicts() -> dict[tuple, bool]:
+    """The probes' verdicts so far in this process.
+
+    Returns
+    -------
+    dict
+        By ``(kernel, shape..., dtype, threads)``: True where the kernel computed
+        each sample on its own (so it runs on whole passes), False where it did
+        not (so it runs on fixed-shape blocks). Kernels: ``"csr"`` (shape: out
+        and in features, bit length of the stored weights' count), ``"Softmax"``
+        and ``"LogSoftmax"`` (shape: features).
+    """
+    return dict(_VERDICTS)
+
+
+def _same_for_every_count(function: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor,
+                          dim: int) -> bool:
+    """Whether ``function`` gives each sample (along ``dim``) the same result in any call.
+
+    The reference is one call on all of ``inputs`` (``_PROBE_WIDTH`` samples);
+    each of ``_PROBE_COUNTS`` samples, from the start and (the small counts)
+    from an offset, must come out bit for bit as there.
+    """
+    with torch.inference_mode():
+        full = function(inputs)
+        for n in _PROBE_COUNTS:
+            for start in ((0, _PROBE_OFFSET) if n <= 64 else (0,)):
+                part = function(inputs.narrow(dim, start, n).contiguous())
+                if not torch.equal(part, full.narrow(dim, start, n)):
+                    return False
+    return True
+
+
+def _probe_inputs(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    # Its own generator: a probe leaves the global random state alone.
+    generator = torch.Generator().manual_seed(0)
+    return torch.randn(shape, generator=generator, dtype=torch.float64).to(dtype)
+
+
+def _probe_csr(product: Callable[[torch.Tensor], torch.Tensor], in_features: int,
+               dtype: torch.dtype) -> bool:
+    """Whether a layer's CSR ``product`` computes each column on its own, here.
+
+    MKL's kernel does on some CPUs and not on others (in vectorized blocks of
+    columns on Intel CPUs with AVX2 or AVX-512): checked with the very product
+    the step runs (the layer's own weights), on random inputs.
+    """
+    return _same_for_every_count(product, _probe_inputs((in_features, _PROBE_WIDTH), dtype),
+                                 dim=1)
+
+
+def _probe_rows(function: Callable[[torch.Tensor], torch.Tensor], width: int,
+                dtype: torch.dtype) -> bool:
+    """Whether ``function`` (a softmax) computes each row on its own, here."""
+    return _same_for_every_count(function, _probe_inputs((_PROBE_WIDTH, width), dtype) * 4,
+                                 dim=0)
+
+
 class CompactForward:
     """How a :class:`CompactMLP` computes a call, each row independent of the others.
 
     A float32 product rounds a row's result differently with the number of
-    rows it is computed with: dense BLAS kernels pick their blocking by shape
-    (and elementwise kernels could round values in their vectorized body
-    differently from those in their remainder loop). So every step is one of
-    two kinds:
+    rows it is computed with: dense BLAS kernels pick their blocking by shape,
+    MKL's CSR kernel does on some CPUs (AVX2 and AVX-512 Intel CPUs compute
+    columns in vectorized blocks), and elementwise kernels may round values in
+    their vectorized body differently from those in their remainder loop. So
+    every step is one of three kinds:
 
-    * *row-wise* steps see a whole pass at once. A CSR product sums each
-      output over the stored weights of its row, in their stored order, for
-      every column alike; exact elementwise modules (ReLU, LeakyReLU, clamps,
-      the identity) round no differently anywhere; softmax over the last
-      dimension runs the same vectorized code on each row.
+    * *row-wise by construction*: exact elementwise modules (ReLU, LeakyReLU,
+      clamps, the identity: one comparison, selection or multiplication per
+      value, correctly rounded by any kernel) and gathers of input columns see
+      a whole pass;
+    * *probed*: CSR products and softmax over the last dimension compute each
+      sample on its own as the kernels are written, but no library promises
+      it. A probe checks each kernel on this machine, once per process, shape
+      class and thread count (:func:`kernel_verdicts`); it sees a whole pass
+      where it passed and runs in fixed-shape blocks where it failed
+      (environment variable :data:`KERNELS_ENV` overrides the probe);
     * every other step (dense products, other activations, unknown modules and
       functions) runs on blocks of ``block_rows`` rows, the last one padded
       with zero rows: the same shapes for each block, whatever the call.
 
-    When all steps are row-wise, nothing is padded, and a one-row call
+    When all steps see whole passes, nothing is padded, and a one-row call
     computes one row. Rows go through in passes of ``rows_per_pass``.
 
     Parameters
@@ -307,6 +397,8 @@ class CompactForward:
 
     def __init__(self, module: CompactMLP) -> None:
         self.dtype = module.dtype
+        # A prefix may reshape its input (Flatten): no width to probe a softmax
+        # there, which then runs in blocks.
         self.before = [_step(m) for m in module.prefix]
         self.layers: list[_Step] = []
         weights = [layer.weight for layer in module.linears]
@@ -324,17 +416,66 @@ class CompactForward:
                 # compact_module stores 32-bit indices; a module pickled by an
                 # earlier version may hold 64-bit ones.
                 weight = _csr(weight)
-                work += _CSR_COST * weight.values().numel()
+                nnz = weight.values().numel()
+                work += _CSR_COST * nnz
+                key = ("csr", *weight.shape, int(nnz).bit_length(), self.dtype)
+                product = functools.partial(_sparse_addmm, layer.bias, weight)
+                probe = functools.partial(_probe_csr, product, weight.shape[1], self.dtype)
+                self.layers.append(_Step(product, rowwise=False, kernel=_Kernel(key, probe)))
             else:
                 work += weight.numel()
-            self.layers.append(_Step(functools.partial(torch.addmm, layer.bias, weight),
-                                     rowwise=weight.layout == torch.sparse_csr))
+                self.layers.append(_Step(functools.partial(torch.addmm, layer.bias, weight),
+                                         rowwise=False))
             self.layers.extend(_step(m) for m in activations)
-        self.after = [_step(m) for m in module.tail]
+        # The tail sees (n_samples, outputs) tensors; the modules of the activation
+        # table keep that shape, so a softmax after them is probed for that width.
+        width = int(module.linears[-1].weight.shape[0])
+        self.after = []
+        for m in module.tail:
+            self.after.append(_step(m, width, self.dtype))
+            if entry_of(m) is None:
+                width = None
+        self._out_width = width
         self.block_rows = block_rows(work)
-        steps = [*self.before, *self.layers, *self.after]
-        self._padded = not all(step.rowwise for step in steps)
-        self._draws = any(step.draws for step in steps)
+        self._steps = [*self.before, *self.layers, *self.after]
+        self._draws = any(step.draws for step in self._steps)
+        self._last_nonlinearity: tuple = (None, None)
+
+    def _nonlinearity_step(self, nonlinearity) -> _Step:
+        # Looked up once per nonlinearity: a net passes the same one on every call.
+        function, step = self._last_nonlinearity
+        if step is None or function is not nonlinearity:
+            step = _step(nonlinearity, self._out_width, self.dtype)
+            self._last_nonlinearity = (nonlinearity, step)
+        return step
+
+    def row_wise(self, nonlinearity: Callable[[torch.Tensor], torch.Tensor] | None = None
+                 ) -> list[bool]:
+        """Which steps see a whole pass (the others run in blocks), here and now.
+
+        Runs the probes this needs (once per process, shape class and thread
+        count).
+
+        Parameters
+        ----------
+        nonlinearity : callable, default=None
+            The predict nonlinearity of the call; its step comes last.
+
+        Returns
+        -------
+        list of bool
+            One per step: prefix, layers (products, activations), tail, then
+            the nonlinearity's unless it is the identity.
+        """
+        steps = list(self._steps)
+        if not is_identity(nonlinearity):
+            steps.append(self._nonlinearity_step(nonlinearity))
+        return self._plan(steps, torch.get_num_threads(), _kernels_mode())
+
+    @staticmethod
+    def _plan(steps: list[_Step], threads: int, mode: str) -> list[bool]:
+        return [step.rowwise or (step.kernel is not None and _trusted(step.kernel, threads, mode))
+                for step in steps]
 
     def __call__(self, X: torch.Tensor,
                  nonlinearity: Callable[[torch.Tensor], torch.Tensor] | None = None, *,
@@ -344,18 +485,28 @@ class CompactForward:
         The global random state is left as found: restored afterwards when a
         step is not known to draw nothing.
         """
-        after, padded, draws = self.after, self._padded, self._draws
-        if nonlinearity is not None:
-            last = _step(nonlinearity)
-            after, padded, draws = [*after, last], padded or not last.rowwise, draws or last.draws
+        steps, draws = self._steps, self._draws
+        if not is_identity(nonlinearity):
+            last = self._nonlinearity_step(nonlinearity)
+            steps, draws = [*steps, last], draws or last.draws
+        flags = self._plan(steps, torch.get_num_threads(), _kernels_mode())
         if draws:
             with preserved_torch_rng("cpu"):
-                return self._passes(X, after, padded, rows_per_pass)
-        return self._passes(X, after, padded, rows_per_pass)
+                return self._passes(X, steps, flags, rows_per_pass)
+        return self._passes(X, steps, flags, rows_per_pass)
 
-    def _passes(self, X, after, padded, rows_per_pass):
+    def _passes(self, X, steps, flags, rows_per_pass):
         block = self.block_rows
+        padded = not all(flags)
         per_pass = max(block, rows_per_pass // block * block)
+        if any(flag and step.kernel is not None for step, flag in zip(steps, flags, strict=True)):
+            # A probed kernel on whole passes: no wider than the probe checked.
+            per_pass = min(per_pass, max(block, _PROBE_WIDTH // block * block))
+        n_before, n_layers = len(self.before), len(self.layers)
+        before = list(zip(steps[:n_before], flags[:n_before], strict=True))
+        layers = list(zip(steps[n_before:n_before + n_layers], flags[n_before:n_before + n_layers],
+                          strict=True))
+        after = list(zip(steps[n_before + n_layers:], flags[n_before + n_layers:], strict=True))
         X = X.to(self.dtype)
         outputs = []
         # A call with no rows still makes one (empty) pass, for the output's width.
@@ -364,16 +515,16 @@ class CompactForward:
             n_rows = len(x)
             if padded and n_rows % block:
                 x = torch.cat([x, x.new_zeros((block - n_rows % block, *x.shape[1:]))])
-            elif self.before:
+            elif before:
                 x = x.clone()  # prefix modules may work in place: never on the caller's rows
-            for step in self.before:
-                x = step.apply(x) if step.rowwise else _in_blocks(step.apply, x, block, dim=0)
+            for step, whole in before:
+                x = step.apply(x) if whole else _in_blocks(step.apply, x, block, dim=0)
             h = x.T.contiguous()
-            for step in self.layers:
-                h = step.apply(h) if step.rowwise else _in_blocks(step.apply, h, block, dim=1)
+            for step, whole in layers:
+                h = step.apply(h) if whole else _in_blocks(step.apply, h, block, dim=1)
             out = h.T.contiguous()
-            for step in after:
-                out = step.apply(out) if step.rowwise else _in_blocks(step.apply, out, block, dim=0)
+            for step, whole in after:
+                out = step.apply(out) if whole else _in_blocks(step.apply, out, block, dim=0)
             outputs.append(out[:n_rows])
         return outputs[0] if len(outputs) == 1 else torch.cat(outputs)
 
@@ -395,6 +546,10 @@ class ModuleCache(Generic[_Value]):
     parameter or buffer is replaced, changed in place (its version counter
     moves) or moved to another device, or a forward hook is registered. Entries hold weak
     references only, so a cache keeps no module alive.
+
+    A change made through a parameter's ``.data`` is not seen: torch gives
+    ``.data`` a version counter of its own. Change weights in place under
+    ``torch.no_grad()`` (or replace them) instead.
     """
 
     def __init__(self) -> None:
@@ -419,28 +574,44 @@ def _state(module: nn.Module) -> tuple[list, tuple]:
     The parts are the submodules, parameters and buffers, compared by
     identity; the details are whether each module has forward hooks, its
     ``extra_repr()`` (the settings of torch's modules), and each tensor's
-    version and device. This runs on every prediction: one walk
-    through the tree, where ``modules()``, ``parameters()`` and ``buffers()``
-    would walk it three times.
+    version and device. This runs on every prediction.
     """
-    parts, details = [], []
-    stack = [module]
-    while stack:
-        submodule = stack.pop()
-        if submodule is not module:
-            parts.append(submodule)
-        details.append(bool(submodule._forward_hooks or submodule._forward_pre_hooks))
-        # torch's modules show their settings there (a slope, a dim, ...): one set
-        # on a module in place, rather than by replacing it, is seen too.
-        details.append(submodule.extra_repr())
-        for tensor in chain(submodule._parameters.values(), submodule._buffers.values()):
-            if tensor is not None:
-                parts.append(tensor)
-                details.append((tensor._version, tensor.device))
-        stack.extend(child for child in submodule._modules.values() if child is not None)
+    submodules = list(module.modules())
+    tensors = [*module.parameters(), *module.buffers()]
+    details = [(has_forward_hooks(m), m.extra_repr()) for m in submodules]
+    details.extend((tensor_version(t), t.device) for t in tensors)
+    parts = [*submodules[1:], *tensors]
     # The number of parts is in the details: a list of the same length compares.
     details.append(len(parts))
     return parts, tuple(details)
+
+
+# --- torch internals, in one place -----------------------------------------------------------
+# torch has no public way to ask either question; tests/test_private_api.py fails
+# with a clear message if a torch release changes these attributes.
+
+
+def has_forward_hooks(module: nn.Module) -> bool:
+    """Whether ``module`` itself has forward or forward pre-hooks.
+
+    A hooked module expects its own forward to run (the hook sees its inputs
+    and outputs), so such a module is not replaced by its compacted copy.
+    torch can register hooks but not list them: this reads the dictionaries
+    ``register_forward_hook`` and ``register_forward_pre_hook`` fill.
+    """
+    return bool(module._forward_hooks or module._forward_pre_hooks)
+
+
+def tensor_version(tensor: torch.Tensor) -> int:
+    """``tensor``'s version counter: it moves on every in-place change.
+
+    What tells a changed parameter from the same one, at the cost of reading
+    an integer (comparing values would cost a pass over every weight on every
+    prediction). torch documents the counter (autograd's in-place checks and
+    ``torch.autograd.graph.increment_version``) but reads it only through
+    ``_version``.
+    """
+    return tensor._version
 
 
 _FORWARDS: ModuleCache[CompactForward] = ModuleCache()
@@ -612,7 +783,7 @@ class _CompactBase:
     """Prediction through a :class:`CompactMLP`; see the public subclasses."""
 
     def __init__(self, module: CompactMLP, *, n_features_in: int,
-                 nonlinearity: Callable[[torch.Tensor], torch.Tensor],
+                 nonlinearity: Callable[[torch.Tensor], torch.Tensor] | None = None,
                  batch_size: int = BATCH_SIZE) -> None:
         self.module_ = module
         self.n_features_in_ = n_features_in
@@ -620,9 +791,10 @@ class _CompactBase:
         self._nonlinearity = nonlinearity
 
     @property
-    def nonlinearity(self) -> Callable[[torch.Tensor], torch.Tensor]:
+    def nonlinearity(self) -> Callable[[torch.Tensor], torch.Tensor] | None:
         """What ``predict`` applies to the network's output: the net's
-        predict nonlinearity (a softmax after ``CrossEntropyLoss``, say)."""
+        predict nonlinearity (a softmax after ``CrossEntropyLoss``, say);
+        None: the output as it is."""
         return self._nonlinearity
 
     def _output(self, X) -> np.ndarray:
@@ -641,7 +813,7 @@ class _CompactBase:
         return f"{type(self).__name__}({widths}; {kinds})"
 
 
-class CompactClassifier(_CompactBase):
+class CompactClassifier(ClassifierMixin, _CompactBase):
     """A fitted classifier's ticket, compacted for prediction.
 
     Returned by :meth:`LotteryTicketClassifier.compact` (see its example);
@@ -661,7 +833,7 @@ class CompactClassifier(_CompactBase):
     """
 
     def __init__(self, module: CompactMLP, *, classes: np.ndarray, n_features_in: int,
-                 nonlinearity: Callable[[torch.Tensor], torch.Tensor],
+                 nonlinearity: Callable[[torch.Tensor], torch.Tensor] | None = None,
                  batch_size: int = BATCH_SIZE) -> None:
         super().__init__(module, n_features_in=n_features_in, nonlinearity=nonlinearity,
                          batch_size=batch_size)
@@ -729,7 +901,7 @@ class CompactRegressor(_CompactBase):
     """
 
     def __init__(self, module: CompactMLP, *, n_features_in: int,
-                 nonlinearity: Callable[[torch.Tensor], torch.Tensor],
+                 nonlinearity: Callable[[torch.Tensor], torch.Tensor] | None = None,
                  target_is_1d: bool, batch_size: int = BATCH_SIZE,
                  target_scale: np.ndarray | None = None,
                  target_offset: np.ndarray | None = None) -> None:

@@ -13,7 +13,8 @@ scikit-learn's ``check_methods_subset_invariance`` fails.
 * An MLP-like module on the CPU (what :func:`~skticket._compact.compact_module`
   takes) predicts through its compacted copy: dead units removed, sparse
   layers as CSR products, run by :class:`~skticket._compact.CompactForward`,
-  whose steps either compute each row on its own by construction or run on
+  whose steps either compute each row on its own by construction, or use a
+  kernel a run-time probe found to do so on this machine, or run on
   fixed-shape blocks. A ticket's pruned weights then cost nothing, and one row
   costs one row. The copy is kept per module and rebuilt when the module
   changes (:class:`~skticket._compact.ModuleCache`).
@@ -36,10 +37,12 @@ from skorch.dataset import Dataset
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ._compact import CompactForward, ModuleCache, block_rows, compact_module
+from ._activations import predict_nonlinearity
+from ._compact import CompactForward, ModuleCache, block_rows, compact_module, has_forward_hooks
 from ._rng import preserved_torch_rng, seeded
 
-__all__ = ["predict_outputs"]
+# predict_nonlinearity: what the estimators give their compact predictors too.
+__all__ = ["predict_nonlinearity", "predict_outputs"]
 
 # DataLoader arguments that decide only how rows are grouped, not what a row is.
 _GROUPING_ARGS = frozenset({"batch_size", "shuffle", "drop_last", "num_workers", "pin_memory"})
@@ -72,7 +75,7 @@ def _compacted_forward(module: nn.Module) -> CompactForward | None:
     if any(t.device.type != "cpu" or t.dtype not in (torch.float32, torch.float64)
            for t in module.parameters()):
         return None  # other devices and dtypes: the module itself
-    if any(m._forward_hooks or m._forward_pre_hooks for m in module.modules()):
+    if any(has_forward_hooks(m) for m in module.modules()):
         return None  # a hook expects the module's own forward to run
     try:
         # Without masks: a pruned weight is a zero, and zeros are dropped.
@@ -112,7 +115,7 @@ def predict_outputs(net: NeuralNet, X: np.ndarray) -> np.ndarray:
         # A custom data pipeline: skorch's own path (rows then depend on their batch).
         with seeded(None, net.device):
             return np.asarray(net.predict_proba(X), dtype=np.float64)
-    nonlinearity = net._get_predict_nonlinearity()  # checks that the net is initialized
+    nonlinearity = predict_nonlinearity(net)  # checks that the net is initialized
     rows = torch.from_numpy(np.ascontiguousarray(X))
     forward = (_COMPACTED.get(net.module_, _compacted_forward) if _runs_skorch_forward(net)
                else None)
@@ -147,7 +150,7 @@ def _net_blocks(net: NeuralNet, rows: torch.Tensor, nonlinearity) -> np.ndarray:
             output = net.infer(chunk)
         if isinstance(output, tuple):
             output = output[0]
-        outputs.append(nonlinearity(output))
+        outputs.append(output if nonlinearity is None else nonlinearity(output))
     # One copy off the device and into float64 for the whole call.
     result = outputs[0] if len(outputs) == 1 else torch.cat(outputs)
     return result[:n_rows].cpu().numpy().astype(np.float64)

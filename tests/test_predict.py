@@ -3,6 +3,8 @@ compacted net when the module is MLP-like, with a copy that follows the module."
 
 import functools
 import gc
+import itertools
+import math
 import weakref
 
 import numpy as np
@@ -10,16 +12,19 @@ import pytest
 import torch
 from sklearn.datasets import make_classification
 from skorch import NeuralNetClassifier, NeuralNetRegressor
-from skorch.utils import _identity
 from torch import nn
 
+import skticket._compact as compact_mod
 from skticket import MLP, LotteryTicketClassifier, LotteryTicketRegressor
+from skticket._activations import as_module
 from skticket._compact import (
     BATCH_SIZE,
+    KERNELS_ENV,
     CompactForward,
     _csr,
     _step,
     compact_module,
+    kernel_verdicts,
 )
 
 
@@ -78,7 +83,7 @@ def methods_of(est):
 
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("kind", list(KINDS))
-def test_a_rows_prediction_does_not_depend_on_the_other_rows(data, kind, threads):
+def test_a_rows_prediction_does_not_depend_on_the_other_rows(data, kind, threads, monkeypatch):
     X, y = data
     est = fitted(kind, X, y)
     assert len(X) > 2 * BATCH_SIZE  # several passes, each of several blocks
@@ -86,7 +91,10 @@ def test_a_rows_prediction_does_not_depend_on_the_other_rows(data, kind, threads
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        for method in methods_of(est):
+        # Probed kernels where this machine's probe trusts them, and all in blocks
+        # (what runs where the probe fails).
+        for mode, method in itertools.product(["probe", "blocks"], methods_of(est)):
+            monkeypatch.setenv(KERNELS_ENV, mode)
             whole = method(X)
             np.testing.assert_array_equal(method(X[order]), whole[order])
             for start, stop in [(5, 8), (0, 17), (1000, 1300), (4090, 4100), (0, 4097)]:
@@ -173,27 +181,7 @@ def test_the_global_random_state_is_untouched_by_every_path(data):
         assert torch.equal(torch.get_rng_state(), state)
 
 
-# --- the premises: what the row-wise steps rely on ----------------------------------------
-
-
-@pytest.mark.parametrize("threads", [1, 2])
-def test_csr_products_and_softmax_compute_each_column_on_its_own(threads):
-    gen = torch.Generator().manual_seed(0)
-    weight = torch.randn(76, 64, generator=gen) * (torch.rand(76, 64, generator=gen) < 0.1)
-    bias = torch.randn(76, 1, generator=gen)
-    h = torch.randn(64, 3000, generator=gen)
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        csr = _csr(weight)
-        full = torch.addmm(bias, csr, h)
-        logits = full.T.contiguous()
-        probs = torch.softmax(logits, dim=-1)
-        for n in [*range(1, 40), 255, 256, 1000, 2999]:
-            assert torch.equal(torch.addmm(bias, csr, h[:, :n].contiguous()), full[:, :n]), n
-            assert torch.equal(torch.softmax(logits[:n], dim=-1), probs[:n]), n
-    finally:
-        torch.set_num_threads(before)
+# --- which steps see a whole pass, and the kernel probe ------------------------------------
 
 
 def test_which_steps_see_a_whole_pass():
@@ -201,21 +189,169 @@ def test_which_steps_see_a_whole_pass():
         def forward(self, x):
             return x.exp()
 
-    rowwise = [nn.ReLU(), nn.LeakyReLU(0.1), nn.ReLU6(), nn.Hardtanh(-2, 2), nn.Identity(),
-               nn.Dropout(0.5).eval(), nn.Softmax(dim=-1), nn.Softmax(dim=1),
-               nn.LogSoftmax(dim=-1)]
+    exact = [nn.ReLU(), nn.LeakyReLU(0.1), nn.ReLU6(), nn.Hardtanh(-2, 2), nn.Identity(),
+             nn.Dropout(0.5).eval()]
+    probed = [nn.Softmax(dim=-1), nn.Softmax(dim=1), nn.LogSoftmax(dim=-1),
+              functools.partial(torch.softmax, dim=-1)]
     blocked = [nn.Tanh(), nn.Sigmoid(), nn.GELU(), nn.Softplus(), OwnReLU(), nn.Softmax(dim=0)]
-    assert all(_step(m).rowwise and not _step(m).draws for m in rowwise)
-    assert not any(_step(m).rowwise for m in blocked)
+    assert all(_step(m).rowwise and not _step(m).draws and _step(m).kernel is None
+               for m in exact)
+    # A softmax over the features of a known width: row-wise where its probe passes.
+    for m in probed:
+        step = _step(m, 10)
+        assert not step.rowwise and not step.draws
+        assert step.kernel.key == (type(as_module(m)).__name__, 10, torch.float32)
+        assert _step(m).kernel is None and not _step(m).rowwise  # width unknown: blocks
+    assert not any(_step(m, 10).rowwise or _step(m, 10).kernel for m in blocked)
     # Known functions draw nothing; anything else might (the random state is restored).
     assert [_step(m).draws for m in blocked] == [False] * 4 + [True, False]
     assert _step(nn.Dropout(0.5)).draws  # in training mode
-    assert _step(_identity) == (_identity, True, False)
-    softmax = functools.partial(torch.softmax, dim=-1)
-    assert _step(softmax) == (softmax, True, False)
-    assert _step(functools.partial(torch.softmax, dim=0)).draws
-    assert not _step(torch.sigmoid).rowwise
-    assert not _step(lambda x: x).rowwise
+    assert _step(functools.partial(torch.softmax, dim=0)).kernel is None
+    assert not _step(torch.sigmoid).rowwise and not _step(torch.sigmoid).draws
+    assert not _step(lambda x: x).rowwise and _step(lambda x: x).draws
+
+
+def mkl_like(bias, weight, h):
+    """A CSR product that rounds the columns past the last whole group of 4 otherwise,
+    as MKL's kernel does on AVX2 and AVX-512 Intel CPUs (here: one ulp up)."""
+    out = torch.addmm(bias, weight, h)
+    tail = out[:, h.shape[1] // 4 * 4:]
+    tail.copy_(torch.nextafter(tail, torch.full_like(tail, math.inf)))
+    return out
+
+
+def sparse_module(seed=0, tail=()):
+    gen = torch.Generator().manual_seed(seed)
+    module = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, 5), *tail)
+    with torch.no_grad():
+        for layer in (module[0], module[2]):
+            layer.weight.mul_(torch.rand(layer.weight.shape, generator=gen) < 0.08)
+    return module
+
+
+@pytest.fixture
+def fresh_verdicts(monkeypatch):
+    """Probes run again in the test (its verdicts are dropped afterwards)."""
+    monkeypatch.setattr(compact_mod, "_VERDICTS", {})
+    monkeypatch.delenv(KERNELS_ENV, raising=False)
+    return monkeypatch
+
+
+def rows_apart(forward, X, nonlinearity=None):
+    """Rows of X whose output changes when computed with others than in the whole call."""
+    whole = forward(X, nonlinearity)
+    bad = []
+    for n in range(1, 65):
+        for start in (0, 3, len(X) - n):
+            if not torch.equal(forward(X[start:start + n], nonlinearity), whole[start:start + n]):
+                bad.append((start, n))
+    return bad
+
+
+def test_the_probe_tells_a_kernel_that_rounds_by_column_count(fresh_verdicts):
+    gen = torch.Generator().manual_seed(0)
+    weight = _csr(torch.randn(30, 20, generator=gen) * (torch.rand(30, 20, generator=gen) < 0.1))
+    bias = torch.randn(30, 1, generator=gen)
+    faulty = functools.partial(mkl_like, bias, weight)
+    assert not compact_mod._probe_csr(faulty, 20, torch.float32)
+    # An exact step passes (a kernel computing each column on its own).
+    assert compact_mod._same_for_every_count(torch.relu, torch.randn(20, 4096), dim=1)
+    # A softmax that sees the other rows does not.
+    assert not compact_mod._probe_rows(lambda t: t - t.mean(), 10, torch.float32)
+
+
+@pytest.mark.parametrize("mode", ["probe", "blocks"])
+def test_a_kernel_that_fails_its_probe_runs_in_blocks(fresh_verdicts, mode):
+    # What happens on a CPU where MKL's CSR kernel depends on the number of columns:
+    # the probe says so, the products run in fixed blocks, and rows stay apart.
+    fresh_verdicts.setattr(compact_mod, "_sparse_addmm", mkl_like)
+    fresh_verdicts.setenv(KERNELS_ENV, mode)
+    forward = CompactForward(compact_module(sparse_module(), sparse_threshold=0.5))
+    products = [i for i, step in enumerate(forward._steps) if step.kernel is not None]
+    assert len(products) == 2  # both layers are CSR products
+    X = torch.randn(600, 20, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        assert rows_apart(forward, X) == []
+    flags = forward.row_wise()
+    assert not any(flags[i] for i in products)
+    verdicts = [v for key, v in kernel_verdicts().items() if key[0] == "csr"]
+    assert verdicts == ([False, False] if mode == "probe" else [])
+
+
+def test_trusting_a_kernel_that_fails_its_probe_breaks_rows_apart(fresh_verdicts):
+    # The check above can fail: the same faulty kernel on whole passes.
+    fresh_verdicts.setattr(compact_mod, "_sparse_addmm", mkl_like)
+    fresh_verdicts.setenv(KERNELS_ENV, "trust")
+    forward = CompactForward(compact_module(sparse_module(), sparse_threshold=0.5))
+    X = torch.randn(600, 20, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        assert rows_apart(forward, X) != []
+
+
+@pytest.mark.parametrize("mode", ["probe", "trust"])
+def test_a_kernel_that_passes_its_probe_sees_whole_passes(fresh_verdicts, mode):
+    # An exact stand-in for the CSR kernel (a dense product of one column at a
+    # time: the same work for every column whatever the call), so that the
+    # verdict is known on any machine.
+    def column_by_column(bias, weight, h):
+        dense = weight.to_dense()
+        return torch.cat([torch.addmm(bias, dense, h[:, j:j + 1].contiguous())
+                          for j in range(h.shape[1])] or [bias.new_zeros((len(bias), 0))], dim=1)
+
+    columns = []
+
+    def spy(bias, weight, h):
+        columns.append(h.shape[1])
+        return torch.addmm(bias, weight, h)
+
+    fresh_verdicts.setattr(compact_mod, "_PROBE_COUNTS", (1, 2, 3, 5, 8, 63, 64))
+    fresh_verdicts.setattr(compact_mod, "_sparse_addmm", column_by_column)
+    fresh_verdicts.setenv(KERNELS_ENV, mode)
+    module = sparse_module(tail=[nn.Softmax(dim=-1)])
+    forward = CompactForward(compact_module(module, sparse_threshold=0.5))
+    assert all(forward.row_wise())  # products, ReLU, softmax: nothing in blocks
+    if mode == "probe":
+        assert set(kernel_verdicts().values()) == {True}
+        assert {key[0] for key in kernel_verdicts()} == {"csr", "Softmax"}
+    X = torch.randn(300, 20, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        torch.testing.assert_close(forward(X), module(X), rtol=1e-5, atol=1e-6)
+        fresh_verdicts.setattr(compact_mod, "_sparse_addmm", spy)
+        # Built again with the spy (the probe's verdicts are kept: no probe runs).
+        CompactForward(compact_module(module, sparse_threshold=0.5))(X[:1])
+    assert columns == [1, 1]  # one row costs one column, no padding
+
+
+def test_the_probe_runs_once_per_shape_class_and_thread_count(fresh_verdicts):
+    runs = []
+    real = compact_mod._probe_csr
+    fresh_verdicts.setattr(compact_mod, "_probe_csr",
+                           lambda product, *args: runs.append(product.args[1].shape)
+                           or real(product, *args))
+    X = torch.randn(50, 20)
+    forwards = [CompactForward(compact_module(sparse_module(seed), sparse_threshold=0.5))
+                for seed in (0, 0, 1)]
+    before = torch.get_num_threads()
+    try:
+        with torch.inference_mode():
+            for threads in (1, 1, 2):
+                torch.set_num_threads(threads)
+                for forward in forwards:
+                    forward(X)
+    finally:
+        torch.set_num_threads(before)
+    # One run per shape class and thread count: the two forwards of seed 0 share theirs.
+    classes = {step.kernel.key for forward in forwards for step in forward._steps if step.kernel}
+    assert len(classes) >= 2
+    assert set(kernel_verdicts()) == {(*key, threads) for key in classes for threads in (1, 2)}
+    assert len(runs) == len(kernel_verdicts())
+
+
+def test_an_unknown_kernels_setting_is_refused(monkeypatch):
+    monkeypatch.setenv(KERNELS_ENV, "fast")
+    forward = CompactForward(compact_module(sparse_module(), sparse_threshold=0.5))
+    with pytest.raises(ValueError, match="SKTICKET_KERNELS must be one of probe, blocks, trust"):
+        forward(torch.randn(3, 20))
 
 
 class Draws(nn.Module):
