@@ -31,6 +31,8 @@ SCRIPTS = {
     "onnx": "bench_onnx.py",              # serving 3: ONNX graph size and onnxruntime
     "defaults": "bench_defaults.py",      # defaults: zero configuration vs scikit-learn
     "parallel": "bench_parallel.py",      # scaling 2: GridSearchCV on processes, threads, Dask
+    "step": "bench_step.py",              # cost 1: a round's epoch against a bare torch loop
+    "cost": "bench_cost.py",              # cost 3: zero-config ticket fit vs one MLP fit
 }
 
 
