@@ -221,7 +221,7 @@ def with_callbacks(net: NeuralNet, named: Iterable[tuple[str, Callback]],
 
 
 #: torch's optimizers with fused kernels on the CPU (since torch 2.4) and CUDA.
-FUSED_OPTIMIZERS = (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD, torch.optim.Adagrad)
+_FUSED_OPTIMIZERS = (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD, torch.optim.Adagrad)
 _FUSED_DEVICE_TYPES = frozenset({"cpu", "cuda"})
 #: The optimizer arguments by which a user chooses an implementation (or rules
 #: fused kernels out: torch has none for a differentiable step).
@@ -254,10 +254,13 @@ def optimizer_implementation(net: NeuralNet) -> dict[str, bool]:
     if (not isinstance(optimizer, type) or not issubclass(optimizer, torch.optim.Optimizer)
             or chosen.intersection(_IMPLEMENTATION_ARGS)):
         return {}
+    # A subclass that narrows the constructor's arguments is taken at its word.
+    takes = inspect.signature(optimizer).parameters
     device = torch.device(net.device or "cpu").type
-    if issubclass(optimizer, FUSED_OPTIMIZERS) and device in _FUSED_DEVICE_TYPES:
+    if (issubclass(optimizer, _FUSED_OPTIMIZERS) and "fused" in takes
+            and device in _FUSED_DEVICE_TYPES):
         return {"optimizer__fused": True}
-    if "foreach" in inspect.signature(optimizer).parameters:
+    if "foreach" in takes:
         return {"optimizer__foreach": True}
     return {}
 

@@ -69,6 +69,12 @@ def test_an_optimizer_that_is_not_torchs_is_left_alone():
             self.inner = torch.optim.SGD(params, lr=lr)
 
     assert optimizer_implementation(net(optimizer=Custom)) == {}
+    # A subclass that does not take the argument is not given it.
+    class Plain(torch.optim.Adam):
+        def __init__(self, params, lr=1e-3):
+            super().__init__(params, lr=lr)
+
+    assert optimizer_implementation(net(optimizer=Plain)) == {}
     # A partial of a torch optimizer is still torch's.
     partial = functools.partial(torch.optim.SGD, momentum=0.9)
     assert optimizer_implementation(net(optimizer=partial)) == {"optimizer__fused": True}
