@@ -3,7 +3,9 @@
 A lottery ticket is a sparse subnetwork of a randomly initialised dense network
 that, trained in isolation from its original initial weights, matches the dense
 network. :class:`LotteryTicketClassifier` and :class:`LotteryTicketRegressor`
-find one by iterative magnitude pruning around a skorch net.
+find one around a skorch net by a search: :class:`IMP` (iterative magnitude
+pruning, the default), :class:`EarlyBird` or :class:`SNIP`, passed as
+``search=``; a new search subclasses :class:`Search`.
 """
 
 from ._compact import CompactClassifier, CompactRegressor
@@ -11,16 +13,22 @@ from ._curves import plot_ticket_curve, summarize_ticket_curve, ticket_curve
 from ._estimators import LotteryTicketClassifier, LotteryTicketRegressor
 from ._mlp import MLP
 from ._nets import DefaultClassifierNet, DefaultRegressorNet
+from ._search import IMP, SNIP, EarlyBird, Search, SearchRun
 from ._ticket import Ticket
 
 __all__ = [
+    "IMP",
     "MLP",
+    "SNIP",
     "CompactClassifier",
     "CompactRegressor",
     "DefaultClassifierNet",
     "DefaultRegressorNet",
+    "EarlyBird",
     "LotteryTicketClassifier",
     "LotteryTicketRegressor",
+    "Search",
+    "SearchRun",
     "Ticket",
     "plot_ticket_curve",
     "summarize_ticket_curve",

@@ -4,7 +4,9 @@
 every round's ticket on test data, next to the random baselines of the same
 mask; :func:`summarize_ticket_curve` reduces the repeats to mean and spread,
 and :func:`plot_ticket_curve` draws the result. Every net is trained by the
-estimator's own rounds loop, so the curve shows exactly what ``fit`` does.
+search ``fit`` runs, driven the same way (the public
+:meth:`~skticket.LotteryTicketClassifier.open_search` and
+:class:`~skticket.SearchRun`), so the curve shows exactly what ``fit`` does.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from sklearn.utils.validation import validate_data
 
 from ._estimators import BaseLotteryTicket
 from ._progress import RoundProgress
-from ._search import SearchState
 from ._ticket import Ticket
 
 __all__ = ["plot_ticket_curve", "summarize_ticket_curve", "ticket_curve"]
@@ -105,24 +106,23 @@ def _repeat_rows(estimator: BaseLotteryTicket, seed: int, X_train, y_train, X_te
     rounds planned, before the first).
     """
     est = clone(estimator).set_params(random_state=int(seed))
-    # The search fit runs: the same session, rule and search, round by round.
-    session, rule = est._open_search(X_train, y_train)
-    state = SearchState.start(session)
+    # The search fit runs, driven as fit drives it, round by round.
+    run = est.open_search(X_train, y_train)
     if progress is not None:
-        progress.plan(est._planned_rounds(state, rule))
-    # Not est._validated_X: that one insists on a fitted estimator.
+        progress.plan(run.planned_rounds())
+    # The features as fit checks them (est now knows n_features_in_).
     X_scored = validate_data(est, X_test, reset=False, dtype=[np.float32, np.float64])
     X_scored = X_scored.astype(np.float32, copy=False)
-    score = est._net_scorer(y_test, metric)
+    score = run.net_scorer(y_test, metric)
     rows, records = [], []
-    for trained in est._searched_rounds(session, rule, state):
+    for trained in run.rounds():
         if trained.index == 0:
             rows.append((_row(0, "dense", trained.masks, score(trained.result.net, X_scored),
                               True), _ticket(trained.masks, trained.start, 0, "rewind")))
         else:
             for kind in kinds:
                 ticket = (trained if kind == "rewind"
-                          else session.baseline(trained.masks, trained.index, kind))
+                          else run.baseline(trained.masks, trained.index, kind))
                 row = _row(trained.index, kind, ticket.masks,
                            score(ticket.result.net, X_scored), trained.accepted)
                 rows.append((row, _ticket(ticket.masks, ticket.start, trained.index, kind)))

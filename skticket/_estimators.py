@@ -18,7 +18,7 @@ from scipy.sparse import issparse
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context, clone
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, Hidden, Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, check_memory, validate_data
 from skorch import NeuralNet, NeuralNetBinaryClassifier, NeuralNetClassifier, NeuralNetRegressor
@@ -38,10 +38,13 @@ from ._progress import RoundProgress
 from ._rng import draw_seeds, preserved_global_state
 from ._search import (
     SEARCHES,
+    SNIP,
+    EarlyBird,
+    GivenTicket,
     PruningRule,
+    Search,
+    SearchRun,
     SearchState,
-    given_ticket,
-    planned_rounds,
     prune_once,
 )
 from ._session import Data, Round, Session
@@ -136,6 +139,14 @@ def _is_nll(criterion) -> bool:
     )
 
 
+#: The deprecated top-level parameters: the search class each belongs to, and its name there.
+_DEPRECATED: dict[str, tuple[type[Search], str]] = {
+    "early_bird_window": (EarlyBird, "window"),
+    "early_bird_tolerance": (EarlyBird, "tolerance"),
+    "snip_batches": (SNIP, "batches"),
+}
+
+
 class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
     """Shared machinery of the two estimators; use one of them."""
 
@@ -155,10 +166,14 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "memory": [None, str, os.PathLike, HasMethods(["cache"])],
-        "search": [StrOptions(set(SEARCHES))],
-        "early_bird_window": [Interval(Integral, 1, None, closed="left")],
-        "early_bird_tolerance": [Interval(Real, 0, 1, closed="both")],
-        "snip_batches": [Interval(Integral, 1, None, closed="left")],
+        "search": [StrOptions(set(SEARCHES)), Search],
+        # Deprecated: the searches' own parameters now (search=EarlyBird(window=...)).
+        "early_bird_window": [Interval(Integral, 1, None, closed="left"),
+                              Hidden(StrOptions({"deprecated"}))],
+        "early_bird_tolerance": [Interval(Real, 0, 1, closed="both"),
+                                 Hidden(StrOptions({"deprecated"}))],
+        "snip_batches": [Interval(Integral, 1, None, closed="left"),
+                         Hidden(StrOptions({"deprecated"}))],
         "ticket": [None, Ticket],
     }
 
@@ -180,10 +195,10 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
         memory: str | os.PathLike | Memory | None = None,
-        search: str = "imp",
-        early_bird_window: int = 5,
-        early_bird_tolerance: float = 0.02,
-        snip_batches: int = 1,
+        search: str | Search = "imp",
+        early_bird_window: int | str = "deprecated",
+        early_bird_tolerance: float | str = "deprecated",
+        snip_batches: int | str = "deprecated",
         ticket: Ticket | None = None,
     ) -> None:
         self.net = net
@@ -215,29 +230,46 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
     # --- the default net, tunable through net__* --------------------------------
 
     def get_params(self, deep: bool = True) -> dict:
-        """Parameters of this estimator; with ``deep``, those of its net as ``net__*``.
+        """Parameters of this estimator; with ``deep``, those of its net as ``net__*`` and of
+        its search as ``search__*``.
 
         With ``net=None`` the ``net__*`` entries are those of the default net
         (:class:`~skticket.DefaultClassifierNet` or
         :class:`~skticket.DefaultRegressorNet`), so that they can be listed,
-        set and searched over like a given net's.
+        set and searched over like a given net's. Likewise a search given by
+        name lists the parameters of its class's defaults as ``search__*``
+        (``search="early_bird"``: ``search__window``, ``search__tolerance``).
         """
         params = super().get_params(deep=deep)
         if deep and self.net is None:
             params.update({f"net__{name}": value for name, value
                            in self._default_net_class().get_params(deep=True).items()})
+        if deep and isinstance(self.search, str) and self.search in SEARCHES:
+            params.update({f"search__{name}": value for name, value
+                           in SEARCHES[self.search]().get_params(deep=True).items()})
         return params
 
     def set_params(self, **params):
-        """Set parameters; ``net__*`` on the default net first makes it this estimator's own.
+        """Set parameters; ``net__*`` on the default net first makes it this estimator's own,
+        and ``search__*`` on a search given by name makes it an object.
 
         ``net=None`` stays the default until a ``net__*`` parameter is set: the
         default net is then built, for this estimator alone (a default object
-        shared between estimators would change for all of them), and set.
+        shared between estimators would change for all of them), and set. A
+        search named by a string (``search="early_bird"``) becomes its class
+        with the defaults (``EarlyBird()``) when a ``search__*`` parameter is
+        set, and that is set.
         """
         if self.net is None and "net" not in params and any(
                 name.startswith("net__") for name in params):
             self.net = self._default_net_class()
+        if any(name.startswith("search__") for name in params):
+            search = params.get("search", self.search)
+            if isinstance(search, str) and search in SEARCHES:
+                if "search" in params:
+                    params["search"] = SEARCHES[search]()
+                else:
+                    self.search = SEARCHES[search]()
         return super().set_params(**params)
 
     def _uses_default_net(self) -> bool:
@@ -343,21 +375,88 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
             layer_fractions=self._check_layer_fractions(prunable),
             min_weights=self.min_weights_per_layer, target_sparsity=self.target_sparsity,
             max_rounds=self.max_rounds, score_tolerance=self.score_tolerance,
-            rewind_step=self.rewind_step, early_bird_window=self.early_bird_window,
-            early_bird_tolerance=self.early_bird_tolerance, snip_batches=self.snip_batches,
+            rewind_step=self.rewind_step,
         )
 
-    def _open_search(self, X, y) -> tuple[Session, PruningRule]:
-        """Validate and encode the data, and open the session and rule of a new search.
+    def _resolved_search(self) -> Search:
+        """The search object the parameters pick, a copy the fit may not change.
 
-        Sets ``n_features_in_`` and the target encoding (``classes_``,
-        ``n_outputs_``). The one entry point of a search, shared by ``fit`` and
-        :func:`skticket.ticket_curve`.
+        A given ``ticket`` is a :class:`~skticket._search.GivenTicket`; a name,
+        its class with the defaults; the deprecated ``early_bird_*`` and
+        ``snip_batches`` parameters, when set, still apply to a search named by
+        a string (with a ``FutureWarning`` naming the replacement).
+        """
+        deprecated = {name: getattr(self, name) for name in _DEPRECATED
+                      if not (isinstance(getattr(self, name), str)
+                              and getattr(self, name) == "deprecated")}
+        for name, value in deprecated.items():
+            cls, param = _DEPRECATED[name]
+            warnings.warn(
+                f"{name} is deprecated and will be removed in the next release; use "
+                f"search={cls.__name__}({param}=...) instead (here {cls.__name__}({param}="
+                f"{value!r})).", FutureWarning, stacklevel=5)
+        if self.ticket is not None:
+            return GivenTicket(ticket=self.ticket, init=self.ticket_init)
+        if isinstance(self.search, str):
+            search = SEARCHES[self.search]()
+            for name, value in deprecated.items():
+                cls, param = _DEPRECATED[name]
+                if isinstance(search, cls):
+                    search.set_params(**{param: value})
+            return search
+        for name in deprecated:
+            cls, param = _DEPRECATED[name]
+            if isinstance(self.search, cls):
+                raise ValueError(
+                    f"{name} is deprecated and cannot be combined with search="
+                    f"{self.search!r}; set {param} on the search object instead.")
+        return clone(self.search)
+
+    def open_search(self, X, y) -> SearchRun:
+        """Validate and encode the data and open the search ``fit`` would run, untrained.
+
+        What ``fit`` does before its first round: checks ``X`` and ``y``, sets
+        ``n_features_in_`` (and ``feature_names_in_``) and the target encoding
+        (``classes_``; ``n_outputs_`` and the target's scaling for the
+        regressor), sizes the net, draws the seeds and opens a
+        :class:`~skticket.SearchRun` of the search the parameters pick (a
+        given ``ticket``, or ``search``), whose own parameters are validated
+        there. ``run.rounds()`` then trains the rounds one at a time, exactly
+        as ``fit`` would; :func:`skticket.ticket_curve` drives it that way.
+        It leaves the estimator looking fitted without ``net_``: call it on a
+        clone.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            Target values.
+
+        Returns
+        -------
+        SearchRun
+            With ``planned_rounds()``, ``rounds()``, ``baseline(...)`` and
+            ``net_scorer(y, metric=None)``.
+
+        Examples
+        --------
+        >>> from sklearn.base import clone
+        >>> from sklearn.datasets import load_iris
+        >>> from skticket import LotteryTicketClassifier
+        >>> X, y = load_iris(return_X_y=True)
+        >>> est = LotteryTicketClassifier(target_sparsity=0.5, random_state=0)
+        >>> run = clone(est).set_params(net__max_epochs=3).open_search(X, y)
+        >>> run.search, run.planned_rounds()
+        (IMP(), 5)
+        >>> [round(r.record["sparsity"], 2) for r in run.rounds()]
+        [0.0, 0.2, 0.36, 0.49, 0.5]
         """
         X, y = self._validate_fit_data(X, y)
         if self._uses_default_net():
             _warn_if_unscaled(X)
         y = self._encode_target(y, reset=True)
+        search = self._resolved_search()
         seeds = draw_seeds(self.random_state)
         # A given ticket says itself which weights are pruned (its names are
         # checked against the net by the search).
@@ -366,20 +465,16 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
         data = self._split(X, y, seeds)
         session = Session(self._sized_template(data.X_train), data, seeds, prunable=prunable,
                           memory=self._round_memory(), scorer=self._held_out_score)
-        return session, self._pruning_rule(session.prunable)
-
-    def _searched_rounds(self, session: Session, rule: PruningRule, state: SearchState):
-        """The rounds of the search the parameters pick: a given ticket, or ``search``."""
-        if self.ticket is not None:
-            return given_ticket(self.ticket, self.ticket_init)(session, rule, state)
-        return SEARCHES[self.search](session, rule, state)
+        return SearchRun(search, session, self._pruning_rule(session.prunable),
+                         net_scorer=self._net_scorer)
 
     def _net_scorer(self, y, metric=None) -> Callable[[NeuralNet, np.ndarray], float]:
         """``score(net, X)`` of a trained net against ``y``, as the user gave it.
 
         Without ``metric``, the estimator's own score (accuracy or R^2); a
         ``metric(y_true, y_pred)`` sees the labels (or the 1-d target) as the
-        user gave them, as ``score`` would. Used by :func:`skticket.ticket_curve`.
+        user gave them, as ``score`` would. What :meth:`SearchRun.net_scorer`
+        of this estimator's runs returns.
         """
         if metric is None:
             y_encoded = self._encode_target(np.asarray(y), reset=False)
@@ -413,14 +508,6 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
                            for name, value in self.net.get_params(deep=False).items()
                            if name != "verbose"})
         return {name: content_hash(value) for name, value in values.items()}
-
-    def _planned_rounds(self, state: SearchState, rule: PruningRule) -> int | None:
-        """Rounds the search will train, for progress bars (see ``planned_rounds``)."""
-        return 1 if self.ticket is not None else planned_rounds(self.search, state, rule)
-
-    def _progress(self, state: SearchState, rule: PruningRule) -> RoundProgress:
-        return RoundProgress(self.verbose, self._planned_rounds(state, rule),
-                             type(self).__name__)
 
     def _finish(self, session: Session, state: SearchState, winning: Round) -> None:
         """Train the baseline ticket if asked for, and set the fitted attributes."""
@@ -492,12 +579,12 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
             A pruning round diverged; the search stopped before it.
         """
         with _all_or_nothing(self), preserved_global_state(self._device()):
-            session, rule = self._open_search(X, y)
-            state = SearchState.start(session)
+            run = self.open_search(X, y)
             rounds, winning = [], None
             try:
-                with self._progress(state, rule) as progress:
-                    for trained in self._searched_rounds(session, rule, state):
+                with RoundProgress(self.verbose, run.planned_rounds(),
+                                   type(self).__name__) as progress:
+                    for trained in run.rounds():
                         rounds.append(trained.record)
                         progress.round_done(trained.record)
                         if trained.accepted:
@@ -505,10 +592,10 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
             except (KeyboardInterrupt, TrainingDivergedError) as stop:
                 if winning is None:  # not even the dense round completed: nothing to keep
                     raise
-                self._warn_stopped(stop, state.next_round, winning.index)
+                self._warn_stopped(stop, run.state.next_round, winning.index)
             self.rounds_ = rounds
             self._start_point_ = self._start_point()
-            self._finish(session, state, winning)
+            self._finish(run.session, run.state, winning)
         return self
 
     def _device(self) -> str:
@@ -754,32 +841,34 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
         per fold. Results are identical to an uncached fit. Safe with
         ``n_jobs > 1`` (two processes may both train a missing round). Nothing
         is stored when ``random_state`` is None. ``None``: no caching.
-    search : {"imp", "early_bird", "snip"}, default="imp"
-        How the ticket is found. ``"imp"``: iterative magnitude pruning, as
-        above. ``"early_bird"``: the dense training stops as soon as the
+    search : Search or {"imp", "early_bird", "snip"}, default="imp"
+        How the ticket is found: a search object, with its own parameters,
+        or the name of one, which means its class with the defaults.
+        :class:`~skticket.IMP` (``"imp"``): iterative magnitude pruning, as
+        above. :class:`~skticket.EarlyBird` (``"early_bird"``; parameters
+        ``window``, ``tolerance``): the dense training stops as soon as the
         ticket's mask, drawn after every epoch at ``target_sparsity`` with
         the per-layer sparsities IMP would reach, settles (You et al., 2020);
-        the ticket is then rewound and trained once. ``"snip"``: pruned at
-        initialization by connection sensitivity ``|w * dL/dw|`` on
-        ``snip_batches`` batches of the training data (Lee et al., 2019); no
-        dense training, the ticket trained once. Both one-shot searches need
-        ``target_sparsity``; ``ticket_init`` composes with all three
-        (``search="snip", ticket_init="permute"`` is the random control with
-        SNIP's per-layer densities, Frankle et al., 2021).
-    early_bird_window : int, default=5
-        Masks kept by ``search="early_bird"``: the training stops once the
-        newest is within ``early_bird_tolerance`` of each of these.
-    early_bird_tolerance : float, default=0.02
-        Largest share of the surviving weights that may differ between the
-        newest mask and each kept one for ``search="early_bird"`` to stop.
-        Calibrated on digits (LeNet-300-100) and breast cancer (default net)
-        at 80% and 95% sparsity, 3 seeds (``examples/calibrate_early_bird.py``):
-        the largest of 0.02, 0.05, 0.1 and 0.2 whose tickets stay within 1 point of IMP's mean
-        accuracy on both. Looser ones stop sooner (0.1: epoch 10-19 of 30 on
-        digits) but lose up to 1.4 points on breast cancer at 95%.
-    snip_batches : int, default=1
-        Mini-batches (of the net's batch size, drawn from ``random_state``)
-        over which ``search="snip"`` sums the sensitivities.
+        the ticket is then rewound and trained once.
+        :class:`~skticket.SNIP` (``"snip"``; parameter ``batches``): pruned at
+        initialization by connection sensitivity ``|w * dL/dw|`` (Lee et al.,
+        2019); no dense training, the ticket trained once. Both one-shot
+        searches need ``target_sparsity``; ``ticket_init`` composes with all
+        three (``search="snip", ticket_init="permute"`` is the random control
+        with SNIP's per-layer densities, Frankle et al., 2021). A search's
+        parameters are the estimator's ``search__*``, listed by
+        ``get_params(deep=True)``, set by ``set_params`` and gridable
+        (``{"search__tolerance": [0.02, 0.1]}``), as ``net__*`` are; a
+        subclass of :class:`~skticket.Search` is a search of your own.
+    early_bird_window : int, default="deprecated"
+        Deprecated: use ``search=EarlyBird(window=...)``. Still applied to
+        ``search="early_bird"``, with a ``FutureWarning``, for one release.
+    early_bird_tolerance : float, default="deprecated"
+        Deprecated: use ``search=EarlyBird(tolerance=...)`` (as for
+        ``early_bird_window``).
+    snip_batches : int, default="deprecated"
+        Deprecated: use ``search=SNIP(batches=...)`` (as for
+        ``early_bird_window``).
     ticket : Ticket or None, default=None
         A ticket to train on this data instead of searching (transfer), for
         example another estimator's ``winning_ticket_``: ``fit`` trains its
@@ -1004,14 +1093,16 @@ class LotteryTicketRegressor(RegressorMixin, BaseLotteryTicket):
         ``target_sparsity``) train each one once; see
         :class:`LotteryTicketClassifier`. Nothing is stored when
         ``random_state`` is None.
-    search : {"imp", "early_bird", "snip"}, default="imp"
-        How the ticket is found; see :class:`LotteryTicketClassifier`.
-    early_bird_window : int, default=5
-        Masks kept by ``search="early_bird"``.
-    early_bird_tolerance : float, default=0.02
-        Share of surviving weights that may still change when early-bird stops.
-    snip_batches : int, default=1
-        Mini-batches of SNIP's sensitivity.
+    search : Search or {"imp", "early_bird", "snip"}, default="imp"
+        How the ticket is found (a search object, or a name meaning its class
+        with the defaults; gridable as ``search__*``); see
+        :class:`LotteryTicketClassifier`.
+    early_bird_window : int, default="deprecated"
+        Deprecated: use ``search=EarlyBird(window=...)``.
+    early_bird_tolerance : float, default="deprecated"
+        Deprecated: use ``search=EarlyBird(tolerance=...)``.
+    snip_batches : int, default="deprecated"
+        Deprecated: use ``search=SNIP(batches=...)``.
     ticket : Ticket or None, default=None
         A ticket to train on this data instead of searching; see
         :class:`LotteryTicketClassifier`.

@@ -235,3 +235,32 @@ def test_the_curve_follows_the_estimators_search():
     # SNIP trains no dense net: one round, its ticket and its permuted control.
     assert [(row["round"], row["ticket"]) for row in curve] == [(1, "rewind"), (1, "permute")]
     assert all(row["sparsity"] == 0.75 for row in curve)
+
+
+def test_the_curve_drives_search_objects_as_fit_does():
+    from skticket import EarlyBird
+
+    X, y = load_iris(return_X_y=True)
+    net = NeuralNetClassifier(MLP, module__hidden_units=(16,), max_epochs=6, lr=0.02,
+                              optimizer=torch.optim.Adam, train_split=None, verbose=0)
+    est = LotteryTicketClassifier(net, target_sparsity=0.75, random_state=0,
+                                  search=EarlyBird(window=1, tolerance=1.0))
+    curve, tickets = ticket_curve(est, X[::2], y[::2], X[1::2], y[1::2], n_repeats=1,
+                                  tickets=("rewind",), as_frame=False, return_tickets=True)
+    assert [(row["round"], row["ticket"]) for row in curve] == [(0, "dense"), (1, "rewind")]
+    # The repeat's seed fits exactly that search: the same ticket.
+    fitted = clone(est).set_params(random_state=curve[0]["random_state"]).fit(X[::2], y[::2])
+    assert fitted.rounds_[0]["epochs"] == 2  # the loose tolerance stopped it, as in the curve
+    for name, mask in fitted.winning_ticket_.masks.items():
+        np.testing.assert_array_equal(tickets[1].masks[name], mask)
+    assert curve[1]["score"] == fitted.score(X[1::2], y[1::2])
+    assert est.search.get_params() == {"window": 1, "tolerance": 1.0}  # untouched
+
+
+def test_the_curve_calls_no_private_method_of_the_estimator():
+    import pathlib
+    import re
+
+    code = (pathlib.Path(__file__).resolve().parents[1] / "skticket" / "_curves.py").read_text()
+    assert not re.findall(r"\b(est|estimator)\._\w+", code)
+    assert "open_search(" in code and "run.rounds()" in code

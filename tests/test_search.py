@@ -1,16 +1,39 @@
-"""The searches: early-bird, SNIP, a given ticket, and search as a parameter."""
+"""The searches: early-bird, SNIP, a given ticket, search objects as parameters, and a
+search of one's own."""
+
+import inspect
+import pathlib
+import re
+import warnings
+from numbers import Integral
 
 import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
-from sklearn.datasets import load_breast_cancer
+from sklearn.datasets import load_breast_cancer, load_iris
 from sklearn.model_selection import GridSearchCV
 from sklearn.preprocessing import StandardScaler
-from skorch import NeuralNetClassifier
+from sklearn.utils._param_validation import Interval, InvalidParameterError
+from sklearn.utils.estimator_checks import parametrize_with_checks
+from skorch import NeuralNetClassifier, NeuralNetRegressor
 
-from skticket import MLP, LotteryTicketClassifier, Ticket
+import skticket
+from skticket import (
+    IMP,
+    MLP,
+    SNIP,
+    EarlyBird,
+    LotteryTicketClassifier,
+    LotteryTicketRegressor,
+    Search,
+    SearchRun,
+    Ticket,
+    ticket_curve,
+)
 from skticket._pruning import target_active_count
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +65,7 @@ def active_per_layer(est):
 
 def test_early_bird_stops_the_dense_training_once_the_masks_settle(cancer, training_calls):
     X, y = cancer
-    est = estimator(search="early_bird", early_bird_window=3,
-                    early_bird_tolerance=0.1).fit(X, y)
+    est = estimator(search=EarlyBird(window=3, tolerance=0.1)).fit(X, y)
     dense, ticket = est.rounds_
     assert (dense["round"], ticket["round"]) == (0, 1)
     assert dense["masks_settled"]
@@ -61,8 +83,7 @@ def test_early_bird_stops_the_dense_training_once_the_masks_settle(cancer, train
 
 def test_early_bird_masks_that_never_settle_use_the_whole_dense_training(cancer):
     X, y = cancer
-    est = estimator(search="early_bird", early_bird_tolerance=0.0,
-                    net=net(max_epochs=8)).fit(X, y)
+    est = estimator(search=EarlyBird(tolerance=0.0), net=net(max_epochs=8)).fit(X, y)
     dense = est.rounds_[0]
     assert not dense["masks_settled"]
     assert dense["epochs"] == dense["ticket_epoch"] == 8
@@ -107,7 +128,7 @@ def test_snip_masks_depend_on_the_data(cancer):
     assert any(not np.array_equal(a.winning_ticket_.masks[name], b.winning_ticket_.masks[name])
                for name in a.winning_ticket_.masks)
     # More batches, another score, another mask.
-    c = estimator(search="snip", snip_batches=4).fit(X[:300], y[:300])
+    c = estimator(search=SNIP(batches=4)).fit(X[:300], y[:300])
     assert any(not np.array_equal(a.winning_ticket_.masks[name], c.winning_ticket_.masks[name])
                for name in a.winning_ticket_.masks)
 
@@ -226,3 +247,286 @@ def test_one_shot_rounds_are_cached_and_reused(cancer, tmp_path, training_calls,
     np.testing.assert_array_equal(again.predict_proba(X), first.predict_proba(X))
     if search == "early_bird":
         assert again.rounds_[0]["mask_distances"] == first.rounds_[0]["mask_distances"]
+
+
+# --- search objects: parameters, validation, clone, grids -------------------------------------
+
+
+SEARCH_CLASSES = [IMP, EarlyBird, SNIP]
+
+
+@pytest.mark.parametrize("cls", SEARCH_CLASSES)
+def test_search_classes_are_public_parameter_objects(cls):
+    assert cls.__name__ in skticket.__all__ and issubclass(cls, Search)
+    # Keyword-only: every parameter of __init__ is.
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params)
+    assert set(cls().get_params()) == {p.name for p in params}
+    assert set(cls._parameter_constraints) == {p.name for p in params}
+    if params:
+        with pytest.raises(TypeError):
+            cls(params[0].default)
+
+
+def test_init_only_stores_and_a_fit_validates(cancer):
+    X, y = cancer
+    bad = EarlyBird(window=0, tolerance="loose")  # no check here, as in scikit-learn
+    assert bad.get_params() == {"window": 0, "tolerance": "loose"}
+    with pytest.raises(InvalidParameterError, match=r"'tolerance' parameter of EarlyBird"):
+        estimator(search=bad, net=net(max_epochs=1)).fit(X, y)
+    with pytest.raises(InvalidParameterError, match=r"'window' parameter of EarlyBird"):
+        estimator(search=EarlyBird(window=0), net=net(max_epochs=1)).fit(X, y)
+    with pytest.raises(InvalidParameterError, match=r"'batches' parameter of SNIP"):
+        estimator(search=SNIP(batches=0), net=net(max_epochs=1)).fit(X, y)
+    # The estimator's own constraint: a name it knows, or a Search.
+    with pytest.raises(InvalidParameterError, match=r"'search' parameter"):
+        estimator(search="rigl", net=net(max_epochs=1)).fit(X, y)
+    with pytest.raises(InvalidParameterError, match=r"'search' parameter"):
+        estimator(search=object(), net=net(max_epochs=1)).fit(X, y)
+
+
+def test_get_params_deep_lists_the_searchs_parameters():
+    est = estimator(search=EarlyBird(window=3))
+    params = est.get_params(deep=True)
+    assert params["search__window"] == 3 and params["search__tolerance"] == 0.02
+    assert "search__window" not in est.get_params(deep=False)
+    # A name lists its class's defaults, as net=None lists the default net's.
+    named = estimator(search="snip").get_params(deep=True)
+    assert named["search"] == "snip" and named["search__batches"] == 1
+    assert not any(k.startswith("search__") for k in estimator(search=IMP()).get_params())
+
+
+def test_set_params_reaches_into_the_search():
+    est = estimator(search=EarlyBird())
+    assert est.set_params(search__tolerance=0.1) is est
+    assert est.search.tolerance == 0.1 and est.get_params()["search__tolerance"] == 0.1
+    # On a name: the class with its defaults becomes the search, then is set.
+    named = estimator(search="early_bird").set_params(search__window=2)
+    assert isinstance(named.search, EarlyBird)
+    assert named.search.get_params() == {"window": 2, "tolerance": 0.02}
+    both = estimator().set_params(search="snip", search__batches=3)
+    assert isinstance(both.search, SNIP) and both.search.batches == 3
+    with pytest.raises(ValueError, match="Invalid parameter 'nope'"):
+        estimator(search=SNIP()).set_params(search__nope=1)
+
+
+def test_clone_copies_the_search_object():
+    search = EarlyBird(window=2, tolerance=0.5)
+    est = estimator(search=search)
+    copy = clone(est)
+    assert copy.search is not search
+    assert type(copy.search) is EarlyBird and copy.search.get_params() == search.get_params()
+    copy.set_params(search__window=7)
+    assert search.window == 2
+
+
+def test_fit_does_not_change_the_search_it_was_given(cancer):
+    X, y = cancer
+    search = SNIP(batches=2)
+    est = estimator(search=search, net=net(max_epochs=2)).fit(X, y)
+    assert est.search is search and search.get_params() == {"batches": 2}
+
+
+def test_a_name_means_the_class_with_its_defaults(cancer):
+    X, y = cancer
+    for name, obj in [("early_bird", EarlyBird()), ("snip", SNIP()), ("imp", IMP())]:
+        by_name = estimator(search=name, net=net(max_epochs=3)).fit(X, y)
+        by_object = estimator(search=obj, net=net(max_epochs=3)).fit(X, y)
+        for key, mask in by_name.winning_ticket_.masks.items():
+            np.testing.assert_array_equal(by_object.winning_ticket_.masks[key], mask)
+        np.testing.assert_array_equal(by_object.predict_proba(X), by_name.predict_proba(X))
+
+
+def test_grid_search_over_search_objects_and_their_parameters(cancer):
+    X, y = cancer
+    grid = GridSearchCV(
+        estimator(net=net(max_epochs=3), target_sparsity=0.8),
+        [{"search": [IMP(), SNIP(batches=2)]},
+         {"search": [EarlyBird(window=2)], "search__tolerance": [0.0, 1.0]}],
+        cv=2).fit(X, y)
+    params = grid.cv_results_["params"]
+    assert [type(p["search"]).__name__ for p in params] == ["IMP", "SNIP", "EarlyBird",
+                                                           "EarlyBird"]
+    assert [p.get("search__tolerance") for p in params] == [None, None, 0.0, 1.0]
+    assert np.all(np.isfinite(grid.cv_results_["mean_test_score"]))
+    best = grid.best_estimator_
+    assert type(best.search) is type(grid.best_params_["search"])
+    if isinstance(best.search, EarlyBird):
+        assert best.search.tolerance == grid.best_params_["search__tolerance"]
+    # The grid's objects are cloned into each fit, never changed.
+    assert grid.param_grid[1]["search"][0].tolerance == 0.02
+
+
+def test_grid_search_over_a_named_searchs_parameters(cancer):
+    X, y = cancer
+    grid = GridSearchCV(estimator(net=net(max_epochs=4), search="early_bird"),
+                        {"search__tolerance": [0.0, 1.0], "search__window": [1]}, cv=2,
+                        refit=False).fit(X, y)
+    assert [p["search__tolerance"] for p in grid.cv_results_["params"]] == [0.0, 1.0]
+    # What each point trains differs: tolerance 1 stops the dense training after 2 epochs.
+    loose = estimator(net=net(max_epochs=4), search="early_bird").set_params(
+        search__tolerance=1.0, search__window=1).fit(X, y)
+    assert loose.rounds_[0]["epochs"] == 2 and loose.rounds_[0]["masks_settled"]
+
+
+@pytest.mark.parametrize("search, rounds", [
+    (IMP(), 5), (EarlyBird(window=2), 2), (SNIP(), 1)])
+def test_each_search_plans_its_own_rounds(cancer, search, rounds):
+    X, y = cancer
+    est = estimator(search=search, net=net(max_epochs=2), prune_fraction=0.5, target_sparsity=0.9)
+    run = clone(est).open_search(X, y)
+    assert isinstance(run, SearchRun) and run.search is not search
+    assert run.planned_rounds() == rounds
+    assert len(list(run.rounds())) == rounds
+    with_ticket = clone(est).set_params(ticket=clone(est).fit(X, y).winning_ticket_)
+    assert with_ticket.open_search(X, y).planned_rounds() == 1
+
+
+def test_imp_plans_none_without_a_target_or_a_round_limit(cancer):
+    X, y = cancer
+    run = estimator(target_sparsity=None, net=net(max_epochs=1)).open_search(X, y)
+    assert run.planned_rounds() is None
+
+
+def test_the_estimator_holds_no_branch_on_a_searchs_name():
+    code = (ROOT / "skticket" / "_estimators.py").read_text()
+    assert not re.search(r"search\s*==|\"(early_bird|snip)\"\s*:|planned_rounds\(self\.search",
+                         code)
+    search_code = (ROOT / "skticket" / "_search.py").read_text()
+    assert not re.search(r"search\s*==\s*['\"]", search_code)
+
+
+# --- the parameters they replace --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("old, search, new", [
+    ({"early_bird_window": 1, "early_bird_tolerance": 1.0}, "early_bird",
+     EarlyBird(window=1, tolerance=1.0)),
+    ({"snip_batches": 3}, "snip", SNIP(batches=3)),
+])
+def test_old_parameters_warn_and_still_work(cancer, old, search, new):
+    X, y = cancer
+    est = estimator(search=search, net=net(max_epochs=4), **old)
+    with pytest.warns(FutureWarning) as caught:
+        est.fit(X, y)
+    messages = [str(w.message) for w in caught if w.category is FutureWarning]
+    for name, value in old.items():
+        param = name.rsplit("_", 1)[-1]
+        replacement = f"use search={type(new).__name__}({param}=...)"
+        assert any(m.startswith(f"{name} is deprecated") and replacement in m
+                   for m in messages), (name, messages)
+        assert est.get_params()[name] == value
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        same = estimator(search=new, net=net(max_epochs=4)).fit(X, y)
+        default = estimator(search=search, net=net(max_epochs=4)).fit(X, y)
+    for name, mask in same.winning_ticket_.masks.items():
+        np.testing.assert_array_equal(est.winning_ticket_.masks[name], mask)
+    np.testing.assert_array_equal(est.predict_proba(X), same.predict_proba(X))
+    assert [r["epochs"] for r in est.rounds_] == [r["epochs"] for r in same.rounds_]
+    # ... and not the defaults' result: the old parameters did apply.
+    assert ([r["epochs"] for r in est.rounds_] != [r["epochs"] for r in default.rounds_]
+            or any(not np.array_equal(est.winning_ticket_.masks[n], m)
+                   for n, m in default.winning_ticket_.masks.items()))
+
+
+def test_old_parameters_default_to_deprecated_and_do_not_warn(cancer):
+    X, y = cancer
+    est = estimator(search="early_bird", net=net(max_epochs=2))
+    assert {est.get_params()[k] for k in ("early_bird_window", "early_bird_tolerance",
+                                          "snip_batches")} == {"deprecated"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        est.fit(X, y)
+
+
+def test_an_old_parameter_with_an_object_of_its_search_is_refused(cancer):
+    X, y = cancer
+    est = estimator(search=EarlyBird(window=3), early_bird_window=4, net=net(max_epochs=1))
+    with pytest.warns(FutureWarning), pytest.raises(ValueError, match="set window on the search"):
+        est.fit(X, y)
+    # With another search it is ignored, as it always was (with the warning).
+    with pytest.warns(FutureWarning, match="snip_batches is deprecated"):
+        estimator(search=IMP(), snip_batches=2, net=net(max_epochs=1), max_rounds=1).fit(X, y)
+
+
+# --- a search of one's own, from the README ---------------------------------------------------
+
+
+def readme_snippet(marker: str) -> str:
+    text = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"^```python\n(.*?)^```", text, re.S | re.M)
+    found = [block for block in blocks if marker in block]
+    assert len(found) == 1, f"one README snippet holds {marker!r}"
+    return found[0]
+
+
+def test_the_readmes_custom_search_runs_and_is_a_search_like_the_others(monkeypatch):
+    from skticket import DefaultClassifierNet
+
+    monkeypatch.setitem(DefaultClassifierNet.__init__.__kwdefaults__, "max_epochs", 3)
+    namespace = {"__name__": "readme_custom_search"}
+    exec(compile(readme_snippet("class RandomPruning(Search)"), "README.md", "exec"), namespace)
+    RandomPruning, clf = namespace["RandomPruning"], namespace["clf"]
+    assert issubclass(RandomPruning, Search)
+    # One round, the random ticket at the target, trained from theta_0.
+    assert [r["round"] for r in clf.rounds_] == [1]
+    assert clf.winning_ticket_.sparsity == pytest.approx(0.9, abs=0.01)
+    # Random: another seed, another mask; gridable, cloneable, validated like the others.
+    assert clf.get_params()["search__seed"] == 0
+    X, y = namespace["X"], namespace["y"]
+    other = clone(clf).set_params(search__seed=1).fit(X, y)
+    assert any(not np.array_equal(other.winning_ticket_.masks[n], m)
+               for n, m in clf.winning_ticket_.masks.items())
+    with pytest.raises(InvalidParameterError, match="'seed' parameter of RandomPruning"):
+        clone(clf).set_params(search__seed=-1).fit(X, y)
+    grid = GridSearchCV(clf, {"search__seed": [0, 1]}, cv=2).fit(X, y)
+    assert [p["search__seed"] for p in grid.cv_results_["params"]] == [0, 1]
+
+
+class KeepDense(Search):
+    """A search of one's own: the dense net, trained twice under different round numbers."""
+
+    _parameter_constraints = {"repeats": [Interval(Integral, 1, None, closed="left")]}
+
+    def __init__(self, *, repeats=2):
+        self.repeats = repeats
+
+    def planned_rounds(self, run):
+        return self.repeats
+
+    def rounds(self, run):
+        for _ in range(self.repeats):
+            trained = run.train(run.masks)
+            run.accept(trained)
+            yield trained
+
+
+def test_ticket_curve_drives_a_search_of_ones_own():
+    X, y = load_iris(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    est = LotteryTicketClassifier(net(max_epochs=2, batch_size=16), search=KeepDense(repeats=2),
+                                  random_state=0)
+    curve = ticket_curve(est, X[::2], y[::2], X[1::2], y[1::2], n_repeats=1,
+                         tickets=("rewind",), as_frame=False)
+    assert [(row["round"], row["ticket"], row["sparsity"]) for row in curve] == [
+        (0, "dense", 0.0), (1, "rewind", 0.0)]
+
+
+# --- scikit-learn's estimator checks with search objects ------------------------------------
+
+
+def _fast(net_class):
+    return net_class(MLP, module__hidden_units=(32,), optimizer=torch.optim.Adam, lr=0.02,
+                     max_epochs=25, batch_size=32, train_split=None, verbose=0)
+
+
+@parametrize_with_checks([
+    LotteryTicketClassifier(_fast(NeuralNetClassifier), prune_fraction=0.5,
+                            target_sparsity=0.5, random_state=0,
+                            search=EarlyBird(window=2, tolerance=0.1)),
+    LotteryTicketRegressor(_fast(NeuralNetRegressor), prune_fraction=0.5, target_sparsity=0.5,
+                           random_state=0, search=SNIP(batches=2)),
+])
+def test_sklearn_checks_with_search_objects(estimator, check):
+    check(estimator)
