@@ -33,7 +33,7 @@ from ._compact import (
     compact_module,
 )
 from ._nets import DefaultClassifierNet, DefaultRegressorNet, auto_batch_size
-from ._predict import predict_outputs
+from ._predict import predict_nonlinearity, predict_outputs
 from ._progress import RoundProgress
 from ._rng import draw_seeds, preserved_global_state
 from ._search import (
@@ -982,7 +982,7 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
     def _compact_predictor(self, module, batch_size):
         return CompactClassifier(module, classes=self.classes_,
                                  n_features_in=self.n_features_in_,
-                                 nonlinearity=self.net_._get_predict_nonlinearity(),
+                                 nonlinearity=predict_nonlinearity(self.net_),
                                  batch_size=batch_size)
 
     def _proba(self, net, X):
@@ -1189,7 +1189,7 @@ class LotteryTicketRegressor(RegressorMixin, BaseLotteryTicket):
 
     def _compact_predictor(self, module, batch_size):
         return CompactRegressor(module, n_features_in=self.n_features_in_,
-                                nonlinearity=self.net_._get_predict_nonlinearity(),
+                                nonlinearity=predict_nonlinearity(self.net_),
                                 target_is_1d=self._target_is_1d_, batch_size=batch_size,
                                 target_scale=self.target_scale_,
                                 target_offset=self.target_mean_)
