@@ -1,8 +1,8 @@
-"""How the default ``early_bird_tolerance`` was chosen.
+"""How the default ``EarlyBird(tolerance=...)`` was chosen.
 
-``search="early_bird"`` draws the ticket's mask (at ``target_sparsity``) after
+``search=EarlyBird()`` draws the ticket's mask (at ``target_sparsity``) after
 every epoch of the dense training and stops that training once the newest mask
-is within ``early_bird_tolerance`` of each of the ``early_bird_window`` masks
+is within ``tolerance`` of each of the ``window`` masks
 before it (distance: the share of surviving weights that changed); the ticket
 is then rewound and trained once. A loose tolerance stops early but may take a
 mask that has not settled; a tight one may never stop and then costs a whole
@@ -38,7 +38,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from skorch import NeuralNetClassifier
 
-from skticket import MLP, LotteryTicketClassifier
+from skticket import MLP, EarlyBird, LotteryTicketClassifier
 
 DATASETS = ("digits", "breast_cancer")
 
@@ -85,8 +85,7 @@ def run(datasets=DATASETS, sparsities=(0.8, 0.95), tolerances=(0.02, 0.05, 0.1, 
                 for window, tolerance in settings:
                     params = {"target_sparsity": sparsity}
                     if tolerance is not None:
-                        params.update(search="early_bird", early_bird_window=window,
-                                      early_bird_tolerance=tolerance)
+                        params.update(search=EarlyBird(window=window, tolerance=tolerance))
                     model = make_model(name, seed, epochs, hidden_units, **params)
                     model.fit(X_train, y_train)
                     dense = _estimator(model).rounds_[0]

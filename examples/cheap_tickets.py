@@ -60,7 +60,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from skorch import NeuralNetClassifier
 
-from skticket import MLP, LotteryTicketClassifier, LotteryTicketRegressor
+from skticket import MLP, SNIP, EarlyBird, LotteryTicketClassifier, LotteryTicketRegressor
 
 #: Chosen by examples/calibrate_early_bird.py (window 5).
 EARLY_BIRD_TOLERANCE = 0.02
@@ -75,11 +75,11 @@ def method_params(method: str, target: float) -> dict:
     return {
         "dense": {"max_rounds": 0},
         "imp": {"target_sparsity": target},
-        "early_bird": {"target_sparsity": target, "search": "early_bird",
-                       "early_bird_window": EARLY_BIRD_WINDOW,
-                       "early_bird_tolerance": EARLY_BIRD_TOLERANCE},
-        "snip": {"target_sparsity": target, "search": "snip"},
-        "snip + permute": {"target_sparsity": target, "search": "snip",
+        "early_bird": {"target_sparsity": target,
+                       "search": EarlyBird(window=EARLY_BIRD_WINDOW,
+                                           tolerance=EARLY_BIRD_TOLERANCE)},
+        "snip": {"target_sparsity": target, "search": SNIP()},
+        "snip + permute": {"target_sparsity": target, "search": SNIP(),
                            "ticket_init": "permute"},
         "one-shot": {"target_sparsity": target, "max_rounds": 1, "prune_fraction": target,
                      "layer_prune_fractions": None},
