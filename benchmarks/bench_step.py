@@ -109,7 +109,8 @@ def floor_loop(spec: TrainingSpec):
             for rows in BatchSampler(RandomSampler(range(len(X))), net.batch_size, False):
                 rows = torch.as_tensor(rows)
                 optimizer.zero_grad()
-                loss = torch.nn.functional.nll_loss(torch.log(module(X[rows]) + eps), y[rows])
+                X_batch, y_batch = X.index_select(0, rows), y.index_select(0, rows)
+                loss = torch.nn.functional.nll_loss(torch.log(module(X_batch) + eps), y_batch)
                 loss.backward()
                 optimizer.step()
                 for param, mask in pairs:

