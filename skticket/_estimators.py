@@ -770,9 +770,13 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
         :class:`skticket.MLP` does) and they are not set, the input width and
         the number of classes are filled in. ``None``: a
         :class:`~skticket.DefaultClassifierNet`, an :class:`MLP` with one
-        hidden layer of 100 units, Adam (lr 0.01), batches of 64, trained until
-        its training loss stops improving (as scikit-learn's MLP: by 1e-4 in
-        10 epochs), at most 200 epochs. Tune it through ``net__*`` as any net
+        hidden layer of 100 units, Adam (lr 0.01), batches of
+        ``min(200, n_samples)`` rows (``batch_size="auto"``, as scikit-learn's
+        MLP), trained until its training loss stops improving (as
+        scikit-learn's MLP: by 1e-4 in 10 epochs), at most 200 epochs. Every
+        training runs a torch optimizer on its fused (or foreach) kernels
+        unless ``net__optimizer__fused`` or ``net__optimizer__foreach`` is set.
+        Tune it through ``net__*`` as any net
         (``set_params(net__max_epochs=50)``, a grid over ``net__lr``): setting
         one builds the default net for this estimator, and ``net`` then holds
         it. Inputs should be standardized (``make_pipeline(StandardScaler(),
