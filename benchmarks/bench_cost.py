@@ -23,8 +23,8 @@ import warnings
 
 import numpy as np
 import torch
-from _common import add_common_args, median, print_header, table
-from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits, load_iris, load_wine
+from _common import TABULAR, add_common_args, median, print_header, table
+from sklearn.datasets import load_iris
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.preprocessing import StandardScaler
@@ -32,15 +32,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from skticket import LotteryTicketClassifier, LotteryTicketRegressor
 
-DATASETS = {
-    "iris": (load_iris, "classification"),
-    "wine": (load_wine, "classification"),
-    "breast_cancer": (load_breast_cancer, "classification"),
-    "digits": (load_digits, "classification"),
-    "diabetes": (load_diabetes, "regression"),
-}
 MEDIAN_TARGET, MAX_TARGET = 10.0, 20.0
-
 
 def fit_seconds(model, X, y) -> tuple[float, object]:
     tic = time.perf_counter()
@@ -49,12 +41,11 @@ def fit_seconds(model, X, y) -> tuple[float, object]:
         model.fit(X, y)
     return time.perf_counter() - tic, model
 
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser)
     parser.set_defaults(repeats=3)
-    parser.add_argument("--datasets", nargs="+", choices=list(DATASETS), default=list(DATASETS))
+    parser.add_argument("--datasets", nargs="+", choices=list(TABULAR), default=list(TABULAR))
     args = parser.parse_args()
     torch.set_num_threads(1)
     print_header("Zero configuration: the 90% ticket's fit against one scikit-learn MLP fit")
@@ -67,7 +58,7 @@ def main() -> None:
 
     rows, ratios = [], []
     for name in args.datasets:
-        load, task = DATASETS[name]
+        load, task = TABULAR[name]
         X, y = load(return_X_y=True)
         X = StandardScaler().fit_transform(X)
         if task == "classification":
@@ -102,7 +93,6 @@ def main() -> None:
                  "ticket train score", "MLP train score"], rows))
     print(f"\nmedian ratio {np.median(ratios):.1f} (target <= {MEDIAN_TARGET:.0f}), "
           f"largest {max(ratios):.1f} (target <= {MAX_TARGET:.0f})")
-
 
 if __name__ == "__main__":
     main()

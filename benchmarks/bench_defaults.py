@@ -21,9 +21,8 @@ import time
 import warnings
 
 import numpy as np
-from _common import add_common_args, print_header, setup, table
+from _common import TABULAR, add_common_args, print_header, setup, table
 from sklearn.compose import TransformedTargetRegressor
-from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits, load_iris, load_wine
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import KFold, StratifiedKFold, cross_validate
 from sklearn.neural_network import MLPClassifier, MLPRegressor
@@ -32,15 +31,7 @@ from sklearn.preprocessing import StandardScaler
 
 from skticket import LotteryTicketClassifier, LotteryTicketRegressor
 
-DATASETS = {
-    "iris": (load_iris, "classification"),
-    "wine": (load_wine, "classification"),
-    "breast_cancer": (load_breast_cancer, "classification"),
-    "digits": (load_digits, "classification"),
-    "diabetes": (load_diabetes, "regression"),
-}
 TOLERANCE = 0.005
-
 
 def models(task: str):
     if task == "classification":
@@ -55,17 +46,16 @@ def models(task: str):
                 transformer=StandardScaler()),
             KFold(5, shuffle=True, random_state=0))
 
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser)
-    parser.add_argument("--datasets", nargs="+", choices=list(DATASETS), default=list(DATASETS))
+    parser.add_argument("--datasets", nargs="+", choices=list(TABULAR), default=list(TABULAR))
     args = parser.parse_args()
     setup(args)
     print_header("Zero configuration: the 90% ticket against scikit-learn's MLP, 5-fold CV")
     rows = []
     for name in args.datasets:
-        load, task = DATASETS[name]
+        load, task = TABULAR[name]
         X, y = load(return_X_y=True)
         ticket, mlp, folds = models(task)
         results = {}
@@ -89,7 +79,6 @@ def main() -> None:
                  "MLP fit s (5 folds)"], rows))
     print(f"\nmean over the 5 folds ± their standard deviation; {np.__name__} "
           f"{np.__version__}")
-
 
 if __name__ == "__main__":
     main()

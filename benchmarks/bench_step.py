@@ -22,13 +22,19 @@ multiply, data loading, skorch's own per-batch and per-epoch work).
 from __future__ import annotations
 
 import argparse
-import functools
 import time
-from collections import Counter
 
 import numpy as np
 import torch
-from _common import add_common_args, lenet_data, median, paired_ratio, print_header, table
+from _common import (
+    add_common_args,
+    lenet_data,
+    median,
+    paired_ratio,
+    print_header,
+    table,
+    timed_calls,
+)
 from sklearn.datasets import load_breast_cancer, load_digits, load_iris
 from sklearn.preprocessing import StandardScaler
 from skorch import NeuralNet
@@ -167,29 +173,8 @@ def _profiled_parts(spec: TrainingSpec):
 def profile(case: str, opt: str) -> list:
     spec = make_spec(case, opt)
     train_round(spec)
-    seconds, calls = Counter(), Counter()
-    patched = []
-    for owner, attr, label in _profiled_parts(spec):
-        original = owner.__dict__.get(attr, getattr(owner, attr))
-        patched.append((owner, attr, owner.__dict__.get(attr)))
-
-        def timer(*a, _f=original, _label=label, **kw):
-            tic = time.perf_counter()
-            try:
-                return _f(*a, **kw)
-            finally:
-                seconds[_label] += time.perf_counter() - tic
-                calls[_label] += 1
-
-        setattr(owner, attr, functools.wraps(original)(timer))
-    try:
+    with timed_calls(_profiled_parts(spec)) as (seconds, calls):
         result = train_round(spec)
-    finally:
-        for owner, attr, original in patched:
-            if original is None:
-                delattr(owner, attr)
-            else:
-                setattr(owner, attr, original)
     epochs = len(result.net.history)
     per = {label: 1e3 * s / epochs for label, s in seconds.items()}
     optimizer = per["optimizer step with closure"] - per["closure (zero_grad excluded)"]

@@ -14,9 +14,7 @@ training loop, and the per-round training times.
 from __future__ import annotations
 
 import argparse
-import functools
 import time
-from collections import Counter
 
 import torch
 from _common import (
@@ -30,6 +28,7 @@ from _common import (
     print_header,
     setup,
     table,
+    timed_calls,
 )
 from sklearn.base import clone
 from skorch import NeuralNet
@@ -52,8 +51,7 @@ def estimator(net, args) -> LotteryTicketClassifier:
                                    target_sparsity=args.target_sparsity, random_state=0)
 
 
-# Where a fit's time goes: (owner, attribute, label). Wrapped with a timer for
-# one fit only; a timer costs well under a microsecond per call.
+# Where a fit's time goes: (owner, attribute, label), timed for one fit.
 _TIMED = [
     (session, "train_round", "train_round (whole round)"),
     (NeuralNet, "partial_fit", "  skorch's training loop (partial_fit)"),
@@ -73,28 +71,10 @@ def profile(name: str, opt: str, args) -> None:
     net = make_net(name, X, y, epochs=args.epochs, **OPTIMIZERS[opt])
     est = estimator(net, args)
     clone(est).fit(X, y)  # warm-up
-    seconds, calls = Counter(), Counter()
-    originals = []
-    for owner, attr, label in _TIMED:
-        original = getattr(owner, attr)
-        originals.append((owner, attr, original))
-
-        def timed(*a, _f=original, _label=label, **kw):
-            tic = time.perf_counter()
-            try:
-                return _f(*a, **kw)
-            finally:
-                seconds[_label] += time.perf_counter() - tic
-                calls[_label] += 1
-
-        setattr(owner, attr, functools.wraps(original)(timed))
-    try:
+    with timed_calls(_TIMED) as (seconds, calls):
         tic = time.perf_counter()
         fitted = clone(est).fit(X, y)
         total = time.perf_counter() - tic
-    finally:
-        for owner, attr, original in originals:
-            setattr(owner, attr, original)
     plain = []
     for _ in range(len(fitted.rounds_)):
         tic = time.perf_counter()
