@@ -44,7 +44,7 @@ the targets: early-bird in at most a third of IMP's fit time on digits with
 mean test accuracy within 1 point of IMP's; SNIP in at most 1.3x the time of
 one dense training.
 
-Run:  python examples/cheap_tickets.py      (about 12 min on 2 cores)
+Run:  python examples/cheap_tickets.py      (about 8 min on 2 cores)
 """
 
 from __future__ import annotations
