@@ -220,9 +220,14 @@ def with_callbacks(net: NeuralNet, named: Iterable[tuple[str, Callback]],
     return clone(type(net)(**params))
 
 
-#: torch's optimizers with fused kernels on the CPU (since torch 2.4) and CUDA.
-_FUSED_OPTIMIZERS = (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD, torch.optim.Adagrad)
-_FUSED_DEVICE_TYPES = frozenset({"cpu", "cuda"})
+#: torch's optimizers with fused kernels, and the devices they have them on since
+#: the torch floor (2.4): Adagrad's CUDA kernel came later (torch 2.8).
+_FUSED_DEVICE_TYPES = {
+    torch.optim.Adam: frozenset({"cpu", "cuda"}),
+    torch.optim.AdamW: frozenset({"cpu", "cuda"}),
+    torch.optim.SGD: frozenset({"cpu", "cuda"}),
+    torch.optim.Adagrad: frozenset({"cpu"}),
+}
 #: The optimizer arguments by which a user chooses an implementation (or rules
 #: fused kernels out: torch has none for a differentiable step).
 _IMPLEMENTATION_ARGS = ("fused", "foreach", "differentiable")
@@ -234,9 +239,9 @@ def optimizer_implementation(net: NeuralNet) -> dict[str, bool]:
     On the CPU torch's optimizers default to their single-tensor
     implementation, a Python loop of a dozen small kernels per parameter:
     about two thirds of a small MLP's training step. The same update runs in
-    one kernel per step with ``fused=True`` (Adam, AdamW, SGD and Adagrad, on
-    the CPU and CUDA) or in one kernel per operation over all parameters with
-    ``foreach=True`` (torch's other optimizers that take it). Both compute
+    one kernel per step with ``fused=True`` (Adam, AdamW and SGD on the CPU
+    and CUDA, Adagrad on the CPU) or in one kernel per operation over all
+    parameters with ``foreach=True`` (torch's other optimizers that take it). Both compute
     the same update as the loop, up to float rounding in the last bits, with
     the same hyperparameters; a training stays reproducible for a given seed.
 
@@ -257,8 +262,9 @@ def optimizer_implementation(net: NeuralNet) -> dict[str, bool]:
     # A subclass that narrows the constructor's arguments is taken at its word.
     takes = inspect.signature(optimizer).parameters
     device = torch.device(net.device or "cpu").type
-    if (issubclass(optimizer, _FUSED_OPTIMIZERS) and "fused" in takes
-            and device in _FUSED_DEVICE_TYPES):
+    fused_on = next((devices for base, devices in _FUSED_DEVICE_TYPES.items()
+                     if issubclass(optimizer, base)), frozenset())
+    if "fused" in takes and device in fused_on:
         return {"optimizer__fused": True}
     if "foreach" in takes:
         return {"optimizer__foreach": True}

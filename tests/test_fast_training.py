@@ -52,6 +52,19 @@ def test_torch_optimizers_run_on_their_fastest_implementation(optimizer, chosen)
     assert optimizer_implementation(net(optimizer=optimizer)) == chosen
 
 
+@pytest.mark.parametrize("optimizer, chosen", [
+    (torch.optim.Adam, {"optimizer__fused": True}),
+    (torch.optim.SGD, {"optimizer__fused": True}),
+    # No fused CUDA kernel before torch 2.8, above the floor.
+    (torch.optim.Adagrad, {"optimizer__foreach": True}),
+])
+def test_the_choice_follows_the_device(optimizer, chosen):
+    # Only the choice is made here: no tensor goes to the device.
+    assert optimizer_implementation(net(optimizer=optimizer, device="cuda")) == chosen
+    assert optimizer_implementation(net(optimizer=optimizer, device="meta")) == (
+        {"optimizer__foreach": True})
+
+
 @pytest.mark.parametrize("params", [
     {"optimizer__fused": False},
     {"optimizer__foreach": False},
