@@ -3,9 +3,11 @@
 A lottery ticket is a sparse subnetwork of a randomly initialised dense network
 that, trained in isolation from its original initial weights, matches the dense
 network. :class:`LotteryTicketClassifier` and :class:`LotteryTicketRegressor`
-find one around a skorch net by a search: :class:`IMP` (iterative magnitude
-pruning, the default), :class:`EarlyBird` or :class:`SNIP`, passed as
-``search=``; a new search subclasses :class:`Search`.
+find one around a skorch net by a search, passed as ``search=``: :class:`IMP`
+(iterative magnitude pruning, the default), :class:`EarlyBird` or
+:class:`SNIP`, or one of the one-training searches that move the mask while
+the net trains, :class:`GradualPruning`, :class:`SparseMomentum` and
+:class:`RigL`; a new search subclasses :class:`Search`.
 """
 
 from ._compact import CompactClassifier, CompactRegressor
@@ -13,7 +15,17 @@ from ._curves import plot_ticket_curve, summarize_ticket_curve, ticket_curve
 from ._estimators import LotteryTicketClassifier, LotteryTicketRegressor
 from ._mlp import MLP
 from ._nets import DefaultClassifierNet, DefaultRegressorNet
-from ._search import IMP, SNIP, EarlyBird, Search, SearchRun
+from ._search import (
+    IMP,
+    SNIP,
+    EarlyBird,
+    GradualPruning,
+    RigL,
+    Search,
+    SearchRun,
+    SparseMomentum,
+    SparseTraining,
+)
 from ._ticket import Ticket
 
 __all__ = [
@@ -25,10 +37,14 @@ __all__ = [
     "DefaultClassifierNet",
     "DefaultRegressorNet",
     "EarlyBird",
+    "GradualPruning",
     "LotteryTicketClassifier",
     "LotteryTicketRegressor",
+    "RigL",
     "Search",
     "SearchRun",
+    "SparseMomentum",
+    "SparseTraining",
     "Ticket",
     "plot_ticket_curve",
     "summarize_ticket_curve",

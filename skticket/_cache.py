@@ -40,7 +40,7 @@ import torch
 from joblib.hashing import NumpyHasher
 from skorch.history import History
 
-from . import _mlp, _rng, _training
+from . import _mask_updates, _mlp, _pruning, _rng, _training
 from ._rng import seeded
 from ._training import (
     RoundResult,
@@ -49,6 +49,7 @@ from ._training import (
     epoch_train_loss,
     load_state,
     module_state,
+    hold_masks,
     non_finite_values,
     optimizer_implementation,
     training_net,
@@ -56,7 +57,7 @@ from ._training import (
 
 # Bump when the stored payload or the key's layout changes: old entries are
 # then simply never found again.
-_FORMAT = 4
+_FORMAT = 5
 
 # Code whose behaviour the versions in every key already pin down: only the
 # user's own classes and functions are hashed by their source.
@@ -167,7 +168,7 @@ _ENVIRONMENT = (
     skorch.__version__,
     sklearn.__version__,
     np.__version__,
-    _source_digest(_training, _rng, _mlp, sys.modules[__name__]),
+    _source_digest(_training, _mask_updates, _pruning, _rng, _mlp, sys.modules[__name__]),
 )
 
 
@@ -227,6 +228,8 @@ def _trained_round(key: str, job: _Job) -> dict:
         "rewind_point": job.result.rewind_point,
         "seconds": job.result.seconds,
         "early_bird": job.result.early_bird,
+        "masks": job.result.masks,
+        "mask_updates": job.result.mask_updates,
     }
 
 
@@ -258,6 +261,11 @@ def _restore(spec: TrainingSpec, payload) -> CachedRoundResult:
         if early_bird is not None:
             early_bird = {**early_bird, "masks": {name: np.array(mask, dtype=bool)
                                                   for name, mask in early_bird["masks"].items()}}
+        masks = payload["masks"]
+        if masks is not None:
+            masks = {name: np.array(mask, dtype=bool) for name, mask in masks.items()}
+            hold_masks(net, masks)
+        mask_updates = payload["mask_updates"]
         train_loss = epoch_train_loss(net.history)
     except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as error:
         raise _BrokenEntry(f"{type(error).__name__}: {error}") from error
@@ -267,10 +275,13 @@ def _restore(spec: TrainingSpec, payload) -> CachedRoundResult:
                    else "an unasked rewind point")
     if problem is None and (early_bird is None) != (spec.early_bird is None):
         problem = "the early-bird record is missing" if early_bird is None else "an unasked record"
+    if problem is None and (masks is None) != (spec.mask_updates is None):
+        problem = "the final masks are missing" if masks is None else "unasked final masks"
     if problem is not None:
         raise _BrokenEntry(problem)
     return CachedRoundResult(net=net, rewind_point=rewind_point, seconds=seconds,
-                             train_loss=train_loss, early_bird=early_bird)
+                             train_loss=train_loss, early_bird=early_bird, masks=masks,
+                             mask_updates=mask_updates)
 
 
 def cached_train_round(

@@ -25,8 +25,12 @@ from collections.abc import Mapping
 import numpy as np
 
 __all__ = [
+    "allocate_growth",
     "allocate_removals",
+    "cosine_decay",
     "count_to_remove",
+    "cubic_sparsity",
+    "drop_and_grow",
     "magnitude_prune",
     "n_active",
     "permute_masks",
@@ -397,3 +401,145 @@ def rewound_weights(
         else value.copy()
         for name, value in snapshot.items()
     }
+
+
+# --- sparse training: masks that move during one training --------------------
+
+
+def cubic_sparsity(progress: float, final: float, initial: float = 0.0) -> float:
+    """Gradual pruning's sparsity at ``progress`` (0 to 1) through its schedule.
+
+    Zhu & Gupta (2017): ``final + (initial - final) * (1 - progress) ** 3``,
+    so pruning is fast while there are many redundant weights and slows as
+    the target nears; ``progress`` outside [0, 1] is clipped.
+
+    Examples
+    --------
+    >>> cubic_sparsity(0.0, 0.9), cubic_sparsity(0.5, 0.9), cubic_sparsity(1.0, 0.9)
+    (0.0, 0.7875, 0.9)
+    """
+    progress = min(max(float(progress), 0.0), 1.0)
+    return final + (initial - final) * (1.0 - progress) ** 3
+
+
+def cosine_decay(initial: float, progress: float) -> float:
+    """``initial`` decayed on a half cosine to 0 at ``progress`` 1 (clipped to [0, 1]).
+
+    The drop fraction of RigL and of sparse momentum at a point of training.
+
+    Examples
+    --------
+    >>> cosine_decay(0.3, 0.0), cosine_decay(0.3, 0.5), cosine_decay(0.3, 1.0)
+    (0.3, 0.15, 0.0)
+    """
+    progress = min(max(float(progress), 0.0), 1.0)
+    return round(initial * 0.5 * (1.0 + math.cos(math.pi * progress)), 15)
+
+
+def _largest(values: np.ndarray, n: int) -> np.ndarray:
+    """Positions of the ``n`` largest of ``values``, ties to the lower position."""
+    return _smallest(-values, n)
+
+
+def drop_and_grow(
+    weights: Mapping[str, np.ndarray],
+    masks: Mapping[str, np.ndarray],
+    grow_scores: Mapping[str, np.ndarray],
+    drop: Mapping[str, int],
+    grow: Mapping[str, int] | None = None,
+) -> dict[str, np.ndarray]:
+    """One update of a sparse training's masks: drop by magnitude, grow by score.
+
+    Of each layer, the ``drop[name]`` surviving weights of lowest magnitude
+    are dropped; then ``grow[name]`` (default: as many as dropped) positions
+    are grown where ``grow_scores`` is largest among those not active after
+    the drop (a weight just dropped may be grown again, as in RigL's
+    reference, and then simply stays). Ties go to the lower flat index. The
+    counts are exact: every grown position is one that was inactive, so a
+    layer ends with exactly ``active - drop + grow`` weights (the density
+    drift of implementations that grow without that check cannot happen). The
+    inputs are not changed.
+
+    Raises
+    ------
+    ValueError
+        A count is negative, drops more than the layer has, or grows more than
+        it has room for.
+
+    Examples
+    --------
+    >>> w = {"a": np.array([0.5, -0.1, 0.0, 0.0, 0.3])}
+    >>> m = {"a": np.array([True, True, False, False, True])}
+    >>> g = {"a": np.array([0.0, 0.0, 2.0, 1.0, 0.0])}
+    >>> drop_and_grow(w, m, g, {"a": 1})["a"].astype(int).tolist()
+    [1, 0, 1, 0, 1]
+    """
+    grow = dict(drop) if grow is None else dict(grow)
+    new_masks = {}
+    for name, mask in masks.items():
+        n_drop, n_grow = int(drop.get(name, 0)), int(grow.get(name, 0))
+        flat = np.flatnonzero(mask)
+        if n_drop < 0 or n_grow < 0 or n_drop > len(flat):
+            raise ValueError(f"Cannot drop {n_drop} and grow {n_grow} of {name!r}, which has "
+                             f"{len(flat)} active weights.")
+        new = mask.copy()
+        magnitudes = np.abs(np.asarray(weights[name]).ravel()[flat])
+        new.ravel()[flat[_smallest(magnitudes, n_drop)]] = False
+        candidates = np.flatnonzero(~new)
+        if n_grow > len(candidates):
+            raise ValueError(f"Cannot grow {n_grow} weights in {name!r}: only "
+                             f"{len(candidates)} positions are inactive.")
+        scores = np.asarray(grow_scores[name], dtype=np.float64).ravel()[candidates]
+        new.ravel()[candidates[_largest(scores, n_grow)]] = True
+        new_masks[name] = new
+    return new_masks
+
+
+def allocate_growth(total: int, scores: Mapping[str, float],
+                    capacities: Mapping[str, int]) -> dict[str, int]:
+    """Split ``total`` new weights over layers in proportion to ``scores``, within capacity.
+
+    Sparse momentum's redistribution (Dettmers & Zettlemoyer, 2019): each
+    layer's share follows its score (the mean momentum magnitude of its
+    active weights); a layer never gets more than its ``capacities`` (its
+    inactive positions), and what it cannot take goes to the others, again
+    in proportion, so that the shares sum to ``total`` exactly whenever the
+    capacities allow. Shares are rounded by the largest remainder (ties to
+    the earlier layer). Layers of score 0 get something only when the others
+    are full.
+
+    Examples
+    --------
+    >>> allocate_growth(10, {"a": 3.0, "b": 1.0}, {"a": 100, "b": 100})
+    {'a': 8, 'b': 2}
+    >>> allocate_growth(10, {"a": 3.0, "b": 1.0}, {"a": 4, "b": 100})
+    {'a': 4, 'b': 6}
+    """
+    shares = {name: 0 for name in scores}
+    open_layers = [name for name in scores if capacities[name] > 0]
+    left = min(int(total), sum(int(capacities[name]) for name in open_layers))
+    while left > 0:
+        weights = {name: max(float(scores[name]), 0.0) for name in open_layers}
+        if sum(weights.values()) == 0:
+            weights = dict.fromkeys(open_layers, 1.0)
+        norm = sum(weights.values())
+        quotas = {name: left * weights[name] / norm for name in open_layers}
+        full = [name for name in open_layers if quotas[name] >= capacities[name]]
+        if full:
+            # Those layers fill up; the rest is split again over the others.
+            for name in full:
+                shares[name] = int(capacities[name])
+                left -= shares[name]
+            open_layers = [name for name in open_layers if name not in full]
+            continue
+        # No quota reaches its capacity, so rounding one up still fits.
+        floors = {name: math.floor(quotas[name]) for name in open_layers}
+        leftover = left - sum(floors.values())
+        by_remainder = sorted(open_layers, key=lambda name: (-(quotas[name] - floors[name]),
+                                                              open_layers.index(name)))
+        for name in open_layers:
+            shares[name] = floors[name]
+        for name in by_remainder[:leftover]:
+            shares[name] += 1
+        left = 0
+    return shares

@@ -29,7 +29,9 @@ from sklearn.utils import check_random_state
 
 # Independent streams, so that a baseline differs from the winning ticket only
 # where it should: the same data order, another init, another mask layout.
-SEED_STREAMS = ("init", "data", "split", "reinit", "permute")
+# "mask" draws the random start masks of sparse trainings. A new stream goes
+# last: the seeds drawn before it stay what they were.
+SEED_STREAMS = ("init", "data", "split", "reinit", "permute", "mask")
 
 # Re-entrant: a fit's preserved_global_state wraps the seeded trainings and
 # predictions inside it, all in the same thread.

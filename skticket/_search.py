@@ -32,6 +32,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from ._mask_updates import GradientRegrowth, GradualSchedule, MaskUpdates, MomentumRegrowth
 from ._pruning import (
     magnitude_prune,
     n_active,
@@ -39,12 +40,14 @@ from ._pruning import (
     rewound_weights,
     target_active_count,
 )
+from ._rng import round_seed
 from ._session import Round, Session
 from ._ticket import Ticket
 from ._training import EarlyBirdRule, State, prunable_weights
 
-__all__ = ["IMP", "SEARCHES", "SNIP", "EarlyBird", "GivenTicket", "PruningRule", "Search",
-           "SearchRun", "SearchState", "prune_once"]
+__all__ = ["IMP", "SEARCHES", "SNIP", "EarlyBird", "GivenTicket", "GradualPruning",
+           "PruningRule", "RigL", "Search", "SearchRun", "SearchState", "SparseMomentum",
+           "SparseTraining", "prune_once"]
 
 
 @dataclass(frozen=True)
@@ -207,16 +210,20 @@ class SearchRun:
                              "step; set target_sparsity (it is None).")
         return target_active_count(self.n_prunable, self.rule.target_sparsity)
 
-    def train(self, masks: dict[str, np.ndarray], *, index: int | None = None) -> Round:
+    def train(self, masks: dict[str, np.ndarray], *, index: int | None = None,
+              mask_updates: MaskUpdates | None = None) -> Round:
         """Train ``masks``, the survivors rewound, as round ``index`` (default: the next).
 
-        Returns the trained :class:`~skticket._session.Round`; it is not the
-        winning ticket until :meth:`accept` makes it so.
+        With ``mask_updates`` the masks move during the training on that
+        schedule, and the round holds those it ended with. Returns the trained
+        :class:`~skticket._session.Round`; it is not the winning ticket until
+        :meth:`accept` makes it so.
         """
         if index is not None:
             self.state.next_round = index
         trained = self.session.run_round(self.state.next_round, masks,
-                                         rewound_weights(self.state.rewind_state, masks))
+                                         rewound_weights(self.state.rewind_state, masks),
+                                         mask_updates=mask_updates)
         self.state.next_round += 1
         return trained
 
@@ -532,6 +539,278 @@ class SNIP(Search):
         yield trained
 
 
+class SparseTraining(Search):
+    """Base class of the one-training searches: the masks move while one net trains.
+
+    The one round, round 1, trains from theta_0 with start masks of
+    :meth:`start_masks` moved by the schedule of :meth:`schedule`; no dense
+    net is trained first (so ``rewind_step`` must be 0) and nothing is
+    retrained: ``net_`` is the sparse net that training produced. The round's
+    masks (and ``winning_ticket_``'s) are those the training ended with, on
+    the training's start weights (theta_0), so that ``fit(ticket=...)`` tests
+    whether the mask is also a winning ticket trained from there, and
+    ``ticket_init="reinit"``/``"permute"`` train that mask's baselines. The
+    round's record adds ``mask_updates``: per update, the optimizer ``step``,
+    ``n_active``, the share of the surviving weights ``regrown`` and the
+    per-layer ``densities``. The estimator's ``target_sparsity`` is required.
+    """
+
+    def planned_rounds(self, run: SearchRun) -> int:
+        """1: the one training."""
+        return 1
+
+    @abstractmethod
+    def start_masks(self, run: SearchRun) -> dict[str, np.ndarray]:
+        """The masks the training starts with."""
+
+    @abstractmethod
+    def schedule(self, run: SearchRun) -> MaskUpdates:
+        """When and how the masks move during the training."""
+
+    def rounds(self, run: SearchRun) -> Iterator[Round]:
+        """The one training, its masks moving."""
+        if run.rule.rewind_step > 0:
+            raise ValueError(f"search={_name(self)!r} trains once from theta_0, with no dense "
+                             "training to rewind to a step of: rewind_step must be 0.")
+        trained = run.train(self.start_masks(run), index=1, mask_updates=self.schedule(run))
+        # The ticket: the masks the training ended with, on the weights it started from.
+        trained.start = rewound_weights(run.state.rewind_state, trained.masks)
+        run.accept(trained)
+        yield trained
+
+
+def random_masks(run: SearchRun) -> dict[str, np.ndarray]:
+    """Masks at ``target_sparsity`` with the per-layer densities of the pruning rule, drawn
+    at random positions (the ``"mask"`` seed stream): where a sparse-from-scratch training
+    starts.
+
+    The counts are those IMP's rule reaches (same scope, per-layer rates and
+    floors) when every weight is ranked by a random score.
+    """
+    rule = run.rule
+    rng = np.random.default_rng(round_seed(run.session.seeds["mask"], 1))
+    scores = {name: rng.random(mask.shape) for name, mask in run.masks.items()}
+    return prune_to_target(scores, run.masks, fraction=rule.prune_fraction,
+                           target_n_active=run.target_n_active(), scope=rule.scope,
+                           layer_fractions=rule.layer_fractions, min_weights=rule.min_weights)
+
+
+_SHARE = Interval(Real, 0, 1, closed="both")
+_STEPS = [None, Interval(Integral, 1, None, closed="left")]
+
+
+class GradualPruning(SparseTraining):
+    """Gradual magnitude pruning (Zhu & Gupta, 2017): prune while the one net trains.
+
+    The training starts dense from theta_0. Every ``frequency`` optimizer
+    steps from ``start`` to ``end`` (shares of the training's planned steps)
+    the sparsity is raised on Zhu & Gupta's cubic schedule, ``s_t = s (1 - (1
+    - p)^3)`` at progress ``p`` from ``start`` to ``end``, to reach the
+    estimator's ``target_sparsity`` exactly at ``end``; each update removes
+    the lowest-magnitude surviving weights by the rule IMP uses (the
+    estimator's ``scope``, ``layer_prune_fractions``, ``prune_fraction`` and
+    ``min_weights_per_layer`` decide the per-layer sparsities). Pruned weights
+    stay pruned; after ``end`` the sparse net trains on to recover. The round,
+    round 1, is that one training. ``search="gradual"`` means
+    ``GradualPruning()``.
+
+    Parameters
+    ----------
+    start : float, default=0.25
+        Share of the training after which pruning starts.
+    end : float, default=0.75
+        Share of the training at which the target sparsity is reached. The
+        defaults prune over the middle half of the training, leaving its last
+        quarter to recover, the shape of the schedules Gale et al. (2019)
+        trained with.
+    frequency : int or None, default=None
+        Optimizer steps between two updates; None: one epoch's steps (Zhu &
+        Gupta update every 100 to 1,000 steps of trainings hundreds of times
+        longer than a tabular one).
+
+    See Also
+    --------
+    SparseMomentum, RigL : Start sparse and move the mask instead.
+    IMP : Train, prune, rewind, repeat: a training per round.
+
+    References
+    ----------
+    .. [1] M. Zhu and S. Gupta, "To prune, or not to prune: exploring the
+       efficacy of pruning for model compression", arXiv:1710.01878, 2017.
+    .. [2] T. Gale, E. Elsen and S. Hooker, "The state of sparsity in deep
+       neural networks", arXiv:1902.09574, 2019.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from skticket import GradualPruning, LotteryTicketClassifier
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = LotteryTicketClassifier(search=GradualPruning(), target_sparsity=0.9,
+    ...                               random_state=0).set_params(net__max_epochs=20)
+    >>> clf.fit(X, y).rounds_[0]["round"], round(clf.winning_ticket_.sparsity, 2)
+    (1, 0.9)
+    """
+
+    _parameter_constraints: ClassVar[dict] = {
+        "start": [_SHARE], "end": [_SHARE], "frequency": _STEPS,
+    }
+
+    def __init__(self, *, start: float = 0.25, end: float = 0.75,
+                 frequency: int | None = None) -> None:
+        self.start = start
+        self.end = end
+        self.frequency = frequency
+
+    def start_masks(self, run: SearchRun) -> dict[str, np.ndarray]:
+        """Every weight kept: the training starts dense."""
+        return run.masks
+
+    def schedule(self, run: SearchRun) -> GradualSchedule:
+        """The cubic schedule to the target, by the estimator's pruning rule."""
+        if self.end < self.start:
+            raise ValueError(f"GradualPruning's end ({self.end}) comes before its start "
+                             f"({self.start}).")
+        rule = run.rule
+        return GradualSchedule(
+            target_n_active=run.target_n_active(), n_prunable=run.n_prunable,
+            fraction=rule.prune_fraction, scope=rule.scope,
+            layer_fractions=dict(rule.layer_fractions), min_weights=rule.min_weights,
+            start=self.start, end=self.end, frequency=self.frequency)
+
+
+class SparseMomentum(SparseTraining):
+    """Sparse momentum (Dettmers & Zettlemoyer, 2019): sparse from the start, mask moved
+    by the momentum.
+
+    The training starts at the estimator's ``target_sparsity`` with random
+    masks of the per-layer densities its pruning rule gives. At the end of
+    every epoch but the last, each layer drops ``drop_fraction`` of its
+    surviving weights, those of lowest magnitude (the fraction
+    cosine-decayed to 0 over the training); the freed weights are
+    redistributed over the layers in proportion to the mean momentum
+    magnitude of each layer's surviving weights and regrown where the
+    momentum is largest. The number of surviving weights is exactly the same
+    after every update (the reference implementation's can fall below its
+    target: it grows without checking that a position is inactive). New
+    weights start at zero with their optimizer state reset. The momentum is
+    the optimizer's: Adam's and AdamW's first moment, SGD's momentum buffer;
+    an optimizer without one raises a ``ValueError``. The round, round 1, is
+    that one training. ``search="sparse_momentum"`` means ``SparseMomentum()``.
+
+    Parameters
+    ----------
+    drop_fraction : float, default=0.5
+        Share of each layer's surviving weights dropped (and regrown) at the
+        first update, decayed on a cosine to 0 at the end of the training:
+        the paper's prune rate.
+
+    See Also
+    --------
+    RigL : Regrows by the gradient, at a fixed density per layer.
+    GradualPruning : Starts dense and prunes while training.
+
+    References
+    ----------
+    .. [1] T. Dettmers and L. Zettlemoyer, "Sparse networks from scratch:
+       faster training without losing performance", arXiv:1907.04840, 2019.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from skticket import LotteryTicketClassifier, SparseMomentum
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = LotteryTicketClassifier(search=SparseMomentum(), target_sparsity=0.8,
+    ...                               random_state=0).set_params(net__max_epochs=5)
+    >>> updates = clf.fit(X, y).rounds_[0]["mask_updates"]
+    >>> len(updates), {u["n_active"] for u in updates} == {clf.winning_ticket_.n_active}
+    (4, True)
+    """
+
+    _parameter_constraints: ClassVar[dict] = {"drop_fraction": [_SHARE]}
+
+    def __init__(self, *, drop_fraction: float = 0.5) -> None:
+        self.drop_fraction = drop_fraction
+
+    def start_masks(self, run: SearchRun) -> dict[str, np.ndarray]:
+        """Random masks at the target sparsity (:func:`random_masks`)."""
+        return random_masks(run)
+
+    def schedule(self, run: SearchRun) -> MomentumRegrowth:
+        """Drop and regrow at every epoch's end but the last."""
+        return MomentumRegrowth(drop_fraction=self.drop_fraction,
+                                min_weights=run.rule.min_weights)
+
+
+class RigL(SparseTraining):
+    """RigL (Evci et al., 2020): sparse from the start, mask moved by the gradient.
+
+    The training starts at the estimator's ``target_sparsity`` with random
+    masks of the per-layer densities its pruning rule gives. Every
+    ``update_every`` optimizer steps until ``end`` (a share of the training),
+    each layer drops ``drop_fraction`` (cosine-decayed to 0 at ``end``) of its
+    surviving weights, those of lowest magnitude, and grows as many where the
+    dense gradient of that step's batch is largest; every layer keeps its
+    number of weights. New weights start at zero with their optimizer state
+    (momentum, Adam's moments) reset. The reference updates the mask instead
+    of that step's optimizer step; here the step is taken first, with the
+    old mask, and the mask moves after it. The round, round 1, is that one
+    training. ``search="rigl"`` means ``RigL()``.
+
+    Parameters
+    ----------
+    drop_fraction : float, default=0.3
+        Share of each layer's surviving weights dropped and regrown at the
+        first update (the paper's alpha).
+    update_every : int or None, default=None
+        Optimizer steps between two updates; None: one epoch's steps. The
+        paper's 100 steps are a twelfth of an ImageNet epoch at its batch of
+        4,096, a quarter of a CIFAR-10 epoch at 128; a tabular epoch is a few
+        batches.
+    end : float, default=0.75
+        Share of the training after which the mask stays as it is.
+
+    See Also
+    --------
+    SparseMomentum : Regrows by the momentum and moves weights between layers.
+    GradualPruning : Starts dense and prunes while training.
+
+    References
+    ----------
+    .. [1] U. Evci, T. Gale, J. Menick, P. S. Castro and E. Elsen, "Rigging the
+       lottery: making all tickets winners", ICML 2020.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from skticket import LotteryTicketClassifier, RigL
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = LotteryTicketClassifier(search=RigL(update_every=2), target_sparsity=0.8,
+    ...                               random_state=0).set_params(net__max_epochs=8)
+    >>> record = clf.fit(X, y).rounds_[0]
+    >>> [u["step"] for u in record["mask_updates"]], round(record["sparsity"], 2)
+    ([2, 4, 6], 0.8)
+    """
+
+    _parameter_constraints: ClassVar[dict] = {
+        "drop_fraction": [_SHARE], "update_every": _STEPS, "end": [_SHARE],
+    }
+
+    def __init__(self, *, drop_fraction: float = 0.3, update_every: int | None = None,
+                 end: float = 0.75) -> None:
+        self.drop_fraction = drop_fraction
+        self.update_every = update_every
+        self.end = end
+
+    def start_masks(self, run: SearchRun) -> dict[str, np.ndarray]:
+        """Random masks at the target sparsity (:func:`random_masks`)."""
+        return random_masks(run)
+
+    def schedule(self, run: SearchRun) -> GradientRegrowth:
+        """Drop by magnitude, grow by gradient, until ``end``."""
+        return GradientRegrowth(drop_fraction=self.drop_fraction,
+                                update_every=self.update_every, end=self.end)
+
+
 def check_ticket(ticket: Ticket, session: Session, init: str) -> None:
     """Refuse a ticket that does not fit the session's sized net, naming the first mismatch."""
     state = session.theta_0
@@ -637,4 +916,7 @@ SEARCHES: dict[str, type[Search]] = {
     "imp": IMP,
     "early_bird": EarlyBird,
     "snip": SNIP,
+    "gradual": GradualPruning,
+    "sparse_momentum": SparseMomentum,
+    "rigl": RigL,
 }

@@ -19,6 +19,7 @@ from joblib import Memory
 from skorch import NeuralNet
 
 from ._cache import CachedRoundResult, cached_train_round
+from ._mask_updates import MaskUpdates
 from ._pruning import n_active, permute_masks, rewound_weights, sparsity
 from ._rng import round_seed
 from ._training import (
@@ -57,7 +58,8 @@ class Round:
 
     ``accepted`` is False for a round a search trained but did not keep (out
     of ``score_tolerance``). ``init`` says what the start weights are:
-    ``"rewind"`` (the ticket's own), or a baseline's fresh ones.
+    ``"rewind"`` (the ticket's own), or a baseline's fresh ones. For a
+    training whose masks moved, ``masks`` are those it ended with.
     """
 
     index: int
@@ -125,7 +127,8 @@ class Session:
         return {name: np.ones(self.theta_0[name].shape, dtype=bool) for name in self.prunable}
 
     def train(self, start: State, masks: dict[str, np.ndarray] | None, round_index: int,
-              capture_step: int = 0, early_bird: EarlyBirdRule | None = None) -> RoundResult:
+              capture_step: int = 0, early_bird: EarlyBirdRule | None = None,
+              mask_updates: MaskUpdates | None = None) -> RoundResult:
         """Train from ``start`` with ``masks`` held, with round ``round_index``'s data order.
 
         Every training of every search goes through here. A diverged training
@@ -135,7 +138,7 @@ class Session:
         spec = TrainingSpec(
             template=self.template, X=self.data.X_train, y=self.data.y_train, start=start,
             masks=masks, seed=round_seed(self.seeds["data"], round_index),
-            capture_step=capture_step, early_bird=early_bird,
+            capture_step=capture_step, early_bird=early_bird, mask_updates=mask_updates,
         )
         try:
             if self.memory is None:
@@ -146,9 +149,11 @@ class Session:
 
     def run_round(self, round_index: int, masks: dict[str, np.ndarray], start: State,
                   capture_step: int = 0, early_bird: EarlyBirdRule | None = None,
-                  init: str = "rewind") -> Round:
-        """Train one round and record it."""
-        result = self.train(start, masks, round_index, capture_step, early_bird)
+                  init: str = "rewind", mask_updates: MaskUpdates | None = None) -> Round:
+        """Train one round and record it (with the masks it ended with, if they moved)."""
+        result = self.train(start, masks, round_index, capture_step, early_bird, mask_updates)
+        if result.masks is not None:
+            masks = result.masks
         return Round(round_index, masks, start, result, self.record(round_index, masks, result),
                      init=init)
 
@@ -175,6 +180,7 @@ class Session:
             "epochs": len(result.net.history),
             "seconds": result.seconds,
             "cached": isinstance(result, CachedRoundResult),
+            **({} if result.mask_updates is None else {"mask_updates": result.mask_updates}),
         }
 
     def baseline(self, masks: dict[str, np.ndarray], round_index: int, kind: str) -> Round:

@@ -28,7 +28,8 @@ from skorch.dataset import Dataset
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
-from ._pruning import mask_distance, prune_to_target
+from ._mask_updates import MaskUpdates
+from ._pruning import mask_distance, n_active, prune_to_target
 from ._rng import seeded
 from .exceptions import TrainingDivergedError, TrainingInterrupted
 
@@ -98,6 +99,152 @@ class ApplyMasks(Callback):
     def apply(self) -> None:
         for param, mask in self.pairs_:
             param.mul_(mask)
+
+
+class UpdateMasks(ApplyMasks):
+    """Hold the masks at zero as :class:`ApplyMasks` does, and move them on a schedule.
+
+    After each optimizer step the schedule (a
+    :class:`~skticket._mask_updates.MaskUpdates`) says whether the masks
+    change; if so they are updated from the current weights and what the
+    schedule ranks by (the dense gradient of that step's batch, or the
+    optimizer's momentum). A weight that becomes active starts at zero (it
+    was held there), and the optimizer's state of it (momentum, Adam's
+    moments) is reset to zero, so that no stale average moves it. The
+    schedule is laid out on the training's planned steps: ``max_epochs``
+    times the batches of the first epoch.
+
+    Parameters
+    ----------
+    masks : dict of str to bool ndarray
+        The masks the training starts with.
+    schedule : MaskUpdates
+        When and how they change.
+
+    Attributes
+    ----------
+    masks_ : dict of str to bool ndarray
+        The current masks (after training: the final ones).
+    updates_ : list of dict
+        One record per update: ``step``, ``n_active``, ``regrown`` (the
+        share of the surviving weights that were not active before the
+        update) and ``densities`` (per layer, the share of its weights
+        active).
+    """
+
+    def __init__(self, masks: Mapping[str, np.ndarray], schedule: MaskUpdates) -> None:
+        super().__init__(masks)
+        self.schedule = schedule
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs) -> None:
+        params = dict(net.module_.named_parameters())
+        self.params_ = {name: params[name] for name in self.masks}
+        self.masks_ = {name: np.array(mask, dtype=bool) for name, mask in self.masks.items()}
+        self.updates_: list[dict] = []
+        self.step_ = 0
+        self.total_steps_: int | None = None
+        self.steps_per_epoch_: int | None = None
+        self.gradients_: dict[str, np.ndarray] | None = None
+        self._hold()
+
+    def _hold(self) -> None:
+        # Every masked parameter, a mask of ones included: it may lose weights later.
+        self.pairs_ = [
+            (param.detach(), torch.as_tensor(self.masks_[name], dtype=param.dtype,
+                                             device=param.device))
+            for name, param in self.params_.items()
+        ]
+        self.apply()
+
+    def on_epoch_begin(self, net, dataset_train=None, **kwargs) -> None:
+        if self.total_steps_ is None:
+            self.steps_per_epoch_ = max(len(net.get_iterator(dataset_train, training=True)), 1)
+            self.total_steps_ = self.steps_per_epoch_ * net.max_epochs
+
+    def _due(self, step: int) -> bool:
+        return self.schedule.due(step, self.total_steps_, self.steps_per_epoch_)
+
+    def on_grad_computed(self, net, named_parameters, X=None, y=None, training=None,
+                         **kwargs) -> None:
+        if training and self.schedule.uses == "gradient" and self._due(self.step_ + 1):
+            # The dense gradient of this batch, taken before the step that follows.
+            self.gradients_ = {
+                name: (np.zeros(tuple(param.shape)) if param.grad is None
+                       else param.grad.detach().cpu().numpy().copy())
+                for name, param in self.params_.items()}
+
+    def on_batch_end(self, net, batch=None, training=None, **kwargs) -> None:
+        if not training:
+            return
+        self.apply()
+        self.step_ += 1
+        if self._due(self.step_):
+            self._update(net)
+
+    def _scores(self, net) -> dict[str, np.ndarray] | None:
+        if self.schedule.uses == "gradient":
+            return self.gradients_
+        if self.schedule.uses != "momentum":
+            return None
+        scores = {}
+        for name, param in self.params_.items():
+            state = net.optimizer_.state.get(param, {})
+            momentum = state.get("exp_avg", state.get("momentum_buffer"))
+            if not isinstance(momentum, torch.Tensor):
+                optimizer = type(net.optimizer_).__name__
+                raise ValueError(
+                    f"Sparse momentum regrows weights where the optimizer's momentum is "
+                    f"largest, and {optimizer} keeps none for {name!r}: use an optimizer "
+                    "with momentum (Adam, AdamW, or SGD with momentum > 0).")
+            scores[name] = momentum.detach().cpu().numpy().copy()
+        return scores
+
+    @torch.no_grad()
+    def _update(self, net) -> None:
+        weights = {name: param.detach().cpu().numpy() for name, param in self.params_.items()}
+        new = self.schedule.updated(self.masks_, weights, self._scores(net), self.step_,
+                                    self.total_steps_)
+        grown = {name: new[name] & ~self.masks_[name] for name in new}
+        n_grown = sum(int(np.count_nonzero(g)) for g in grown.values())
+        if n_grown:
+            self._reset_optimizer_state(net, grown)
+        kept = n_active(new)
+        self.updates_.append({
+            "step": self.step_,
+            "n_active": kept,
+            "regrown": n_grown / kept if kept else 0.0,
+            "densities": {name: float(np.count_nonzero(mask) / mask.size)
+                          for name, mask in new.items()},
+        })
+        self.masks_ = new
+        self.gradients_ = None
+        self._hold()
+
+    def _reset_optimizer_state(self, net, grown: Mapping[str, np.ndarray]) -> None:
+        for name, positions in grown.items():
+            param = self.params_[name]
+            at = torch.as_tensor(positions, device=param.device)
+            for value in net.optimizer_.state.get(param, {}).values():
+                if isinstance(value, torch.Tensor) and value.shape == param.shape:
+                    value[at] = 0
+
+
+def hold_masks(net: NeuralNet, masks: Mapping[str, np.ndarray]) -> None:
+    """Make ``net``'s masks callback hold ``masks`` fixed from now on.
+
+    What a sparse training hands back: its net trains on (``partial_fit``,
+    a clone's ``fit``) with the masks it ended with, not from its schedule's
+    start again.
+    """
+    held = ApplyMasks({name: np.array(mask, dtype=bool) for name, mask in masks.items()})
+
+    def replaced(callbacks):
+        return [(MASK_CALLBACK, held) if isinstance(entry, tuple) and entry[0] == MASK_CALLBACK
+                else entry for entry in callbacks]
+
+    net.callbacks = replaced(net.callbacks)
+    if hasattr(net, "callbacks_"):
+        net.callbacks_ = replaced(net.callbacks_)
 
 
 class CaptureRewindPoint(Callback):
@@ -536,6 +683,10 @@ class RoundResult:
         The last epoch's training loss (:func:`epoch_train_loss`).
     early_bird : dict or None
         With an early-bird rule, :meth:`EarlyBirdStop.summary`.
+    masks : dict of str to bool ndarray or None
+        With a mask schedule, the masks the training ended with.
+    mask_updates : list of dict or None
+        With a mask schedule, one record per update (:class:`UpdateMasks`).
     """
 
     net: NeuralNet
@@ -543,6 +694,8 @@ class RoundResult:
     seconds: float
     train_loss: float | None
     early_bird: dict | None = None
+    masks: dict[str, np.ndarray] | None = None
+    mask_updates: list[dict] | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -570,6 +723,9 @@ class TrainingSpec:
     early_bird : EarlyBirdRule or None, default=None
         If set, draw the ticket's mask after every epoch and stop once it
         settles (the pruned parameters are the keys of ``masks``).
+    mask_updates : MaskUpdates or None, default=None
+        If set, the masks move during the training on this schedule
+        (``masks`` are where they start).
     """
 
     template: NeuralNet
@@ -580,6 +736,7 @@ class TrainingSpec:
     seed: int
     capture_step: int = 0
     early_bird: EarlyBirdRule | None = None
+    mask_updates: MaskUpdates | None = None
 
 
 def training_net(spec: TrainingSpec) -> NeuralNet:
@@ -594,7 +751,8 @@ def training_net(spec: TrainingSpec) -> NeuralNet:
     """
     extra = []
     if spec.masks is not None:
-        extra.append((MASK_CALLBACK, ApplyMasks(spec.masks)))
+        extra.append((MASK_CALLBACK, ApplyMasks(spec.masks) if spec.mask_updates is None
+                      else UpdateMasks(spec.masks, spec.mask_updates)))
     if spec.capture_step > 0:
         extra.append((_CAPTURE_CALLBACK, CaptureRewindPoint(spec.capture_step)))
     if spec.early_bird is not None:
@@ -645,8 +803,14 @@ def train_round(spec: TrainingSpec) -> RoundResult:
     rewind_point = callbacks[_CAPTURE_CALLBACK].state_ if spec.capture_step > 0 else None
     early_bird = (callbacks[_EARLY_BIRD_CALLBACK].summary(len(net.history))
                   if spec.early_bird is not None else None)
+    masks = mask_updates = None
+    if spec.mask_updates is not None:
+        moving = callbacks[MASK_CALLBACK]
+        masks, mask_updates = moving.masks_, moving.updates_
+        hold_masks(net, masks)
     return RoundResult(net=net, rewind_point=rewind_point, seconds=seconds,
-                       train_loss=train_loss, early_bird=early_bird)
+                       train_loss=train_loss, early_bird=early_bird, masks=masks,
+                       mask_updates=mask_updates)
 
 
 def connection_sensitivity(template: NeuralNet, start: Mapping[str, np.ndarray],

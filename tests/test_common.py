@@ -17,7 +17,7 @@ def _fast(net_class, **net_params):
 FAST_ESTIMATORS = [
     cls(_fast(net_class), prune_fraction=0.5, target_sparsity=0.5, random_state=0,
         search=search)
-    for search in ("imp", "early_bird", "snip")
+    for search in ("imp", "early_bird", "snip", "gradual", "sparse_momentum", "rigl")
     for cls, net_class in ((LotteryTicketClassifier, NeuralNetClassifier),
                            (LotteryTicketRegressor, NeuralNetRegressor))
 ]

@@ -24,10 +24,13 @@ from skticket import (
     MLP,
     SNIP,
     EarlyBird,
+    GradualPruning,
     LotteryTicketClassifier,
     LotteryTicketRegressor,
+    RigL,
     Search,
     SearchRun,
+    SparseMomentum,
     Ticket,
     ticket_curve,
 )
@@ -252,7 +255,7 @@ def test_one_shot_rounds_are_cached_and_reused(cancer, tmp_path, training_calls,
 # --- search objects: parameters, validation, clone, grids -------------------------------------
 
 
-SEARCH_CLASSES = [IMP, EarlyBird, SNIP]
+SEARCH_CLASSES = [IMP, EarlyBird, SNIP, GradualPruning, SparseMomentum, RigL]
 
 
 @pytest.mark.parametrize("cls", SEARCH_CLASSES)
@@ -280,7 +283,7 @@ def test_init_only_stores_and_a_fit_validates(cancer):
         estimator(search=SNIP(batches=0), net=net(max_epochs=1)).fit(X, y)
     # The estimator's own constraint: a name it knows, or a Search.
     with pytest.raises(InvalidParameterError, match=r"'search' parameter"):
-        estimator(search="rigl", net=net(max_epochs=1)).fit(X, y)
+        estimator(search="set", net=net(max_epochs=1)).fit(X, y)
     with pytest.raises(InvalidParameterError, match=r"'search' parameter"):
         estimator(search=object(), net=net(max_epochs=1)).fit(X, y)
 
@@ -370,7 +373,8 @@ def test_grid_search_over_a_named_searchs_parameters(cancer):
 
 
 @pytest.mark.parametrize("search, rounds", [
-    (IMP(), 5), (EarlyBird(window=2), 2), (SNIP(), 1)])
+    (IMP(), 5), (EarlyBird(window=2), 2), (SNIP(), 1), (GradualPruning(), 1),
+    (SparseMomentum(), 1), (RigL(), 1)])
 def test_each_search_plans_its_own_rounds(cancer, search, rounds):
     X, y = cancer
     est = estimator(search=search, net=net(max_epochs=2), prune_fraction=0.5, target_sparsity=0.9)
