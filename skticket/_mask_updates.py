@@ -49,6 +49,15 @@ class MaskUpdates(metaclass=ABCMeta):
     """
 
     uses: ClassVar[str | None] = None
+    #: Whether the masks must reach the schedule's last update even when the training
+    #: ends before it (a pruning schedule's target sparsity); if so, a training cut
+    #: short gets that update at its end.
+    must_finish: ClassVar[bool] = False
+
+    def last_step(self, total_steps: int, steps_per_epoch: int) -> int:
+        """The step of the last update that matters; until then the training should not
+        be ended by a stopping rule (0: any time)."""
+        return 0
 
     @abstractmethod
     def due(self, step: int, total_steps: int, steps_per_epoch: int) -> bool:
@@ -84,9 +93,14 @@ class GradualSchedule(MaskUpdates):
     scope: str
     layer_fractions: Mapping[str, float] = field(default_factory=dict)
     min_weights: int = 1
+    must_finish: ClassVar[bool] = True
+
     start: float = 0.25
     end: float = 0.75
     frequency: int | None = None
+
+    def last_step(self, total_steps: int, steps_per_epoch: int) -> int:
+        return self._span(total_steps)[1]
 
     def _span(self, total_steps: int) -> tuple[int, int]:
         # Step 0 is before any training: the first update comes after step 1.
@@ -172,6 +186,9 @@ class GradientRegrowth(MaskUpdates):
     drop_fraction: float = 0.3
     update_every: int | None = None
     end: float = 0.75
+
+    def last_step(self, total_steps: int, steps_per_epoch: int) -> int:
+        return math.floor(self.end * total_steps)
 
     def due(self, step: int, total_steps: int, steps_per_epoch: int) -> bool:
         every = _interval(self.update_every, steps_per_epoch)

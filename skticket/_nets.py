@@ -8,7 +8,8 @@ as every torch optimizer that has one runs in a search), batches of
 validation split, silent, and trained to convergence the way
 scikit-learn's MLPs are: until the training loss has not improved by
 ``1e-4`` for 10 epochs (a skorch ``EarlyStopping`` on ``train_loss``, the
-default callback ``"converged"``), at most 200 epochs. A tiny data set then
+default callback ``"converged"``, that waits for a one-training search's mask
+schedule to end), at most 200 epochs. A tiny data set then
 gets the steps it needs and a large one stops once it has learned.
 
 Every setting is an ordinary skorch parameter: ``net__max_epochs``,
@@ -44,6 +45,22 @@ def auto_batch_size(n_rows: int) -> int:
     return max(1, min(AUTO_BATCH_ROWS, int(n_rows)))
 
 
+class Converged(EarlyStopping):
+    """skorch's ``EarlyStopping``, that lets a training run on while a callback holds it.
+
+    The default nets' ``"converged"`` rule. An epoch counts toward it only
+    once no callback of the net has a true ``holds_training`` attribute: a
+    one-training search's mask schedule holds the training until its last
+    update (the loss of a net whose mask is still moving says nothing about
+    convergence, and a pruning schedule cut short would miss its target).
+    """
+
+    def on_epoch_end(self, net, **kwargs) -> None:
+        if any(getattr(callback, "holds_training", False) for _, callback in net.callbacks_):
+            return
+        super().on_epoch_end(net, **kwargs)
+
+
 class _TabularDefaults:
     """What the default nets add to skorch's: the ``"converged"`` callback, and
     ``batch_size="auto"``."""
@@ -52,8 +69,8 @@ class _TabularDefaults:
     def _default_callbacks(self):
         return [
             *super()._default_callbacks,
-            ("converged", EarlyStopping(monitor="train_loss", patience=CONVERGENCE_PATIENCE,
-                                        threshold=CONVERGENCE_TOL, threshold_mode="abs")),
+            ("converged", Converged(monitor="train_loss", patience=CONVERGENCE_PATIENCE,
+                                    threshold=CONVERGENCE_TOL, threshold_mode="abs")),
         ]
 
     def get_iterator(self, dataset, training=False):

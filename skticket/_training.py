@@ -16,6 +16,7 @@ import math
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
@@ -164,6 +165,26 @@ class UpdateMasks(ApplyMasks):
     def _due(self, step: int) -> bool:
         return self.schedule.due(step, self.total_steps_, self.steps_per_epoch_)
 
+    @property
+    def holds_training(self) -> bool:
+        """Whether updates the schedule needs are still to come: a stopping rule that
+        asks (the default nets' ``"converged"``) lets the training run on until then."""
+        return self.total_steps_ is None or self.step_ < self.schedule.last_step(
+            self.total_steps_, self.steps_per_epoch_)
+
+    def on_train_end(self, net, X=None, y=None, **kwargs) -> None:
+        if self.total_steps_ is None or not self.schedule.must_finish:
+            return
+        last = self.schedule.last_step(self.total_steps_, self.steps_per_epoch_)
+        if self.step_ < last:
+            warnings.warn(
+                f"The training ended after {self.step_} optimizer steps, before its mask "
+                f"schedule's last update at step {last}: the masks were brought to the "
+                "schedule's end at once, with no steps left to recover. Train for the "
+                "net's max_epochs (a stopping rule ended it), or lower them.",
+                UserWarning, stacklevel=2)
+            self._update(net, at_step=last)
+
     def on_grad_computed(self, net, named_parameters, X=None, y=None, training=None,
                          **kwargs) -> None:
         if training and self.schedule.uses == "gradient" and self._due(self.step_ + 1):
@@ -200,9 +221,10 @@ class UpdateMasks(ApplyMasks):
         return scores
 
     @torch.no_grad()
-    def _update(self, net) -> None:
+    def _update(self, net, at_step: int | None = None) -> None:
         weights = {name: param.detach().cpu().numpy() for name, param in self.params_.items()}
-        new = self.schedule.updated(self.masks_, weights, self._scores(net), self.step_,
+        new = self.schedule.updated(self.masks_, weights, self._scores(net),
+                                    self.step_ if at_step is None else at_step,
                                     self.total_steps_)
         grown = {name: new[name] & ~self.masks_[name] for name in new}
         n_grown = sum(int(np.count_nonzero(g)) for g in grown.values())

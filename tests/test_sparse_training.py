@@ -7,6 +7,8 @@ weights at zero after every step under every optimizer, the ticket they hand
 back, the cache.
 """
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -14,7 +16,7 @@ from sklearn.base import clone
 from sklearn.datasets import load_breast_cancer
 from sklearn.preprocessing import StandardScaler
 from skorch import NeuralNetClassifier, NeuralNetRegressor
-from skorch.callbacks import Callback
+from skorch.callbacks import Callback, EarlyStopping
 from torch import nn
 
 from skticket import (
@@ -430,3 +432,33 @@ def test_a_grown_weight_starts_with_its_optimizer_state_reset():
     assert result.mask_updates[0]["step"] == 2 and result.masks["out.weight"][0, 2]
     seen = dict(result.net.callbacks_)["watch"].seen_
     assert seen[0] is None and seen[1] != 0 and seen[2] == 0
+
+
+def test_the_default_nets_convergence_waits_for_the_schedule(cancer):
+    X, y = cancer
+    # Without the hold, the default net stops long before a schedule laid out on
+    # 300 epochs would end (the dense net converges within 200 here).
+    dense = LotteryTicketClassifier(max_rounds=0, random_state=0).set_params(
+        net__max_epochs=300).fit(X, y)
+    assert dense.rounds_[0]["epochs"] < 200
+    est = LotteryTicketClassifier(search=GradualPruning(end=0.7), target_sparsity=0.9,
+                                  random_state=0).set_params(net__max_epochs=300)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the schedule is not cut short
+        est.fit(X, y)
+    updates = est.rounds_[0]["mask_updates"]
+    steps_per_epoch = -(-len(X) // 200)
+    assert updates[-1]["step"] == int(0.7 * 300 * steps_per_epoch)
+    assert est.rounds_[0]["epochs"] > 210
+
+
+def test_a_schedule_cut_short_still_reaches_its_target_and_says_so(cancer):
+    X, y = cancer
+    stop = EarlyStopping(monitor="train_loss", patience=1, threshold=10.0)
+    est = estimator(GradualPruning(), net(callbacks=[("stop", stop)]))
+    with pytest.warns(UserWarning, match="before its mask schedule's last update"):
+        est.fit(X, y)
+    record = est.rounds_[0]
+    assert record["epochs"] < 12
+    assert est.winning_ticket_.n_active == target_active_count(
+        est.winning_ticket_.n_prunable, 0.9) == record["mask_updates"][-1]["n_active"]
