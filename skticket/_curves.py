@@ -186,8 +186,11 @@ def ticket_curve(
         Data every trained net is scored on.
     tickets : sequence of {"rewind", "reinit", "permute"}, default=all three
         Which kinds of ticket to score at each pruned round. ``"rewind"`` is
-        the winning ticket; the dense net (round 0, which every search but
-        SNIP trains) is always scored, as the reference line.
+        the winning ticket; the dense net (round 0, which IMP and early-bird
+        train) is always scored, as the reference line. For a one-training
+        search (gradual pruning, sparse momentum, RigL) round 1 is that
+        training, its mask the one the training ended with; its baselines
+        train that mask fixed.
     n_repeats : int, default=3
         Independent searches, each with its own seed (initialisation, data
         order, baselines).

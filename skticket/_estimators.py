@@ -32,6 +32,7 @@ from ._compact import (
     CompactRegressor,
     compact_module,
 )
+from ._importance import feature_names, module_input_importances
 from ._nets import DefaultClassifierNet, DefaultRegressorNet, auto_batch_size
 from ._predict import predict_nonlinearity, predict_outputs
 from ._progress import RoundProgress
@@ -740,6 +741,47 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
                                 sparse_threshold=sparse_threshold)
         return self._compact_predictor(module, int(batch_size))
 
+    @property
+    def feature_importances_(self) -> np.ndarray:
+        """Per input feature, its share of the ticket's surviving first-layer weight magnitude.
+
+        For input j, the sum of ``|w|`` over its trained, unpruned weights into
+        the first ``nn.Linear`` layer that reads the inputs, counting only the
+        units of that layer that still pass something on to the next layer;
+        normalized to sum to 1. An input the ticket no longer reads (every
+        first-layer weight of it pruned, or leading only to units with no
+        surviving outgoing weight) gets exactly 0, so that
+        ``SelectFromModel(LotteryTicketClassifier(target_sparsity=0.99))``
+        keeps the inputs the ticket uses. It says how strongly the net is
+        wired to each input, not how much the predictions depend on it
+        (inputs on different scales, later layers and the activations all
+        change that): ``sklearn.inspection.permutation_importance`` measures
+        that. Read from ``net_`` and ``winning_ticket_`` (so it follows
+        ``prune()``); an ``AttributeError`` when no ``nn.Linear`` reads the
+        inputs (a convolutional net).
+
+        Returns
+        -------
+        ndarray of shape (n_features_in_,)
+        """
+        check_is_fitted(self, "net_")
+        return module_input_importances(self.net_.module_, self.n_features_in_)
+
+    @property
+    def used_features_(self) -> np.ndarray:
+        """The names of the inputs the ticket still reads (non-zero
+        ``feature_importances_``), in input order: ``feature_names_in_`` when
+        ``fit`` saw named columns, else ``x0``, ``x1``, ... as scikit-learn names
+        unnamed features.
+
+        Returns
+        -------
+        ndarray of str
+        """
+        importances = self.feature_importances_
+        names = feature_names(self.n_features_in_, getattr(self, "feature_names_in_", None))
+        return names[importances > 0]
+
     def _validate_fit_data(self, X, y, reset: bool = True):
         X, y = validate_data(
             self, X, y, reset=reset, dtype=[np.float32, np.float64],
@@ -760,7 +802,7 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
 
 
 class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
-    """Find a winning ticket of a skorch classifier: IMP, early-bird or SNIP.
+    """Find a winning ticket of a skorch classifier: IMP, early-bird, SNIP or sparse training.
 
     Parameters
     ----------
@@ -845,7 +887,8 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
         per fold. Results are identical to an uncached fit. Safe with
         ``n_jobs > 1`` (two processes may both train a missing round). Nothing
         is stored when ``random_state`` is None. ``None``: no caching.
-    search : Search or {"imp", "early_bird", "snip"}, default="imp"
+    search : Search or {"imp", "early_bird", "snip", "gradual", "sparse_momentum", \
+"rigl"}, default="imp"
         How the ticket is found: a search object, with its own parameters,
         or the name of one, which means its class with the defaults.
         :class:`~skticket.IMP` (``"imp"``): iterative magnitude pruning, as
@@ -859,7 +902,17 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
         2019); no dense training, the ticket trained once. Both one-shot
         searches need ``target_sparsity``; ``ticket_init`` composes with all
         three (``search="snip", ticket_init="permute"`` is the random control
-        with SNIP's per-layer densities, Frankle et al., 2021). A search's
+        with SNIP's per-layer densities, Frankle et al., 2021). Three searches
+        train one net, once, and move its mask while it trains (nothing is
+        retrained; ``net_`` is that sparse net):
+        :class:`~skticket.GradualPruning` (``"gradual"``; ``start``, ``end``,
+        ``frequency``) prunes from the dense start on a cubic schedule (Zhu &
+        Gupta, 2017); :class:`~skticket.SparseMomentum`
+        (``"sparse_momentum"``; ``drop_fraction``) and :class:`~skticket.RigL`
+        (``"rigl"``; ``drop_fraction``, ``update_every``, ``end``) start at
+        ``target_sparsity`` with a random mask and move weights to where the
+        momentum (Dettmers & Zettlemoyer, 2019) or the gradient (Evci et al.,
+        2020) is largest. They need ``target_sparsity`` too. A search's
         parameters are the estimator's ``search__*``, listed by
         ``get_params(deep=True)``, set by ``set_params`` and gridable
         (``{"search__tolerance": [0.02, 0.1]}``), as ``net__*`` are; a
@@ -900,14 +953,25 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
         0 is the (early-stopped) dense training, whose record adds
         ``ticket_epoch``, ``mask_distances`` and ``masks_settled``, and round 1
         the ticket; for ``"snip"``, round 1 is the ticket (nothing dense is
-        trained); for a given ``ticket``, the one round carries the ticket's own
-        round number. ``winning_ticket_.round`` is the round of the ticket.
+        trained); for ``"gradual"``, ``"sparse_momentum"`` and ``"rigl"``,
+        round 1 is the one training, its record adds ``mask_updates`` (per
+        update: ``step``, ``n_active``, ``regrown``, ``densities``), and its
+        sparsity is that of the mask the training ended with; for a given
+        ``ticket``, the one round carries the ticket's own round number.
+        ``winning_ticket_.round`` is the round of the ticket.
     classes_ : ndarray of shape (n_classes,)
         The class labels.
     n_features_in_ : int
         Number of features seen during ``fit``.
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Names of features seen during ``fit``, when ``X`` has string column names.
+    feature_importances_ : ndarray of shape (n_features_in_,)
+        Per input, its share of the ticket's surviving first-layer weight
+        magnitude (exactly 0 for an input the ticket no longer reads), for
+        ``SelectFromModel``; see the property's own docstring for what it is
+        and is not.
+    used_features_ : ndarray of str
+        The names of the inputs the ticket still reads.
 
     See Also
     --------
@@ -924,6 +988,11 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
        Connection Sensitivity", ICLR 2019.
     .. [4] J. Frankle et al., "Pruning Neural Networks at Initialization: Why are We
        Missing the Mark?", ICLR 2021.
+    .. [5] M. Zhu and S. Gupta, "To prune, or not to prune: exploring the efficacy of
+       pruning for model compression", arXiv:1710.01878, 2017.
+    .. [6] T. Dettmers and L. Zettlemoyer, "Sparse Networks from Scratch: Faster Training
+       without Losing Performance", arXiv:1907.04840, 2019.
+    .. [7] U. Evci et al., "Rigging the Lottery: Making All Tickets Winners", ICML 2020.
 
     Examples
     --------
@@ -1051,7 +1120,7 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
 
 
 class LotteryTicketRegressor(RegressorMixin, BaseLotteryTicket):
-    """Find a winning ticket of a skorch regressor: IMP, early-bird or SNIP.
+    """Find a winning ticket of a skorch regressor: IMP, early-bird, SNIP or sparse training.
 
     Parameters
     ----------
@@ -1097,7 +1166,8 @@ class LotteryTicketRegressor(RegressorMixin, BaseLotteryTicket):
         ``target_sparsity``) train each one once; see
         :class:`LotteryTicketClassifier`. Nothing is stored when
         ``random_state`` is None.
-    search : Search or {"imp", "early_bird", "snip"}, default="imp"
+    search : Search or {"imp", "early_bird", "snip", "gradual", "sparse_momentum", \
+"rigl"}, default="imp"
         How the ticket is found (a search object, or a name meaning its class
         with the defaults; gridable as ``search__*``); see
         :class:`LotteryTicketClassifier`.
@@ -1132,6 +1202,13 @@ class LotteryTicketRegressor(RegressorMixin, BaseLotteryTicket):
         Number of features seen during ``fit``.
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Names of features seen during ``fit``, when ``X`` has string column names.
+    feature_importances_ : ndarray of shape (n_features_in_,)
+        Per input, its share of the ticket's surviving first-layer weight
+        magnitude (exactly 0 for an input the ticket no longer reads), for
+        ``SelectFromModel``; see the property's own docstring for what it is
+        and is not.
+    used_features_ : ndarray of str
+        The names of the inputs the ticket still reads.
 
     See Also
     --------

@@ -124,3 +124,17 @@ def test_a_cuda_trained_estimator_pickles(fitted, digits):
     small = pickle.loads(pickle.dumps(fitted.compact()))
     np.testing.assert_allclose(small.predict_proba(X), fitted.predict_proba(X),
                                rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("search", ["gradual", "sparse_momentum", "rigl"])
+def test_one_training_searches_run_on_the_gpu_with_exact_masks(digits, search):
+    X, y = digits
+    est = cuda_classifier(search=search, net=cuda_net(max_epochs=6)).fit(X, y)
+    ticket = est.winning_ticket_
+    assert ticket.n_active == ticket.n_prunable - round(0.9 * ticket.n_prunable)
+    params = dict(est.net_.module_.named_parameters())
+    for name, mask in ticket.masks.items():
+        assert params[name].device.type == "cuda"
+        assert torch.all(params[name].detach().cpu()[~torch.as_tensor(mask)] == 0)
+    assert all(u["n_active"] == ticket.n_active for u in est.rounds_[0]["mask_updates"]
+               if search != "gradual")

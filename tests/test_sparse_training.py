@@ -464,3 +464,25 @@ def test_a_schedule_cut_short_still_reaches_its_target_and_says_so(cancer):
     assert record["epochs"] < 12
     assert est.winning_ticket_.n_active == target_active_count(
         est.winning_ticket_.n_prunable, 0.9) == record["mask_updates"][-1]["n_active"]
+
+
+def test_ticket_curve_of_a_sparse_training(cancer):
+    from skticket import ticket_curve
+    X, y = cancer
+    curve = ticket_curve(estimator(RigL()), X[::2], y[::2], X[1::2], y[1::2], n_repeats=1,
+                         as_frame=False)
+    assert sorted(row["ticket"] for row in curve) == ["permute", "reinit", "rewind"]
+    assert {row["round"] for row in curve} == {1}
+    assert len({row["n_active"] for row in curve}) == 1
+    assert all(row["sparsity"] == pytest.approx(0.9, abs=1e-3) for row in curve)
+    assert all(row["score"] > 0.8 for row in curve)
+
+
+def test_prune_goes_on_from_a_sparse_training_ticket(cancer):
+    X, y = cancer
+    est = estimator(SparseMomentum(), target_sparsity=0.8).fit(X, y)
+    before = est.winning_ticket_
+    est.prune(X, y)
+    after = est.winning_ticket_
+    assert after.n_active < before.n_active and after.round == 2
+    assert all(np.all(after.masks[name] <= mask) for name, mask in before.masks.items())
