@@ -51,7 +51,7 @@ one dense training; on digits at 90% and 95%, a one-training search within 0.5
 points of IMP's mean test accuracy in at most a quarter of its fit time (the
 line names the best-scoring one within that time, or the best one if none is).
 
-Run:  python examples/cheap_tickets.py      (about 25 min on 2 cores)
+Run:  python examples/cheap_tickets.py      (about 18 min on 2 cores)
 """
 
 from __future__ import annotations

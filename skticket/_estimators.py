@@ -20,7 +20,7 @@ from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.utils._param_validation import HasMethods, Hidden, Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, check_memory, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted, check_memory, validate_data
 from skorch import NeuralNet, NeuralNetBinaryClassifier, NeuralNetClassifier, NeuralNetRegressor
 from torch import nn
 
@@ -91,6 +91,33 @@ def _all_or_nothing(estimator: BaseEstimator) -> Iterator[None]:
         estimator.__dict__.clear()
         estimator.__dict__.update(saved)
         raise
+
+
+def _checked_sample_weight(sample_weight, n_samples: int) -> np.ndarray | None:
+    """``sample_weight`` as float64 of shape (n_samples,), or None for no weights.
+
+    Uniform weights are None: a weighted mean with equal weights is the plain
+    mean, and None trains exactly as no weights do (same kernels, same
+    ``memory`` key).
+
+    Raises
+    ------
+    ValueError
+        Not one finite, non-negative number per sample, or all zero.
+    """
+    if sample_weight is None:
+        return None
+    weight = check_array(sample_weight, ensure_2d=False, dtype=np.float64,
+                         input_name="sample_weight")
+    if weight.shape != (n_samples,):
+        raise ValueError(f"sample_weight has shape {weight.shape}; X has {n_samples} samples, "
+                         f"so it must be ({n_samples},).")
+    if np.any(weight < 0):
+        raise ValueError(f"sample_weight holds negative values (the smallest is "
+                         f"{weight.min():g}); weights must be >= 0.")
+    if not weight.any():
+        raise ValueError("sample_weight is zero for every sample: nothing to train on.")
+    return None if np.all(weight == weight[0]) else weight
 
 
 #: Feature scales (standard deviation, or distance of the mean from 0) this many
@@ -289,7 +316,8 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
         """Predictions of ``net`` in the encoded target space."""
 
     @abstractmethod
-    def _score_encoded(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    def _score_encoded(self, y_true: np.ndarray, y_pred: np.ndarray,
+                       sample_weight: np.ndarray | None = None) -> float:
         """The estimator's score (accuracy, R^2) in the encoded target space."""
 
     @abstractmethod
@@ -348,15 +376,16 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
                 )
         return fractions
 
-    def _split(self, X, y, seeds) -> Data:
+    def _split(self, X, y, seeds, sample_weight: np.ndarray | None = None) -> Data:
         if self.score_tolerance is None:
-            return Data(X, y)
+            return Data(X, y, w_train=sample_weight)
         stratify = y if isinstance(self, ClassifierMixin) else None
-        X_train, X_valid, y_train, y_valid = train_test_split(
-            X, y, test_size=self.validation_fraction, stratify=stratify,
-            random_state=seeds["split"],
-        )
-        return Data(X_train, y_train, X_valid, y_valid)
+        arrays = (X, y) if sample_weight is None else (X, y, sample_weight)
+        parts = train_test_split(*arrays, test_size=self.validation_fraction,
+                                 stratify=stratify, random_state=seeds["split"])
+        X_train, X_valid, y_train, y_valid = parts[:4]
+        w_train, w_valid = parts[4:] if sample_weight is not None else (None, None)
+        return Data(X_train, y_train, X_valid, y_valid, w_train, w_valid)
 
     def _round_memory(self) -> Memory | None:
         """Where trained rounds are kept; without a random_state no two fits share a
@@ -366,8 +395,9 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
         memory = self.memory
         return check_memory(os.fspath(memory) if isinstance(memory, os.PathLike) else memory)
 
-    def _held_out_score(self, net: NeuralNet, X: np.ndarray, y: np.ndarray) -> float:
-        return float(self._score_encoded(y, self._predict_encoded(net, X)))
+    def _held_out_score(self, net: NeuralNet, X: np.ndarray, y: np.ndarray,
+                        sample_weight: np.ndarray | None = None) -> float:
+        return float(self._score_encoded(y, self._predict_encoded(net, X), sample_weight))
 
     def _pruning_rule(self, prunable: list[str]) -> PruningRule:
         """The pruning parameters as they are now (``prune()`` reads them when it runs)."""
@@ -413,7 +443,7 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
                     f"{self.search!r}; set {param} on the search object instead.")
         return clone(self.search)
 
-    def open_search(self, X, y) -> SearchRun:
+    def open_search(self, X, y, sample_weight=None) -> SearchRun:
         """Validate and encode the data and open the search ``fit`` would run, untrained.
 
         What ``fit`` does before its first round: checks ``X`` and ``y``, sets
@@ -433,6 +463,8 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
             Training data.
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
             Target values.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Per-sample weights, as in :meth:`fit`.
 
         Returns
         -------
@@ -454,6 +486,7 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
         [0.0, 0.2, 0.36, 0.49, 0.5]
         """
         X, y = self._validate_fit_data(X, y)
+        sample_weight = _checked_sample_weight(sample_weight, len(X))
         if self._uses_default_net():
             _warn_if_unscaled(X)
         y = self._encode_target(y, reset=True)
@@ -463,7 +496,7 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
         # checked against the net by the search).
         prunable = (self.prunable if self.ticket is None
                     else lambda name, _, masks=self.ticket.masks: name in masks)
-        data = self._split(X, y, seeds)
+        data = self._split(X, y, seeds, sample_weight)
         session = Session(self._sized_template(data.X_train), data, seeds, prunable=prunable,
                           memory=self._round_memory(), scorer=self._held_out_score)
         return SearchRun(search, session, self._pruning_rule(session.prunable),
@@ -530,7 +563,7 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
     # --- the public API -------------------------------------------------------
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Find the winning ticket by the chosen ``search`` (or train the given ``ticket``).
 
         With ``search="imp"``, round 0 trains the dense net; each later round
@@ -558,6 +591,17 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
             Training data.
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
             Target values (class labels for the classifier).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Per-sample weights: every training's loss is the weighted mean of
+            the per-sample losses over each batch, ``sum(w_i * loss_i) /
+            sum(w_i)`` (scikit-learn's MLP rule), whatever the search; SNIP's
+            sensitivities and the held-out score of ``score_tolerance`` use
+            them too, and they are part of the ``memory`` key. Uniform
+            weights train exactly as ``None``. The net's criterion must have
+            a ``reduction`` (all of torch's losses do), and its data pipeline
+            be skorch's own. Reaches the estimator through a ``Pipeline``
+            (``lotteryticketclassifier__sample_weight=w``) and, with
+            metadata routing, through ``set_fit_request(sample_weight=True)``.
 
         Returns
         -------
@@ -580,7 +624,7 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
             A pruning round diverged; the search stopped before it.
         """
         with _all_or_nothing(self), preserved_global_state(self._device()):
-            run = self.open_search(X, y)
+            run = self.open_search(X, y, sample_weight)
             rounds, winning = [], None
             try:
                 with RoundProgress(self.verbose, run.planned_rounds(),
@@ -619,7 +663,7 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
             )
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def prune(self, X, y):
+    def prune(self, X, y, sample_weight=None):
         """One more pruning round from the winning ticket's trained net.
 
         Prunes ``prune_fraction`` of the surviving weights (``min_weights_per_layer``
@@ -641,6 +685,8 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
             Training data, with the features seen in ``fit``.
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
             Target values.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Per-sample weights, as in :meth:`fit`.
 
         Returns
         -------
@@ -651,9 +697,11 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
         with _all_or_nothing(self), preserved_global_state(self._device()):
             self._check_start_point()
             X, y = self._validate_fit_data(X, y, reset=False)
+            sample_weight = _checked_sample_weight(sample_weight, len(X))
             y = self._encode_target(y, reset=False)
             session = self._session_.attached(
-                self._split(X, y, self._session_.seeds), memory=self._round_memory(),
+                self._split(X, y, self._session_.seeds, sample_weight),
+                memory=self._round_memory(),
                 scorer=self._held_out_score)
             # A copy: the fitted search stays as it is unless this round completes.
             state = copy.copy(self._search_state_)
@@ -1045,9 +1093,9 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
     def _predict_encoded(self, net, X):
         return self._proba(net, X).argmax(axis=1)
 
-    def _score_encoded(self, y_true, y_pred):
+    def _score_encoded(self, y_true, y_pred, sample_weight=None):
         # Both are the encoded labels (indices into classes_) of the same rows.
-        return float(np.mean(y_true == y_pred))
+        return float(np.average(y_true == y_pred, weights=sample_weight))
 
     def _decode(self, predictions):
         return self.classes_[predictions]
@@ -1260,8 +1308,8 @@ class LotteryTicketRegressor(RegressorMixin, BaseLotteryTicket):
     def _predict_encoded(self, net, X):
         return predict_outputs(net, X)
 
-    def _score_encoded(self, y_true, y_pred):
-        return r2_score(y_true, y_pred)
+    def _score_encoded(self, y_true, y_pred, sample_weight=None):
+        return r2_score(y_true, y_pred, sample_weight=sample_weight)
 
     def _decode(self, predictions):
         if self.target_scale_ is not None:

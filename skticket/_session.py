@@ -38,18 +38,25 @@ from .exceptions import TrainingDivergedError
 
 __all__ = ["Data", "Round", "Session"]
 
-#: ``scorer(net, X, y) -> float``: a trained net's score on encoded targets.
+#: ``scorer(net, X, y, sample_weight=None) -> float``: a trained net's score on encoded
+#: targets.
 Scorer = Callable[[NeuralNet, np.ndarray, np.ndarray], float]
 
 
 @dataclass(frozen=True, eq=False)
 class Data:
-    """The training data of a search, and the held-out part when one is scored."""
+    """The training data of a search, and the held-out part when one is scored.
+
+    ``w_train`` and ``w_valid`` are the rows' sample weights (None: every row
+    alike).
+    """
 
     X_train: np.ndarray
     y_train: np.ndarray
     X_valid: np.ndarray | None = None
     y_valid: np.ndarray | None = None
+    w_train: np.ndarray | None = None
+    w_valid: np.ndarray | None = None
 
 
 @dataclass(eq=False)
@@ -89,7 +96,8 @@ class Session:
     memory : joblib.Memory or None
         Where trainings are cached; ``None`` trains every time.
     scorer : callable or None
-        ``scorer(net, X, y)``, used on the held-out data when there is some.
+        ``scorer(net, X, y, sample_weight=None)``, used on the held-out data when there
+        is some.
 
     Attributes
     ----------
@@ -139,6 +147,7 @@ class Session:
             template=self.template, X=self.data.X_train, y=self.data.y_train, start=start,
             masks=masks, seed=round_seed(self.seeds["data"], round_index),
             capture_step=capture_step, early_bird=early_bird, mask_updates=mask_updates,
+            sample_weight=self.data.w_train,
         )
         try:
             if self.memory is None:
@@ -163,14 +172,15 @@ class Session:
         return connection_sensitivity(
             self.template, self.theta_0, self.data.X_train, self.data.y_train,
             names=self.prunable, n_batches=n_batches,
-            seed=round_seed(self.seeds["data"], 0))
+            seed=round_seed(self.seeds["data"], 0), sample_weight=self.data.w_train)
 
     def record(self, round_index: int, masks: dict[str, np.ndarray],
                result: RoundResult) -> dict:
         """The record of a trained round, as ``rounds_`` lists it."""
         valid_score = None
         if self.data.X_valid is not None and self.scorer is not None:
-            valid_score = float(self.scorer(result.net, self.data.X_valid, self.data.y_valid))
+            valid_score = float(self.scorer(result.net, self.data.X_valid, self.data.y_valid,
+                                            sample_weight=self.data.w_valid))
         return {
             "round": round_index,
             "sparsity": sparsity(masks),

@@ -475,11 +475,14 @@ class _Rows:
     inspects every index of a list) or the DataLoader's conversions.
     """
 
-    def __init__(self, X: np.ndarray, y: np.ndarray, rows: np.ndarray | None = None) -> None:
+    def __init__(self, X: np.ndarray, y: np.ndarray, rows: np.ndarray | None = None,
+                 sample_weight: np.ndarray | None = None) -> None:
         # A read-only array (a memory map, a pandas view) is copied once:
         # torch cannot share memory it may not write.
         self.X, self.y = (torch.from_numpy(np.require(a, requirements="W")) for a in (X, y))
         self.rows = None if rows is None else torch.as_tensor(rows, dtype=torch.int64)
+        self.weight = (None if sample_weight is None
+                       else torch.from_numpy(np.require(sample_weight, requirements="W")))
 
     def __len__(self) -> int:
         return len(self.X) if self.rows is None else len(self.rows)
@@ -488,7 +491,11 @@ class _Rows:
         # index_select: the rows of advanced indexing at a third of its cost.
         if self.rows is not None:
             positions = torch.index_select(self.rows, 0, positions)
-        return torch.index_select(self.X, 0, positions), torch.index_select(self.y, 0, positions)
+        X, y = torch.index_select(self.X, 0, positions), torch.index_select(self.y, 0, positions)
+        if self.weight is None:
+            return X, y
+        # The weights ride with the targets to the loss (WeightedLoss.get_loss).
+        return X, WeightedTargets(y, torch.index_select(self.weight, 0, positions))
 
 
 class _Batches:
@@ -521,8 +528,87 @@ class _Batches:
             yield self.rows[order[start:start + self.batch_size]]
 
 
+class WeightedTargets(tuple):
+    """A batch's targets with their sample weights: ``(y, weight)``.
+
+    What the training batches carry when a fit has sample weights; skorch
+    hands it to ``get_loss`` as the batch's targets.
+    """
+
+    def __new__(cls, y: torch.Tensor, weight: torch.Tensor) -> WeightedTargets:
+        return super().__new__(cls, (y, weight))
+
+
+def weighted_loss(net: NeuralNet, y_pred, y_true, weight: torch.Tensor, *, X=None,
+                  training: bool = False, get_loss=None) -> torch.Tensor:
+    """``sum(w_i * loss_i) / sum(w_i)`` over a batch, with the net's own loss per sample.
+
+    scikit-learn's MLP rule since 1.7. The per-sample losses are the net's
+    ``get_loss`` (its criterion, and what skorch does around it, such as the
+    log a ``NLLLoss`` classifier takes) with the criterion's ``reduction``
+    set to ``"none"`` for the call; several outputs per sample (a regressor's
+    targets) are averaged first. A batch whose weights are all zero gives a
+    loss of zero. ``get_loss`` defaults to ``net.get_loss``.
+
+    Raises
+    ------
+    TypeError
+        The criterion has no ``reduction`` (it cannot give per-sample losses).
+    """
+    criterion = net.criterion_
+    if not hasattr(criterion, "reduction"):
+        raise TypeError(
+            "sample_weight needs a loss per sample, and the criterion "
+            f"{type(criterion).__name__} has no 'reduction' to set to 'none'.")
+    reduction = criterion.reduction
+    criterion.reduction = "none"
+    try:
+        losses = (get_loss or net.get_loss)(y_pred, y_true, X=X, training=training)
+    finally:
+        criterion.reduction = reduction
+    weight = weight.to(device=losses.device, dtype=losses.dtype)
+    losses = losses.reshape(len(weight), -1).mean(dim=1)
+    return (losses * weight).sum() / weight.sum().clamp_min(torch.finfo(losses.dtype).tiny)
+
+
+class _WeightedLoss:
+    """Mixed into a training net's class for the training only: ``get_loss`` that
+    takes a batch's :class:`WeightedTargets` (:func:`weighted_loss`); any other
+    targets (a validation pass) get the net's own loss."""
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        if isinstance(y_true, WeightedTargets):
+            y, weight = y_true
+            return weighted_loss(self, y_pred, y, weight, X=X, training=training,
+                                 get_loss=super().get_loss)
+        return super().get_loss(y_pred, y_true, X=X, training=training)
+
+
+@functools.cache
+def _with_weighted_loss(net_class: type) -> type:
+    return type(net_class.__name__, (_WeightedLoss, net_class),
+                {"__module__": net_class.__module__, "__qualname__": net_class.__qualname__})
+
+
+@contextlib.contextmanager
+def _weighted_training(net: NeuralNet, weighted: bool) -> Iterator[None]:
+    """While a weighted training runs, ``net`` is of its class with :class:`_WeightedLoss`
+    mixed in; it is handed back as the user's class (it pickles, clones and trains on
+    as theirs)."""
+    if not weighted:
+        yield
+        return
+    original = type(net)
+    net.__class__ = _with_weighted_loss(original)
+    try:
+        yield
+    finally:
+        net.__class__ = original
+
+
 def _batch_fetching_loader(dataset, batch_size: int = 1, shuffle: bool = False,
-                           drop_last: bool = False) -> DataLoader | _Batches:
+                           drop_last: bool = False,
+                           sample_weight: np.ndarray | None = None) -> DataLoader | _Batches:
     """skorch's training DataLoader, fetching each batch with one indexing.
 
     The default DataLoader reads a skorch ``Dataset`` one row at a time and
@@ -541,8 +627,13 @@ def _batch_fetching_loader(dataset, batch_size: int = 1, shuffle: bool = False,
         source, rows = dataset.dataset, np.asarray(dataset.indices, dtype=np.intp)
     if not (type(source) is Dataset and all(
             isinstance(a, np.ndarray) and a.dtype.kind in "biuf" for a in (source.X, source.y))):
+        if sample_weight is not None:
+            raise TypeError(
+                "sample_weight needs the net's own data pipeline (a skorch Dataset over "
+                f"numeric arrays); this training's data is a {type(source).__name__}.")
         return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last)
-    return _Batches(_Rows(source.X, source.y, rows), batch_size, shuffle, drop_last)
+    return _Batches(_Rows(source.X, source.y, rows, sample_weight), batch_size, shuffle,
+                    drop_last)
 
 
 def _fetches_batches(net: NeuralNet) -> bool:
@@ -748,6 +839,10 @@ class TrainingSpec:
     mask_updates : MaskUpdates or None, default=None
         If set, the masks move during the training on this schedule
         (``masks`` are where they start).
+    sample_weight : ndarray or None, default=None
+        Per training row, its weight in the loss (:func:`weighted_loss`);
+        None: every row alike (uniform weights are given as None, so that
+        they train exactly as no weights do).
     """
 
     template: NeuralNet
@@ -759,6 +854,7 @@ class TrainingSpec:
     capture_step: int = 0
     early_bird: EarlyBirdRule | None = None
     mask_updates: MaskUpdates | None = None
+    sample_weight: np.ndarray | None = None
 
 
 def training_net(spec: TrainingSpec) -> NeuralNet:
@@ -799,13 +895,22 @@ def train_round(spec: TrainingSpec) -> RoundResult:
         The training loss or the trained weights are not finite.
     """
     net = training_net(spec)
+    weighted = spec.sample_weight is not None
     fetch_batches = _fetches_batches(net)
+    if weighted and not fetch_batches:
+        raise TypeError(
+            "sample_weight needs the net's own data pipeline (skorch's Dataset and "
+            "DataLoader, with no iterator_train__* but batch_size, shuffle and drop_last); "
+            f"this net uses dataset={net.dataset!r}, iterator_train={net.iterator_train!r}.")
     tic = time.perf_counter()
-    with seeded(spec.seed, net.device), _watching_sigint() as sigint:
+    with (seeded(spec.seed, net.device), _watching_sigint() as sigint,
+          _weighted_training(net, weighted)):
         net.initialize()
         load_state(net.module_, spec.start)
         if fetch_batches:
-            net.iterator_train = _batch_fetching_loader
+            net.iterator_train = (
+                functools.partial(_batch_fetching_loader, sample_weight=spec.sample_weight)
+                if weighted else _batch_fetching_loader)
         try:
             net.partial_fit(spec.X, spec.y)
         finally:
@@ -837,11 +942,13 @@ def train_round(spec: TrainingSpec) -> RoundResult:
 
 def connection_sensitivity(template: NeuralNet, start: Mapping[str, np.ndarray],
                            X: np.ndarray, y: np.ndarray, *, names: Iterable[str],
-                           n_batches: int, seed: int) -> State:
+                           n_batches: int, seed: int,
+                           sample_weight: np.ndarray | None = None) -> State:
     """SNIP's scores: ``|w * dL/dw|`` at ``start``, summed over ``n_batches`` mini-batches.
 
     Lee et al. (ICLR 2019). The loss is the net's own (its criterion, through
-    skorch's ``get_loss``); the batches are the net's batch size of rows drawn
+    skorch's ``get_loss``; with ``sample_weight``, the weighted mean of
+    :func:`weighted_loss`); the batches are the net's batch size of rows drawn
     without replacement under ``seed`` (the whole data for ``batch_size=-1``).
     No optimizer step is taken: the module stays at ``start``.
     """
@@ -859,7 +966,12 @@ def connection_sensitivity(template: NeuralNet, start: Mapping[str, np.ndarray],
             rows = rng.choice(len(X), size=batch_size, replace=False)
             net.module_.zero_grad()
             X_batch = torch.as_tensor(X[rows], device=net.device)
-            loss = net.get_loss(net.infer(X_batch), y[rows], X=X_batch, training=True)
+            if sample_weight is None:
+                loss = net.get_loss(net.infer(X_batch), y[rows], X=X_batch, training=True)
+            else:
+                loss = weighted_loss(net, net.infer(X_batch), y[rows],
+                                     torch.as_tensor(sample_weight[rows]), X=X_batch,
+                                     training=True)
             loss.backward()
             for name in names:
                 saliency = (params[name].detach() * params[name].grad).abs()

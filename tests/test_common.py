@@ -22,10 +22,21 @@ FAST_ESTIMATORS = [
                            (LotteryTicketRegressor, NeuralNetRegressor))
 ]
 
-# Every check that cannot apply, with its reason; the rest must pass. None so far:
+# Every check that cannot apply, with its reason; the rest must pass.
 # check_methods_subset_invariance passes since predictions are computed in
-# fixed-shape blocks (skticket/_predict.py).
-EXPECTED_FAILED_CHECKS: dict[str, dict[str, str]] = {}
+# fixed-shape blocks (skticket/_predict.py); check_sample_weights_invariance
+# passes by construction for uniform weights (they train as None).
+_REPEATED_ROWS = (
+    "A weight of 2 and a repeated row give the same loss, not the same training: "
+    "mini-batch training sees the repeated row as a row of its own, so the batches, and "
+    "every step after the first, differ. Even where the data fits one batch, the two "
+    "float32 sums differ in the last bits (about 1e-7 in the probabilities, the check's "
+    "rtol)."
+)
+EXPECTED_FAILED_CHECKS: dict[str, dict[str, str]] = {
+    name: {"check_sample_weight_equivalence_on_dense_data": _REPEATED_ROWS}
+    for name in ("LotteryTicketClassifier", "LotteryTicketRegressor")
+}
 
 
 def _expected_failed_checks(estimator):

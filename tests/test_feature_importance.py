@@ -133,6 +133,6 @@ def test_no_importances_without_a_linear_layer_reading_the_inputs():
     net = NeuralNetClassifier(_ConvNet, max_epochs=2, train_split=None, verbose=0)
     est = LotteryTicketClassifier(net, target_sparsity=0.5, random_state=0).fit(X, y)
     assert not hasattr(est, "feature_importances_")
-    with pytest.raises(AttributeError, match="nn.Linear layer that reads the 10 inputs"):
+    with pytest.raises(AttributeError, match=r"nn\.Linear layer that reads the 10 inputs"):
         est.feature_importances_  # noqa: B018
     assert not hasattr(LotteryTicketClassifier(), "feature_importances_")
