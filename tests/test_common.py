@@ -39,10 +39,12 @@ EXPECTED_FAILED_CHECKS: dict[str, dict[str, str]] = {
 }
 
 
-def _expected_failed_checks(estimator):
+def expected_failed_checks(estimator):
+    """The checks ``estimator`` is expected to fail, with their reasons (test_search's
+    estimator checks use them too)."""
     return EXPECTED_FAILED_CHECKS.get(type(estimator).__name__, {})
 
 
-@parametrize_with_checks(FAST_ESTIMATORS, expected_failed_checks=_expected_failed_checks)
+@parametrize_with_checks(FAST_ESTIMATORS, expected_failed_checks=expected_failed_checks)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)

@@ -17,6 +17,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import Interval, InvalidParameterError
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from skorch import NeuralNetClassifier, NeuralNetRegressor
+from test_common import expected_failed_checks
 
 import skticket
 from skticket import (
@@ -531,6 +532,6 @@ def _fast(net_class):
                             search=EarlyBird(window=2, tolerance=0.1)),
     LotteryTicketRegressor(_fast(NeuralNetRegressor), prune_fraction=0.5, target_sparsity=0.5,
                            random_state=0, search=SNIP(batches=2)),
-])
+], expected_failed_checks=expected_failed_checks)
 def test_sklearn_checks_with_search_objects(estimator, check):
     check(estimator)
