@@ -36,6 +36,7 @@ from typing import Generic, NamedTuple, TypeVar
 
 import numpy as np
 import torch
+from scipy.sparse import issparse
 from sklearn.base import ClassifierMixin
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.utils.validation import check_array
@@ -45,9 +46,20 @@ from ._activations import EXACT, PROBED, as_module, entry_of, is_identity, rows_
 from ._mlp import MLP
 from ._rng import preserved_torch_rng
 
-__all__ = ["BATCH_SIZE", "CSR_MIN_SPARSITY", "KERNELS_ENV", "CompactClassifier", "CompactForward",
-           "CompactMLP", "CompactRegressor", "ModuleCache", "block_rows", "compact_module",
-           "kernel_verdicts"]
+__all__ = [
+    "BATCH_SIZE",
+    "CSR_MIN_SPARSITY",
+    "KERNELS_ENV",
+    "CompactClassifier",
+    "CompactForward",
+    "CompactMLP",
+    "CompactRegressor",
+    "ModuleCache",
+    "block_rows",
+    "compact_module",
+    "kernel_verdicts",
+    "sparse_chunk_rows",
+]
 
 #: Layers sparser than this use a CSR matmul. Measured with
 #: ``python benchmarks/bench_compact.py`` (2-core CPU, torch 2.13, MKL, 10,000
@@ -222,6 +234,20 @@ def _step(function: Callable[[torch.Tensor], torch.Tensor], width: int | None = 
         return _Step(function, rowwise=False,
                      kernel=_Kernel(key, functools.partial(_probe_rows, function, width, dtype)))
     return _Step(function, rowwise=rows == EXACT)
+
+
+#: Values of a sparse X densified at once for a prediction (16 MiB of float32).
+SPARSE_CHUNK_VALUES = 2**22
+
+
+def sparse_chunk_rows(n_features: int, most: int = BATCH_SIZE) -> int:
+    """Rows of a sparse X densified at once for a prediction: at most ``most``, and
+    no more than :data:`SPARSE_CHUNK_VALUES` values (a wide X gets fewer rows).
+
+    >>> sparse_chunk_rows(64), sparse_chunk_rows(10_000)
+    (4096, 419)
+    """
+    return int(max(1, min(most, SPARSE_CHUNK_VALUES // max(int(n_features), 1))))
 
 
 def block_rows(work_per_row: float) -> int:
@@ -798,10 +824,15 @@ class _CompactBase:
         return self._nonlinearity
 
     def _output(self, X) -> np.ndarray:
-        X = check_array(X, dtype=[np.float32, np.float64])
+        X = check_array(X, dtype=[np.float32, np.float64], accept_sparse="csr")
         if X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} "
                              f"expects {self.n_features_in_} features as input.")
+        if issparse(X):
+            # Densified a chunk at a time, as it is used (each row is its own).
+            step = sparse_chunk_rows(X.shape[1], max(self.batch_size, 1))
+            return np.concatenate([self._output(X[start:start + step].toarray())
+                                   for start in range(0, max(X.shape[0], 1), step)])
         with torch.inference_mode():
             out = self.module_.outputs(torch.from_numpy(X), self._nonlinearity,
                                        rows_per_pass=self.batch_size)
@@ -844,7 +875,7 @@ class CompactClassifier(ClassifierMixin, _CompactBase):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
 
         Returns
         -------
@@ -857,7 +888,7 @@ class CompactClassifier(ClassifierMixin, _CompactBase):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
 
         Returns
         -------
@@ -927,7 +958,7 @@ class CompactRegressor(_CompactBase):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
 
         Returns
         -------

@@ -111,7 +111,8 @@ def _repeat_rows(estimator: BaseLotteryTicket, seed: int, X_train, y_train, X_te
     if progress is not None:
         progress.plan(run.planned_rounds())
     # The features as fit checks them (est now knows n_features_in_).
-    X_scored = validate_data(est, X_test, reset=False, dtype=[np.float32, np.float64])
+    X_scored = validate_data(est, X_test, reset=False, dtype=[np.float32, np.float64],
+                             accept_sparse="csr")
     X_scored = X_scored.astype(np.float32, copy=False)
     score = run.net_scorer(y_test, metric)
     rows, records = [], []

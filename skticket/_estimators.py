@@ -20,6 +20,7 @@ from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.utils._param_validation import HasMethods, Hidden, Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.sparsefuncs import mean_variance_axis
 from sklearn.utils.validation import check_array, check_is_fitted, check_memory, validate_data
 from skorch import NeuralNet, NeuralNetBinaryClassifier, NeuralNetClassifier, NeuralNetRegressor
 from torch import nn
@@ -68,9 +69,12 @@ def _accepts(module, name: str) -> bool:
         return False
 
 
-def _as_net_input(X: np.ndarray) -> np.ndarray:
+def _as_net_input(X):
     """X as the net takes it: float32, and writable (torch warns on read-only
-    arrays, such as pandas' copy-on-write views and memory maps)."""
+    arrays, such as pandas' copy-on-write views and memory maps); a sparse X as
+    float32 CSR, never densified whole (batches are, as they are used)."""
+    if issparse(X):
+        return X.tocsr().astype(np.float32, copy=False)
     return np.require(X, dtype=np.float32, requirements="W")
 
 
@@ -131,8 +135,12 @@ def _warn_if_unscaled(X: np.ndarray) -> None:
     Gradient steps of one learning rate cannot suit weights of features on
     scales a hundred times apart; scikit-learn's MLP documents the same need.
     """
-    std = X.std(axis=0, dtype=np.float64)
-    scale = np.maximum(std, np.abs(X.mean(axis=0, dtype=np.float64)))
+    if issparse(X):
+        mean, variance = mean_variance_axis(X.astype(np.float64), axis=0)
+        std = np.sqrt(variance)
+    else:
+        mean, std = X.mean(axis=0, dtype=np.float64), X.std(axis=0, dtype=np.float64)
+    scale = np.maximum(std, np.abs(mean))
     scale = scale[std > 0]
     if len(scale) == 0:
         return
@@ -354,7 +362,7 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
             if f"module__{key}" not in user_params and _accepts(net.module, key)
         }
         if isinstance(net.batch_size, str) and net.batch_size == "auto":
-            fill["batch_size"] = auto_batch_size(len(X))
+            fill["batch_size"] = auto_batch_size(X.shape[0])
         if fill:
             net.set_params(**fill)
         if self.verbose >= 2 and not net.verbose:
@@ -459,8 +467,9 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Training data.
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data. A sparse matrix (any scipy format; kept as CSR) is
+            never densified whole: each batch is, as it is used.
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
             Target values.
         sample_weight : array-like of shape (n_samples,), default=None
@@ -486,7 +495,7 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
         [0.0, 0.2, 0.36, 0.49, 0.5]
         """
         X, y = self._validate_fit_data(X, y)
-        sample_weight = _checked_sample_weight(sample_weight, len(X))
+        sample_weight = _checked_sample_weight(sample_weight, X.shape[0])
         if self._uses_default_net():
             _warn_if_unscaled(X)
         y = self._encode_target(y, reset=True)
@@ -587,8 +596,9 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Training data.
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data. A sparse matrix (any scipy format; kept as CSR) is
+            never densified whole: each batch is, as it is used.
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
             Target values (class labels for the classifier).
         sample_weight : array-like of shape (n_samples,), default=None
@@ -681,7 +691,7 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Training data, with the features seen in ``fit``.
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
             Target values.
@@ -697,7 +707,7 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
         with _all_or_nothing(self), preserved_global_state(self._device()):
             self._check_start_point()
             X, y = self._validate_fit_data(X, y, reset=False)
-            sample_weight = _checked_sample_weight(sample_weight, len(X))
+            sample_weight = _checked_sample_weight(sample_weight, X.shape[0])
             y = self._encode_target(y, reset=False)
             session = self._session_.attached(
                 self._split(X, y, self._session_.seeds, sample_weight),
@@ -832,7 +842,7 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
 
     def _validate_fit_data(self, X, y, reset: bool = True):
         X, y = validate_data(
-            self, X, y, reset=reset, dtype=[np.float32, np.float64],
+            self, X, y, reset=reset, dtype=[np.float32, np.float64], accept_sparse="csr",
             multi_output=not isinstance(self, ClassifierMixin),
             y_numeric=not isinstance(self, ClassifierMixin),
         )
@@ -840,12 +850,14 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
 
     def _validated_X(self, X) -> np.ndarray:
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
+        X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64],
+                          accept_sparse="csr")
         return _as_net_input(X)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
+        tags.input_tags.sparse = True
         return tags
 
 
@@ -1116,7 +1128,7 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
 
         Returns
         -------
@@ -1131,7 +1143,7 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
 
         Returns
         -------
@@ -1144,7 +1156,7 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
         y : array-like of shape (n_samples,)
             True labels.
         sample_weight : array-like of shape (n_samples,), default=None
@@ -1328,7 +1340,7 @@ class LotteryTicketRegressor(RegressorMixin, BaseLotteryTicket):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
 
         Returns
         -------

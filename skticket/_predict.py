@@ -32,13 +32,21 @@ import weakref
 
 import numpy as np
 import torch
+from scipy.sparse import issparse
 from skorch import NeuralNet
 from skorch.dataset import Dataset
 from torch import nn
 from torch.utils.data import DataLoader
 
 from ._activations import predict_nonlinearity
-from ._compact import CompactForward, ModuleCache, block_rows, compact_module, has_forward_hooks
+from ._compact import (
+    CompactForward,
+    ModuleCache,
+    block_rows,
+    compact_module,
+    has_forward_hooks,
+    sparse_chunk_rows,
+)
 from ._rng import preserved_torch_rng, seeded
 
 # predict_nonlinearity: what the estimators give their compact predictors too.
@@ -104,13 +112,20 @@ def predict_outputs(net: NeuralNet, X: np.ndarray) -> np.ndarray:
     ----------
     net : skorch NeuralNet
         A trained (initialized) net.
-    X : ndarray of shape (n_samples, n_features)
-        Rows as the net takes them (float32).
+    X : ndarray or scipy sparse matrix of shape (n_samples, n_features)
+        Rows as the net takes them (float32). A sparse X is densified a chunk
+        of rows at a time (:func:`~skticket._compact.sparse_chunk_rows`): each
+        row's output is its own whatever the rows around it, so the result is
+        that of the dense X.
 
     Returns
     -------
     ndarray of shape (n_samples, n_outputs)
     """
+    if issparse(X):
+        step = sparse_chunk_rows(X.shape[1])
+        return np.concatenate([predict_outputs(net, X[start:start + step].toarray())
+                               for start in range(0, max(X.shape[0], 1), step)])
     if not _plain_inference(net):
         # A custom data pipeline: skorch's own path (rows then depend on their batch).
         with seeded(None, net.device):

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.sparse import issparse
 from sklearn.base import clone
 from skorch import NeuralNet
 from skorch.callbacks import Callback
@@ -478,20 +479,27 @@ class _Rows:
     def __init__(self, X: np.ndarray, y: np.ndarray, rows: np.ndarray | None = None,
                  sample_weight: np.ndarray | None = None) -> None:
         # A read-only array (a memory map, a pandas view) is copied once:
-        # torch cannot share memory it may not write.
-        self.X, self.y = (torch.from_numpy(np.require(a, requirements="W")) for a in (X, y))
+        # torch cannot share memory it may not write. A sparse X stays sparse
+        # (CSR): each batch's rows are densified as the batch is drawn.
+        self.sparse_X = X.tocsr() if issparse(X) else None
+        self.X = None if issparse(X) else torch.from_numpy(np.require(X, requirements="W"))
+        self.y = torch.from_numpy(np.require(y, requirements="W"))
         self.rows = None if rows is None else torch.as_tensor(rows, dtype=torch.int64)
         self.weight = (None if sample_weight is None
                        else torch.from_numpy(np.require(sample_weight, requirements="W")))
 
     def __len__(self) -> int:
-        return len(self.X) if self.rows is None else len(self.rows)
+        return len(self.y) if self.rows is None else len(self.rows)
 
     def __getitem__(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # index_select: the rows of advanced indexing at a third of its cost.
         if self.rows is not None:
             positions = torch.index_select(self.rows, 0, positions)
-        X, y = torch.index_select(self.X, 0, positions), torch.index_select(self.y, 0, positions)
+        if self.sparse_X is not None:
+            X = torch.from_numpy(self.sparse_X[positions.numpy()].toarray())
+        else:
+            X = torch.index_select(self.X, 0, positions)
+        y = torch.index_select(self.y, 0, positions)
         if self.weight is None:
             return X, y
         # The weights ride with the targets to the loss (WeightedLoss.get_loss).
@@ -626,11 +634,13 @@ def _batch_fetching_loader(dataset, batch_size: int = 1, shuffle: bool = False,
     if type(dataset) is Subset:
         source, rows = dataset.dataset, np.asarray(dataset.indices, dtype=np.intp)
     if not (type(source) is Dataset and all(
-            isinstance(a, np.ndarray) and a.dtype.kind in "biuf" for a in (source.X, source.y))):
-        if sample_weight is not None:
+            (isinstance(a, np.ndarray) or (a is source.X and issparse(a)))
+            and a.dtype.kind in "biuf" for a in (source.X, source.y))):
+        if sample_weight is not None or issparse(getattr(source, "X", None)):
             raise TypeError(
-                "sample_weight needs the net's own data pipeline (a skorch Dataset over "
-                f"numeric arrays); this training's data is a {type(source).__name__}.")
+                "sample_weight and a sparse X need the net's own data pipeline (a skorch "
+                f"Dataset over numeric arrays); this training's data is a "
+                f"{type(source).__name__}.")
         return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last)
     return _Batches(_Rows(source.X, source.y, rows, sample_weight), batch_size, shuffle,
                     drop_last)
@@ -897,11 +907,12 @@ def train_round(spec: TrainingSpec) -> RoundResult:
     net = training_net(spec)
     weighted = spec.sample_weight is not None
     fetch_batches = _fetches_batches(net)
-    if weighted and not fetch_batches:
+    if (weighted or issparse(spec.X)) and not fetch_batches:
         raise TypeError(
-            "sample_weight needs the net's own data pipeline (skorch's Dataset and "
-            "DataLoader, with no iterator_train__* but batch_size, shuffle and drop_last); "
-            f"this net uses dataset={net.dataset!r}, iterator_train={net.iterator_train!r}.")
+            f"{'sample_weight' if weighted else 'A sparse X'} needs the net's own data "
+            "pipeline (skorch's Dataset and DataLoader, with no iterator_train__* but "
+            "batch_size, shuffle and drop_last); this net uses "
+            f"dataset={net.dataset!r}, iterator_train={net.iterator_train!r}.")
     tic = time.perf_counter()
     with (seeded(spec.seed, net.device), _watching_sigint() as sigint,
           _weighted_training(net, weighted)):
@@ -960,12 +971,14 @@ def connection_sensitivity(template: NeuralNet, start: Mapping[str, np.ndarray],
         net.module_.train()
         params = dict(net.module_.named_parameters())
         scores = {name: np.zeros(tuple(params[name].shape), dtype=np.float64) for name in names}
-        batch_size = net.batch_size if 0 < net.batch_size < len(X) else len(X)
+        n_rows = X.shape[0]
+        batch_size = net.batch_size if 0 < net.batch_size < n_rows else n_rows
         rng = np.random.default_rng(seed)
         for _ in range(n_batches):
-            rows = rng.choice(len(X), size=batch_size, replace=False)
+            rows = rng.choice(n_rows, size=batch_size, replace=False)
             net.module_.zero_grad()
-            X_batch = torch.as_tensor(X[rows], device=net.device)
+            X_rows = X[rows].toarray() if issparse(X) else X[rows]
+            X_batch = torch.as_tensor(X_rows, device=net.device)
             if sample_weight is None:
                 loss = net.get_loss(net.infer(X_batch), y[rows], X=X_batch, training=True)
             else:
