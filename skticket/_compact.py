@@ -856,19 +856,23 @@ class CompactClassifier(ClassifierMixin, _CompactBase):
     module_ : CompactMLP
         The compact network (CPU, eval mode).
     classes_ : ndarray of shape (n_classes,)
-        The class labels.
+        The class labels (for multilabel targets, the label indices).
     n_features_in_ : int
         Number of features the estimator was fitted on.
     batch_size : int
         Rows per forward pass.
+    multilabel_dtype : numpy dtype or None
+        For multilabel targets, the dtype of the indicator matrix ``predict``
+        returns; None for one label per sample.
     """
 
     def __init__(self, module: CompactMLP, *, classes: np.ndarray, n_features_in: int,
                  nonlinearity: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                 batch_size: int = BATCH_SIZE) -> None:
+                 batch_size: int = BATCH_SIZE, multilabel_dtype: np.dtype | None = None) -> None:
         super().__init__(module, n_features_in=n_features_in, nonlinearity=nonlinearity,
                          batch_size=batch_size)
         self.classes_ = classes
+        self.multilabel_dtype = multilabel_dtype
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities, columns in the order of ``classes_``.
@@ -892,9 +896,14 @@ class CompactClassifier(ClassifierMixin, _CompactBase):
 
         Returns
         -------
-        ndarray of shape (n_samples,)
+        ndarray of shape (n_samples,) or (n_samples, n_labels)
+            For multilabel targets, the indicator matrix (1 where the label's
+            probability is above 0.5).
         """
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        proba = self.predict_proba(X)
+        if self.multilabel_dtype is not None:
+            return (proba > 0.5).astype(self.multilabel_dtype)
+        return self.classes_[proba.argmax(axis=1)]
 
     def score(self, X, y) -> float:
         """Accuracy on ``(X, y)``."""

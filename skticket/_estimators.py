@@ -13,15 +13,22 @@ from collections.abc import Callable, Iterable, Iterator
 from numbers import Integral, Real
 
 import numpy as np
+import torch
 from joblib import Memory
 from scipy.sparse import issparse
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context, clone
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.utils._param_validation import HasMethods, Hidden, Interval, StrOptions
-from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.sparsefuncs import mean_variance_axis
-from sklearn.utils.validation import check_array, check_is_fitted, check_memory, validate_data
+from sklearn.utils.validation import (
+    check_array,
+    check_is_fitted,
+    check_memory,
+    column_or_1d,
+    validate_data,
+)
 from skorch import NeuralNet, NeuralNetBinaryClassifier, NeuralNetClassifier, NeuralNetRegressor
 from torch import nn
 
@@ -173,6 +180,12 @@ def _is_nll(criterion) -> bool:
     return (isinstance(criterion, type) and issubclass(criterion, nn.NLLLoss)) or isinstance(
         criterion, nn.NLLLoss
     )
+
+
+def _is_bce_with_logits(criterion) -> bool:
+    return (isinstance(criterion, type) and issubclass(criterion, nn.BCEWithLogitsLoss)
+            ) or isinstance(criterion, nn.BCEWithLogitsLoss)
+
 
 
 #: The deprecated top-level parameters: the search class each belongs to, and its name there.
@@ -335,6 +348,10 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
     def _module_defaults(self, net: NeuralNet) -> dict:
         return {}
 
+    def _net_defaults(self, net: NeuralNet) -> dict:
+        """Net parameters the data decides (the classifier's multilabel loss)."""
+        return {}
+
     # --- building blocks ------------------------------------------------------
 
     def _sized_template(self, X: np.ndarray) -> NeuralNet:
@@ -353,6 +370,11 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
                     f"skorch {self._default_net_class.__name__} (or a NeuralNet) as net."
                 )
             net = clone(self.net)
+        # What the targets decide of the net (the multilabel loss) first: the module's
+        # defaults depend on its criterion.
+        decided = self._net_defaults(net)
+        if decided:
+            net.set_params(**decided)
         user_params = net.get_params(deep=False)
         sizing = {"n_features": X.shape[1], "n_outputs": self._n_outputs(),
                   **self._module_defaults(net)}
@@ -387,7 +409,7 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
     def _split(self, X, y, seeds, sample_weight: np.ndarray | None = None) -> Data:
         if self.score_tolerance is None:
             return Data(X, y, w_train=sample_weight)
-        stratify = y if isinstance(self, ClassifierMixin) else None
+        stratify = y if isinstance(self, ClassifierMixin) and y.ndim == 1 else None
         arrays = (X, y) if sample_weight is None else (X, y, sample_weight)
         parts = train_test_split(*arrays, test_size=self.validation_fraction,
                                  stratify=stratify, random_state=seeds["split"])
@@ -843,8 +865,8 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
     def _validate_fit_data(self, X, y, reset: bool = True):
         X, y = validate_data(
             self, X, y, reset=reset, dtype=[np.float32, np.float64], accept_sparse="csr",
-            multi_output=not isinstance(self, ClassifierMixin),
-            y_numeric=not isinstance(self, ClassifierMixin),
+            # The classifier checks a 2-D y itself: a label indicator matrix, or refused.
+            multi_output=True, y_numeric=not isinstance(self, ClassifierMixin),
         )
         return _as_net_input(X), y
 
@@ -1082,6 +1104,18 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
     def _encode_target(self, y, reset):
         if reset:
             check_classification_targets(y)
+            self._multilabel_ = type_of_target(y) == "multilabel-indicator"
+            if self._multilabel_:
+                # One sigmoid output per label, as MLPClassifier trains them.
+                self.classes_ = np.arange(y.shape[1])
+                self._label_dtype_ = y.dtype
+                return np.asarray(y, dtype=np.float32)
+            if np.ndim(y) == 2 and np.shape(y)[1] == 1:
+                y = column_or_1d(y, warn=True)  # a column vector of labels, as scikit-learn
+            if np.ndim(y) == 2:
+                raise ValueError(
+                    f"{type(self).__name__} takes a 1-D y of labels or a 2-D label indicator "
+                    f"matrix (multilabel); got a 2-D y of kind {type_of_target(y)!r}.")
             self.classes_, encoded = np.unique(y, return_inverse=True)
             if len(self.classes_) < 2:
                 raise ValueError(
@@ -1089,6 +1123,16 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
                     f"got only one class: {self.classes_[0]!r}."
                 )
             return encoded.astype(np.int64)
+        if self._multilabel_:
+            if np.ndim(y) != 2 or np.shape(y)[1] != len(self.classes_) or not np.isin(
+                    y, (0, 1)).all():
+                raise ValueError(f"y must be a label indicator matrix of {len(self.classes_)} "
+                                 f"columns of 0 and 1, as in fit; got shape {np.shape(y)}.")
+            return np.asarray(y, dtype=np.float32)
+        if np.ndim(y) == 2 and np.shape(y)[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if np.ndim(y) != 1:
+            raise ValueError(f"y must be 1-D labels, as in fit; got shape {np.shape(y)}.")
         unseen = np.setdiff1d(y, self.classes_)
         if len(unseen):
             raise ValueError(f"y holds labels not seen in fit: {unseen.tolist()}.")
@@ -1102,21 +1146,53 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
         # output, so the module must emit probabilities.
         return {"output_activation": "softmax"} if _is_nll(net.criterion) else {}
 
+    def _net_defaults(self, net):
+        if not self._multilabel_:
+            return {}
+        if _is_nll(net.criterion):
+            if not self._uses_default_net():
+                raise ValueError(
+                    "Multilabel targets need a loss over one probability per label, such as "
+                    "torch.nn.BCEWithLogitsLoss; the net's criterion is NLLLoss.")
+            # The default net: one logit per label and binary cross-entropy.
+            criterion = nn.BCEWithLogitsLoss
+        else:
+            criterion = net.criterion
+        defaults = {"criterion": criterion}
+        if _is_bce_with_logits(criterion) and isinstance(net.predict_nonlinearity, str) and (
+                net.predict_nonlinearity == "auto"):
+            # skorch's "auto" after BCEWithLogitsLoss makes a binary classifier's two
+            # columns; for one logit per label the probabilities are their sigmoids.
+            defaults["predict_nonlinearity"] = torch.sigmoid
+        return defaults
+
+    def _labels(self, proba: np.ndarray) -> np.ndarray:
+        """Encoded predictions of the probabilities: class indices, or (multilabel) the
+        labels whose probability is above 0.5."""
+        if self._multilabel_:
+            return (proba > 0.5).astype(np.int64)
+        return proba.argmax(axis=1)
+
     def _predict_encoded(self, net, X):
-        return self._proba(net, X).argmax(axis=1)
+        return self._labels(self._proba(net, X))
 
     def _score_encoded(self, y_true, y_pred, sample_weight=None):
-        # Both are the encoded labels (indices into classes_) of the same rows.
-        return float(np.average(y_true == y_pred, weights=sample_weight))
+        # Both are encoded labels of the same rows; multilabel: subset accuracy.
+        hits = np.all(y_true == y_pred, axis=1) if self._multilabel_ else y_true == y_pred
+        return float(np.average(hits, weights=sample_weight))
 
     def _decode(self, predictions):
+        if self._multilabel_:
+            return predictions.astype(self._label_dtype_)
         return self.classes_[predictions]
 
     def _compact_predictor(self, module, batch_size):
         return CompactClassifier(module, classes=self.classes_,
                                  n_features_in=self.n_features_in_,
                                  nonlinearity=predict_nonlinearity(self.net_),
-                                 batch_size=batch_size)
+                                 batch_size=batch_size,
+                                 multilabel_dtype=(self._label_dtype_ if self._multilabel_
+                                                   else None))
 
     def _proba(self, net, X):
         # float64, as scikit-learn's own estimators return; each row independent
@@ -1133,7 +1209,8 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
         Returns
         -------
         ndarray of shape (n_samples, n_classes)
-            Columns in the order of ``classes_``.
+            Columns in the order of ``classes_``; for multilabel targets, each
+            label's own probability (the rows need not sum to 1).
         """
         X = self._validated_X(X)
         return self._proba(self.net_, X)
@@ -1147,9 +1224,11 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
 
         Returns
         -------
-        ndarray of shape (n_samples,)
+        ndarray of shape (n_samples,) or (n_samples, n_labels)
+            Labels; for multilabel targets the indicator matrix (1 where the
+            label's probability is above 0.5).
         """
-        return self._decode(self.predict_proba(X).argmax(axis=1))
+        return self._decode(self._labels(self.predict_proba(X)))
 
     def score(self, X, y, sample_weight=None) -> float:
         """Mean accuracy on ``(X, y)``: what ``accuracy_score(y, self.predict(X))`` returns.
@@ -1175,7 +1254,10 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.classifier_tags.multi_label = False
+        # Multilabel targets need one logit per label: the default net switches
+        # to BCEWithLogitsLoss, a net of one's own must not use NLLLoss.
+        tags.classifier_tags.multi_label = self._uses_default_net() or not _is_nll(
+            self.net.criterion)
         return tags
 
 
