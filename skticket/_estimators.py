@@ -622,7 +622,9 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
             Training data. A sparse matrix (any scipy format; kept as CSR) is
             never densified whole: each batch is, as it is used.
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
-            Target values (class labels for the classifier).
+            Target values: class labels, or a label indicator matrix
+            (multilabel) for the classifier; one or several targets for the
+            regressor.
         sample_weight : array-like of shape (n_samples,), default=None
             Per-sample weights: every training's loss is the weighted mean of
             the per-sample losses over each batch, ``sum(w_i * loss_i) /
@@ -1042,7 +1044,8 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
         ``ticket``, the one round carries the ticket's own round number.
         ``winning_ticket_.round`` is the round of the ticket.
     classes_ : ndarray of shape (n_classes,)
-        The class labels.
+        The class labels; for multilabel targets, the label indices
+        ``0 .. n_labels - 1``.
     n_features_in_ : int
         Number of features seen during ``fit``.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -1231,12 +1234,13 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
         return self._decode(self._labels(self.predict_proba(X)))
 
     def score(self, X, y, sample_weight=None) -> float:
-        """Mean accuracy on ``(X, y)``: what ``accuracy_score(y, self.predict(X))`` returns.
+        """Mean accuracy on ``(X, y)``: what ``accuracy_score(y, self.predict(X))`` returns
+        (for multilabel targets, subset accuracy: a row counts when every label is right).
 
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,)
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
             True labels.
         sample_weight : array-like of shape (n_samples,), default=None
 
