@@ -152,10 +152,12 @@ def _warn_if_unscaled(X: np.ndarray) -> None:
     if len(scale) == 0:
         return
     if scale.max() / scale.min() > _SCALE_RATIO or scale.max() > _SCALE_RATIO:
+        what = ("differ by orders of magnitude" if scale.max() / scale.min() > _SCALE_RATIO
+                else f"are far from 1 (over {_SCALE_RATIO:g})")
         warnings.warn(
-            f"The features' scales differ by orders of magnitude (from {scale.min():.3g} to "
-            f"{scale.max():.3g}); the default net trains poorly on such inputs. Standardize "
-            "them, e.g. make_pipeline(StandardScaler(), estimator).",
+            f"The features' scales {what} (from {scale.min():.3g} to {scale.max():.3g}); "
+            "the default net trains poorly on such inputs. Standardize them, e.g. "
+            "make_pipeline(StandardScaler(), estimator).",
             InputScaleWarning, stacklevel=5,
         )
 

@@ -131,6 +131,10 @@ def test_unscaled_inputs_warn_with_the_default_net(iris):
     with pytest.warns(InputScaleWarning, match="differ by orders of magnitude.*StandardScaler"):
         LotteryTicketClassifier(max_rounds=0, random_state=0).set_params(
             net__max_epochs=1).fit(skewed, y)
+    # Every feature far from 1, though alike: the message says which it is.
+    with pytest.warns(InputScaleWarning, match=r"are far from 1 \(over 100\) \(from 1.*"):
+        LotteryTicketClassifier(max_rounds=0, random_state=0).set_params(
+            net__max_epochs=1).fit(X * 300 + 1000, y)
     with warnings.catch_warnings():
         warnings.simplefilter("error", InputScaleWarning)
         LotteryTicketClassifier(max_rounds=0, random_state=0).set_params(
