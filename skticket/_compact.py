@@ -851,6 +851,21 @@ class CompactClassifier(ClassifierMixin, _CompactBase):
     predicts what the estimator predicts (probabilities within 1e-5) with a
     smaller network.
 
+    Parameters
+    ----------
+    module : CompactMLP
+        The compact network.
+    classes : ndarray of shape (n_classes,)
+        The estimator's ``classes_``.
+    n_features_in : int
+        The estimator's ``n_features_in_``.
+    nonlinearity : callable or None, default=None
+        What the net's ``predict_proba`` applies to its output.
+    batch_size : int, default=4096
+        Rows per forward pass.
+    multilabel_dtype : numpy dtype or None, default=None
+        For multilabel targets, the dtype of the indicator matrix.
+
     Attributes
     ----------
     module_ : CompactMLP
@@ -906,7 +921,17 @@ class CompactClassifier(ClassifierMixin, _CompactBase):
         return self.classes_[proba.argmax(axis=1)]
 
     def score(self, X, y) -> float:
-        """Accuracy on ``(X, y)``."""
+        """Accuracy on ``(X, y)`` (subset accuracy for multilabel targets).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+
+        Returns
+        -------
+        float
+        """
         return float(accuracy_score(y, self.predict(X)))
 
 
@@ -915,6 +940,21 @@ class CompactRegressor(_CompactBase):
 
     Returned by :meth:`LotteryTicketRegressor.compact`; predicts what the
     estimator predicts (within 1e-5) with a smaller network.
+
+    Parameters
+    ----------
+    module : CompactMLP
+        The compact network.
+    n_features_in : int
+        The estimator's ``n_features_in_``.
+    nonlinearity : callable or None, default=None
+        What the net's ``predict`` applies to its output.
+    target_is_1d : bool
+        Whether ``predict`` returns a 1-D array (the estimator was fitted on one).
+    batch_size : int, default=4096
+        Rows per forward pass.
+    target_scale, target_offset : ndarray or None, default=None
+        The estimator's target standardization, undone on the output.
 
     Attributes
     ----------
@@ -979,5 +1019,15 @@ class CompactRegressor(_CompactBase):
         return y.ravel() if self._target_is_1d else y
 
     def score(self, X, y) -> float:
-        """R^2 on ``(X, y)``."""
+        """R^2 on ``(X, y)``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+
+        Returns
+        -------
+        float
+        """
         return float(r2_score(y, self.predict(X)))

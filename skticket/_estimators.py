@@ -40,6 +40,7 @@ from ._compact import (
     CompactRegressor,
     compact_module,
 )
+from ._docstring import Substitution
 from ._importance import feature_names, module_input_importances
 from ._nets import DefaultClassifierNet, DefaultRegressorNet, auto_batch_size
 from ._predict import predict_nonlinearity, predict_outputs
@@ -195,6 +196,145 @@ _DEPRECATED: dict[str, tuple[type[Search], str]] = {
     "early_bird_window": (EarlyBird, "window"),
     "early_bird_tolerance": (EarlyBird, "tolerance"),
     "snip_batches": (SNIP, "batches"),
+}
+
+
+#: Parameter and attribute documentation both estimators share, written once
+#: (filled into their docstrings by Substitution).
+_SHARED_DOCS = {
+    "parameters_before_score_tolerance": """    prune_fraction : float, default=0.2
+        Share of each layer's surviving weights removed per round (of the
+        pooled weights under ``scope="global"``): after k rounds ``(1-p)^k``
+        remain. ``prune_fraction=target_sparsity, max_rounds=1`` is one-shot
+        pruning.
+    target_sparsity : float or None, default=0.8
+        Stop once this share of the prunable weights is zero. The last round
+        removes exactly the weights that bring the sparsity to the target (to
+        the nearest weight), spread over the layers in proportion to what each
+        would lose at the full rate. ``None``: no sparsity target.
+    max_rounds : int or None, default=None
+        At most this many pruning rounds (0 trains the dense net only).
+    scope : {"local", "global"}, default="local"
+        ``"local"`` prunes each layer at its own rate; ``"global"`` ranks all
+        prunable weights by one magnitude threshold.
+    layer_prune_fractions : dict of str to float, default=None
+        Per-parameter overrides of ``prune_fraction``, e.g.
+        ``{"output.weight": 0.1}``. Under global scope these layers are pruned
+        at their own rate, outside the global pool.
+    min_weights_per_layer : int, default=1
+        No layer is ever pruned below this many weights, under either scope;
+        when every layer is at its floor the search stops.
+    rewind_step : int, default=0
+        0 rewinds survivors to their initial values theta_0; k > 0 rewinds to
+        the weights after k optimizer steps of the dense training (late
+        resetting), a snapshot taken once and used by every round.
+    ticket_init : {"rewind", "reinit", "permute"}, default="rewind"
+        What the returned ticket trains from. ``"rewind"``: the winning ticket
+        itself. ``"reinit"``: the winning mask with freshly drawn weights.
+        ``"permute"``: each layer's mask shuffled over its whole matrix, with
+        fresh weights. The mask search is the same in all three.""",
+    "parameters_after_score_tolerance": """    validation_fraction : float, default=0.1
+        Share of the training data held out when ``score_tolerance`` is set.
+    prunable : list of str, callable or None, default=None
+        Which parameters to prune. ``None``: the weight of every ``nn.Linear``
+        and convolution (never biases or norm layers). A list names parameters;
+        a callable ``(name, parameter) -> bool`` selects them.
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialisation, data order, the validation split and the
+        baselines. With an int, two fits give identical masks and predictions
+        on CPU. The global torch and numpy random states are left untouched.
+    verbose : int, default=0
+        0: silent (every round is still logged at INFO on the ``skticket``
+        logger). 1: a progress bar over the rounds on stderr, its postfix the
+        sparsity, training loss and held-out score of the round just trained.
+        2: also skorch's table of epochs for every round.
+    memory : str, pathlib.Path, joblib.Memory or None, default=None
+        Where to keep trained rounds: a directory or a ``joblib.Memory``
+        (scikit-learn's ``Pipeline(memory=...)`` idiom). A round is stored
+        under a hash of everything that decides it (the net and all its
+        parameters, the training data, the start weights, the masks, the
+        round's seed), so a fit reuses every round already trained for the
+        same data, net, pruning parameters and ``random_state`` and trains
+        only the rounds it is missing: a ``GridSearchCV`` over
+        ``target_sparsity`` trains the shared part of the trajectories once
+        per fold. Results are identical to an uncached fit. Safe with
+        ``n_jobs > 1`` (two processes may both train a missing round). Nothing
+        is stored when ``random_state`` is None. ``None``: no caching.
+    search : Search or {"imp", "early_bird", "snip", "gradual", "sparse_momentum", \
+"rigl"}, default="imp"
+        How the ticket is found: a search object, with its own parameters,
+        or the name of one, which means its class with the defaults.
+        :class:`~skticket.IMP` (``"imp"``): iterative magnitude pruning, as
+        above. :class:`~skticket.EarlyBird` (``"early_bird"``; parameters
+        ``window``, ``tolerance``): the dense training stops as soon as the
+        ticket's mask, drawn after every epoch at ``target_sparsity`` with
+        the per-layer sparsities IMP would reach, settles (You et al., 2020);
+        the ticket is then rewound and trained once.
+        :class:`~skticket.SNIP` (``"snip"``; parameter ``batches``): pruned at
+        initialization by connection sensitivity ``|w * dL/dw|`` (Lee et al.,
+        2019); no dense training, the ticket trained once. Both one-shot
+        searches need ``target_sparsity``; ``ticket_init`` composes with all
+        three (``search="snip", ticket_init="permute"`` is the random control
+        with SNIP's per-layer densities, Frankle et al., 2021). Three searches
+        train one net, once, and move its mask while it trains (nothing is
+        retrained; ``net_`` is that sparse net):
+        :class:`~skticket.GradualPruning` (``"gradual"``; ``start``, ``end``,
+        ``frequency``) prunes from the dense start on a cubic schedule (Zhu &
+        Gupta, 2017); :class:`~skticket.SparseMomentum`
+        (``"sparse_momentum"``; ``drop_fraction``) and :class:`~skticket.RigL`
+        (``"rigl"``; ``drop_fraction``, ``update_every``, ``end``) start at
+        ``target_sparsity`` with a random mask and move weights to where the
+        momentum (Dettmers & Zettlemoyer, 2019) or the gradient (Evci et al.,
+        2020) is largest. They need ``target_sparsity`` too. A search's
+        parameters are the estimator's ``search__*``, listed by
+        ``get_params(deep=True)``, set by ``set_params`` and gridable
+        (``{"search__tolerance": [0.02, 0.1]}``), as ``net__*`` are; a
+        subclass of :class:`~skticket.Search` is a search of your own.
+    early_bird_window : int, default="deprecated"
+        Deprecated: use ``search=EarlyBird(window=...)``. Still applied to
+        ``search="early_bird"``, with a ``FutureWarning``, for one release.
+    early_bird_tolerance : float, default="deprecated"
+        Deprecated: use ``search=EarlyBird(tolerance=...)`` (as for
+        ``early_bird_window``).
+    snip_batches : int, default="deprecated"
+        Deprecated: use ``search=SNIP(batches=...)`` (as for
+        ``early_bird_window``).
+    ticket : Ticket or None, default=None
+        A ticket to train on this data instead of searching (transfer), for
+        example another estimator's ``winning_ticket_``: ``fit`` trains its
+        masks once, from its own start weights with ``ticket_init="rewind"``
+        (the ticket must then hold the net's whole start state) or from fresh
+        ones with ``"reinit"`` / ``"permute"``. A ticket whose names or shapes
+        do not fit the sized net is refused with a ``ValueError`` naming the
+        first mismatch. ``search`` is not used.""",
+    "rounds_": """    rounds_ : list of dict
+        One record per trained round, with keys ``round``, ``sparsity``,
+        ``n_active``, ``train_loss``, ``valid_score``, ``epochs``, ``seconds``
+        and ``cached``. ``cached`` is True for a round read from ``memory``
+        instead of trained; its ``seconds`` is then the time its training took
+        when it ran, so that records do not depend on the cache. What a round
+        is depends on the search: for ``"imp"``, round 0 is the dense net and
+        round k the ticket after k pruning rounds; for ``"early_bird"``, round
+        0 is the (early-stopped) dense training, whose record adds
+        ``ticket_epoch``, ``mask_distances`` and ``masks_settled``, and round 1
+        the ticket; for ``"snip"``, round 1 is the ticket (nothing dense is
+        trained); for ``"gradual"``, ``"sparse_momentum"`` and ``"rigl"``,
+        round 1 is the one training, its record adds ``mask_updates`` (per
+        update: ``step``, ``n_active``, ``regrown``, ``densities``), and its
+        sparsity is that of the mask the training ended with; for a given
+        ``ticket``, the one round carries the ticket's own round number.
+        ``winning_ticket_.round`` is the round of the ticket.""",
+    "fitted_attributes": """    n_features_in_ : int
+        Number of features seen during ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during ``fit``, when ``X`` has string column names.
+    feature_importances_ : ndarray of shape (n_features_in_,)
+        Per input, its share of the ticket's surviving first-layer weight
+        magnitude (exactly 0 for an input the ticket no longer reads), for
+        ``SelectFromModel``; see the property's own docstring for what it is
+        and is not.
+    used_features_ : ndarray of str
+        The names of the inputs the ticket still reads.""",
 }
 
 
@@ -887,6 +1027,7 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
         return tags
 
 
+@Substitution(**_SHARED_DOCS)
 class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
     """Find a winning ticket of a skorch classifier: IMP, early-bird, SNIP or sparse training.
 
@@ -910,116 +1051,13 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
         it. Inputs should be standardized (``make_pipeline(StandardScaler(),
         ...)``); with the default net, features whose scales differ by orders
         of magnitude raise an :class:`~skticket.exceptions.InputScaleWarning`.
-    prune_fraction : float, default=0.2
-        Share of each layer's surviving weights removed per round (of the
-        pooled weights under ``scope="global"``): after k rounds ``(1-p)^k``
-        remain. ``prune_fraction=target_sparsity, max_rounds=1`` is one-shot
-        pruning.
-    target_sparsity : float or None, default=0.8
-        Stop once this share of the prunable weights is zero. The last round
-        removes exactly the weights that bring the sparsity to the target (to
-        the nearest weight), spread over the layers in proportion to what each
-        would lose at the full rate. ``None``: no sparsity target.
-    max_rounds : int or None, default=None
-        At most this many pruning rounds (0 trains the dense net only).
-    scope : {"local", "global"}, default="local"
-        ``"local"`` prunes each layer at its own rate; ``"global"`` ranks all
-        prunable weights by one magnitude threshold.
-    layer_prune_fractions : dict of str to float, default=None
-        Per-parameter overrides of ``prune_fraction``, e.g.
-        ``{"output.weight": 0.1}``. Under global scope these layers are pruned
-        at their own rate, outside the global pool.
-    min_weights_per_layer : int, default=1
-        No layer is ever pruned below this many weights, under either scope;
-        when every layer is at its floor the search stops.
-    rewind_step : int, default=0
-        0 rewinds survivors to their initial values theta_0; k > 0 rewinds to
-        the weights after k optimizer steps of the dense training (late
-        resetting), a snapshot taken once and used by every round.
-    ticket_init : {"rewind", "reinit", "permute"}, default="rewind"
-        What the returned ticket trains from. ``"rewind"``: the winning ticket
-        itself. ``"reinit"``: the winning mask with freshly drawn weights.
-        ``"permute"``: each layer's mask shuffled over its whole matrix, with
-        fresh weights. The mask search is the same in all three.
+%(parameters_before_score_tolerance)s
     score_tolerance : float or None, default=None
         If set, a stratified ``validation_fraction`` of the training data is
         held out and scored (accuracy) after every round; the search stops once
         the score falls more than this below the dense round's, and the winning
         ticket is the sparsest round still within it.
-    validation_fraction : float, default=0.1
-        Share of the training data held out when ``score_tolerance`` is set.
-    prunable : list of str, callable or None, default=None
-        Which parameters to prune. ``None``: the weight of every ``nn.Linear``
-        and convolution (never biases or norm layers). A list names parameters;
-        a callable ``(name, parameter) -> bool`` selects them.
-    random_state : int, RandomState instance or None, default=None
-        Seeds initialisation, data order, the validation split and the
-        baselines. With an int, two fits give identical masks and predictions
-        on CPU. The global torch and numpy random states are left untouched.
-    verbose : int, default=0
-        0: silent (every round is still logged at INFO on the ``skticket``
-        logger). 1: a progress bar over the rounds on stderr, its postfix the
-        sparsity, training loss and held-out score of the round just trained.
-        2: also skorch's table of epochs for every round.
-    memory : str, pathlib.Path, joblib.Memory or None, default=None
-        Where to keep trained rounds: a directory or a ``joblib.Memory``
-        (scikit-learn's ``Pipeline(memory=...)`` idiom). A round is stored
-        under a hash of everything that decides it (the net and all its
-        parameters, the training data, the start weights, the masks, the
-        round's seed), so a fit reuses every round already trained for the
-        same data, net, pruning parameters and ``random_state`` and trains
-        only the rounds it is missing: a ``GridSearchCV`` over
-        ``target_sparsity`` trains the shared part of the trajectories once
-        per fold. Results are identical to an uncached fit. Safe with
-        ``n_jobs > 1`` (two processes may both train a missing round). Nothing
-        is stored when ``random_state`` is None. ``None``: no caching.
-    search : Search or {"imp", "early_bird", "snip", "gradual", "sparse_momentum", \
-"rigl"}, default="imp"
-        How the ticket is found: a search object, with its own parameters,
-        or the name of one, which means its class with the defaults.
-        :class:`~skticket.IMP` (``"imp"``): iterative magnitude pruning, as
-        above. :class:`~skticket.EarlyBird` (``"early_bird"``; parameters
-        ``window``, ``tolerance``): the dense training stops as soon as the
-        ticket's mask, drawn after every epoch at ``target_sparsity`` with
-        the per-layer sparsities IMP would reach, settles (You et al., 2020);
-        the ticket is then rewound and trained once.
-        :class:`~skticket.SNIP` (``"snip"``; parameter ``batches``): pruned at
-        initialization by connection sensitivity ``|w * dL/dw|`` (Lee et al.,
-        2019); no dense training, the ticket trained once. Both one-shot
-        searches need ``target_sparsity``; ``ticket_init`` composes with all
-        three (``search="snip", ticket_init="permute"`` is the random control
-        with SNIP's per-layer densities, Frankle et al., 2021). Three searches
-        train one net, once, and move its mask while it trains (nothing is
-        retrained; ``net_`` is that sparse net):
-        :class:`~skticket.GradualPruning` (``"gradual"``; ``start``, ``end``,
-        ``frequency``) prunes from the dense start on a cubic schedule (Zhu &
-        Gupta, 2017); :class:`~skticket.SparseMomentum`
-        (``"sparse_momentum"``; ``drop_fraction``) and :class:`~skticket.RigL`
-        (``"rigl"``; ``drop_fraction``, ``update_every``, ``end``) start at
-        ``target_sparsity`` with a random mask and move weights to where the
-        momentum (Dettmers & Zettlemoyer, 2019) or the gradient (Evci et al.,
-        2020) is largest. They need ``target_sparsity`` too. A search's
-        parameters are the estimator's ``search__*``, listed by
-        ``get_params(deep=True)``, set by ``set_params`` and gridable
-        (``{"search__tolerance": [0.02, 0.1]}``), as ``net__*`` are; a
-        subclass of :class:`~skticket.Search` is a search of your own.
-    early_bird_window : int, default="deprecated"
-        Deprecated: use ``search=EarlyBird(window=...)``. Still applied to
-        ``search="early_bird"``, with a ``FutureWarning``, for one release.
-    early_bird_tolerance : float, default="deprecated"
-        Deprecated: use ``search=EarlyBird(tolerance=...)`` (as for
-        ``early_bird_window``).
-    snip_batches : int, default="deprecated"
-        Deprecated: use ``search=SNIP(batches=...)`` (as for
-        ``early_bird_window``).
-    ticket : Ticket or None, default=None
-        A ticket to train on this data instead of searching (transfer), for
-        example another estimator's ``winning_ticket_``: ``fit`` trains its
-        masks once, from its own start weights with ``ticket_init="rewind"``
-        (the ticket must then hold the net's whole start state) or from fresh
-        ones with ``"reinit"`` / ``"permute"``. A ticket whose names or shapes
-        do not fit the sized net is refused with a ``ValueError`` naming the
-        first mismatch. ``search`` is not used.
+%(parameters_after_score_tolerance)s
 
     Attributes
     ----------
@@ -1028,37 +1066,11 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
         the returned net trained from.
     net_ : skorch NeuralNetClassifier
         The trained net of the winning ticket (or of its baseline).
-    rounds_ : list of dict
-        One record per trained round, with keys ``round``, ``sparsity``,
-        ``n_active``, ``train_loss``, ``valid_score``, ``epochs``, ``seconds``
-        and ``cached``. ``cached`` is True for a round read from ``memory``
-        instead of trained; its ``seconds`` is then the time its training took
-        when it ran, so that records do not depend on the cache. What a round
-        is depends on the search: for ``"imp"``, round 0 is the dense net and
-        round k the ticket after k pruning rounds; for ``"early_bird"``, round
-        0 is the (early-stopped) dense training, whose record adds
-        ``ticket_epoch``, ``mask_distances`` and ``masks_settled``, and round 1
-        the ticket; for ``"snip"``, round 1 is the ticket (nothing dense is
-        trained); for ``"gradual"``, ``"sparse_momentum"`` and ``"rigl"``,
-        round 1 is the one training, its record adds ``mask_updates`` (per
-        update: ``step``, ``n_active``, ``regrown``, ``densities``), and its
-        sparsity is that of the mask the training ended with; for a given
-        ``ticket``, the one round carries the ticket's own round number.
-        ``winning_ticket_.round`` is the round of the ticket.
+%(rounds_)s
     classes_ : ndarray of shape (n_classes,)
         The class labels; for multilabel targets, the label indices
         ``0 .. n_labels - 1``.
-    n_features_in_ : int
-        Number of features seen during ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Names of features seen during ``fit``, when ``X`` has string column names.
-    feature_importances_ : ndarray of shape (n_features_in_,)
-        Per input, its share of the ticket's surviving first-layer weight
-        magnitude (exactly 0 for an input the ticket no longer reads), for
-        ``SelectFromModel``; see the property's own docstring for what it is
-        and is not.
-    used_features_ : ndarray of str
-        The names of the inputs the ticket still reads.
+%(fitted_attributes)s
 
     See Also
     --------
@@ -1267,6 +1279,7 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
         return tags
 
 
+@Substitution(**_SHARED_DOCS)
 class LotteryTicketRegressor(RegressorMixin, BaseLotteryTicket):
     """Find a winning ticket of a skorch regressor: IMP, early-bird, SNIP or sparse training.
 
@@ -1281,53 +1294,10 @@ class LotteryTicketRegressor(RegressorMixin, BaseLotteryTicket):
         (``target_mean_``, ``target_scale_``) and transforms its predictions
         back, so a raw target such as diabetes' (25 to 346) trains as well as a
         standardized one; a net of your own trains on the target as given.
-    prune_fraction : float, default=0.2
-        Share of each layer's surviving weights removed per round.
-    target_sparsity : float or None, default=0.8
-        Stop once this share of the prunable weights is zero (the last round
-        lands on it exactly).
-    max_rounds : int or None, default=None
-        At most this many pruning rounds.
-    scope : {"local", "global"}, default="local"
-        Per-layer rate or one global magnitude threshold.
-    layer_prune_fractions : dict of str to float, default=None
-        Per-parameter overrides of ``prune_fraction``.
-    min_weights_per_layer : int, default=1
-        Floor on each layer's surviving weights.
-    rewind_step : int, default=0
-        Rewind to theta_0 (0) or to the weights after k optimizer steps.
-    ticket_init : {"rewind", "reinit", "permute"}, default="rewind"
-        The winning ticket, or a random baseline with its mask.
+%(parameters_before_score_tolerance)s
     score_tolerance : float or None, default=None
         Stop once the held-out R^2 falls more than this below the dense round's.
-    validation_fraction : float, default=0.1
-        Share of the training data held out when ``score_tolerance`` is set.
-    prunable : list of str, callable or None, default=None
-        Which parameters to prune (default: weights of linear and conv layers).
-    random_state : int, RandomState instance or None, default=None
-        Seeds every random draw of the fit; the global random state is untouched.
-    verbose : int, default=0
-        0: silent (rounds are logged on the ``skticket`` logger); 1: a progress
-        bar over the rounds; 2: also skorch's table of epochs.
-    memory : str, pathlib.Path, joblib.Memory or None, default=None
-        Where to keep trained rounds, so that fits sharing rounds (a grid over
-        ``target_sparsity``) train each one once; see
-        :class:`LotteryTicketClassifier`. Nothing is stored when
-        ``random_state`` is None.
-    search : Search or {"imp", "early_bird", "snip", "gradual", "sparse_momentum", \
-"rigl"}, default="imp"
-        How the ticket is found (a search object, or a name meaning its class
-        with the defaults; gridable as ``search__*``); see
-        :class:`LotteryTicketClassifier`.
-    early_bird_window : int, default="deprecated"
-        Deprecated: use ``search=EarlyBird(window=...)``.
-    early_bird_tolerance : float, default="deprecated"
-        Deprecated: use ``search=EarlyBird(tolerance=...)``.
-    snip_batches : int, default="deprecated"
-        Deprecated: use ``search=SNIP(batches=...)``.
-    ticket : Ticket or None, default=None
-        A ticket to train on this data instead of searching; see
-        :class:`LotteryTicketClassifier`.
+%(parameters_after_score_tolerance)s
 
     Attributes
     ----------
@@ -1336,27 +1306,14 @@ class LotteryTicketRegressor(RegressorMixin, BaseLotteryTicket):
         the returned net trained from.
     net_ : skorch NeuralNetRegressor
         The trained net of the winning ticket (or of its baseline).
-    rounds_ : list of dict
-        One record per trained round (keys, and what a round is for each
-        search, as for :class:`LotteryTicketClassifier`; ``cached`` marks a
-        round read from ``memory``).
+%(rounds_)s
     n_outputs_ : int
         Number of targets.
     target_mean_, target_scale_ : ndarray of shape (n_outputs_,) or None
         With the default net, the mean and standard deviation the target was
         standardized with for training (predictions are transformed back);
         None with a net of your own.
-    n_features_in_ : int
-        Number of features seen during ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Names of features seen during ``fit``, when ``X`` has string column names.
-    feature_importances_ : ndarray of shape (n_features_in_,)
-        Per input, its share of the ticket's surviving first-layer weight
-        magnitude (exactly 0 for an input the ticket no longer reads), for
-        ``SelectFromModel``; see the property's own docstring for what it is
-        and is not.
-    used_features_ : ndarray of str
-        The names of the inputs the ticket still reads.
+%(fitted_attributes)s
 
     See Also
     --------

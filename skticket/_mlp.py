@@ -115,5 +115,15 @@ class MLP(nn.Sequential):
         super().__init__(layers)
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
+        """The layers applied to ``X``, cast to the weights' dtype first.
+
+        Parameters
+        ----------
+        X : torch.Tensor of shape (n_samples, n_features)
+
+        Returns
+        -------
+        torch.Tensor of shape (n_samples, n_outputs)
+        """
         # skorch hands integer or float64 inputs through unchanged; cast once here.
         return super().forward(X.to(self.output.weight.dtype))

@@ -176,7 +176,21 @@ class SearchRun:
 
     def baseline(self, masks: dict[str, np.ndarray], index: int, kind: str) -> Round:
         """The random-ticket baseline ``kind`` ("reinit" or "permute") of ``masks``, trained
-        with round ``index``'s data order."""
+        with round ``index``'s data order.
+
+        Parameters
+        ----------
+        masks : dict of str to bool ndarray
+            The ticket's masks.
+        index : int
+            The round whose data order (and baseline seeds) to use.
+        kind : {"reinit", "permute"}
+            Fresh weights on the same masks, or on each layer's mask shuffled.
+
+        Returns
+        -------
+        Round
+        """
         return self.session.baseline(masks, index, kind)
 
     def net_scorer(self, y, metric: Callable[[Any, Any], float] | None = None
@@ -186,6 +200,18 @@ class SearchRun:
         Without ``metric``, the estimator's own score (accuracy or R^2); a
         ``metric(y_true, y_pred)`` sees the predictions as ``predict`` returns
         them.
+
+        Parameters
+        ----------
+        y : array-like
+            The targets of the rows ``score`` will be given, as the user gave them.
+        metric : callable or None, default=None
+            ``metric(y_true, y_pred) -> float``; None: the estimator's score.
+
+        Returns
+        -------
+        callable
+            ``score(net, X) -> float``.
         """
         if self._net_scorer is None:
             raise ValueError("This run was opened without a net scorer.")
@@ -215,9 +241,21 @@ class SearchRun:
         """Train ``masks``, the survivors rewound, as round ``index`` (default: the next).
 
         With ``mask_updates`` the masks move during the training on that
-        schedule, and the round holds those it ended with. Returns the trained
-        :class:`~skticket._session.Round`; it is not the winning ticket until
-        :meth:`accept` makes it so.
+        schedule, and the round holds those it ended with. The trained round
+        is not the winning ticket until :meth:`accept` makes it so.
+
+        Parameters
+        ----------
+        masks : dict of str to bool ndarray
+            The masks to train (where they start, with ``mask_updates``).
+        index : int or None, default=None
+            The round's number (its data order); None: the next.
+        mask_updates : MaskUpdates or None, default=None
+            A schedule on which the masks move during the training.
+
+        Returns
+        -------
+        Round
         """
         if index is not None:
             self.state.next_round = index
@@ -229,7 +267,13 @@ class SearchRun:
 
     def accept(self, trained: Round) -> None:
         """Make ``trained`` the winning ticket (what ``fit`` returns and ``prune()`` goes on
-        from)."""
+        from).
+
+        Parameters
+        ----------
+        trained : Round
+            A round :meth:`train` returned.
+        """
         self.state.accept(trained, self.session.prunable)
 
 
@@ -269,6 +313,15 @@ class Search(BaseEstimator, metaclass=ABCMeta):
         """How many rounds :meth:`rounds` will train from ``run``'s state (None: unknown).
 
         Only progress bars read it.
+
+        Parameters
+        ----------
+        run : SearchRun
+            The search opened on a fit's data: what it trains through.
+
+        Returns
+        -------
+        int or None
         """
         return None
 
@@ -278,6 +331,16 @@ class Search(BaseEstimator, metaclass=ABCMeta):
 
         Call ``run.accept(round)`` on each round that becomes the winning
         ticket; set ``round.accepted = False`` on one trained but not kept.
+
+        Parameters
+        ----------
+        run : SearchRun
+            The search opened on a fit's data: what it trains through.
+
+        Yields
+        ------
+        Round
+            Each trained round.
         """
 
 
@@ -561,11 +624,33 @@ class SparseTraining(Search):
 
     @abstractmethod
     def start_masks(self, run: SearchRun) -> dict[str, np.ndarray]:
-        """The masks the training starts with."""
+        """The masks the training starts with.
+
+        Parameters
+        ----------
+        run : SearchRun
+            The search opened on a fit's data (``run.masks``, ``run.rule``,
+            ``run.target_n_active()``).
+
+        Returns
+        -------
+        dict of str to bool ndarray
+        """
 
     @abstractmethod
     def schedule(self, run: SearchRun) -> MaskUpdates:
-        """When and how the masks move during the training."""
+        """When and how the masks move during the training.
+
+        Parameters
+        ----------
+        run : SearchRun
+            The search opened on a fit's data.
+
+        Returns
+        -------
+        MaskUpdates
+            A frozen description of the updates (part of the ``memory`` key).
+        """
 
     def rounds(self, run: SearchRun) -> Iterator[Round]:
         """The one training, its masks moving."""
