@@ -198,3 +198,14 @@ def test_calibrate_early_bird(capsys):
     assert all(row["ticket_sparsity"] == 0.5 for row in result["rows"])
     assert result["recommended"][2] in (None, 0.1, 1.0)
     assert "largest tolerance within 1 point" in capsys.readouterr().out
+
+
+def test_quickstart(capsys):
+    quickstart = _load("quickstart")
+    rows = quickstart.main(net_params={"net__max_epochs": 5})
+    assert [r["model"] for r in rows] == ["lottery ticket (90% sparse)", "same net, dense",
+                                          "scikit-learn MLPClassifier"]
+    assert rows[0]["weights"] == "320 of 3,200 weights"
+    assert all(0.5 < r["accuracy"] <= 1 and r["seconds"] > 0 for r in rows)
+    out = capsys.readouterr().out
+    assert out.count("test accuracy") == 3 and "fit" in out
