@@ -32,6 +32,7 @@ import os
 import warnings
 import weakref
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Generic, NamedTuple, TypeVar
 
 import numpy as np
@@ -234,6 +235,43 @@ def _step(function: Callable[[torch.Tensor], torch.Tensor], width: int | None = 
         return _Step(function, rowwise=False,
                      kernel=_Kernel(key, functools.partial(_probe_rows, function, width, dtype)))
     return _Step(function, rowwise=rows == EXACT)
+
+
+@dataclass(frozen=True, eq=False)
+class TargetScaling:
+    """The default regressor's target standardization, and its inverse: one object that
+    training, ``predict``, the compact predictor and ONNX export all use.
+
+    Attributes
+    ----------
+    offset : ndarray of shape (n_outputs,)
+        Each target's mean.
+    scale : ndarray of shape (n_outputs,)
+        Each target's standard deviation (1 where it is 0).
+
+    Examples
+    --------
+    >>> scaling = TargetScaling.of(np.array([[1.0], [3.0]]))
+    >>> scaling.transform(np.array([[3.0]])).tolist(), scaling.inverse(np.array([[1.0]])).tolist()
+    ([[1.0]], [[3.0]])
+    """
+
+    offset: np.ndarray
+    scale: np.ndarray
+
+    @classmethod
+    def of(cls, y: np.ndarray) -> TargetScaling:
+        """The standardization of the (n_samples, n_outputs) target ``y``."""
+        scale = y.std(axis=0)
+        return cls(offset=y.mean(axis=0), scale=np.where(scale > 0, scale, 1.0))
+
+    def transform(self, y: np.ndarray) -> np.ndarray:
+        """The target as the net trains on it."""
+        return (y - self.offset) / self.scale
+
+    def inverse(self, predictions: np.ndarray) -> np.ndarray:
+        """The net's outputs in the target's units."""
+        return predictions * self.scale + self.offset
 
 
 #: Values of a sparse X densified at once for a prediction (16 MiB of float32).
@@ -953,7 +991,7 @@ class CompactRegressor(_CompactBase):
         Whether ``predict`` returns a 1-D array (the estimator was fitted on one).
     batch_size : int, default=4096
         Rows per forward pass.
-    target_scale, target_offset : ndarray or None, default=None
+    target_scaling : TargetScaling or None, default=None
         The estimator's target standardization, undone on the output.
 
     Attributes
@@ -983,24 +1021,17 @@ class CompactRegressor(_CompactBase):
     def __init__(self, module: CompactMLP, *, n_features_in: int,
                  nonlinearity: Callable[[torch.Tensor], torch.Tensor] | None = None,
                  target_is_1d: bool, batch_size: int = BATCH_SIZE,
-                 target_scale: np.ndarray | None = None,
-                 target_offset: np.ndarray | None = None) -> None:
+                 target_scaling: TargetScaling | None = None) -> None:
         super().__init__(module, n_features_in=n_features_in, nonlinearity=nonlinearity,
                          batch_size=batch_size)
         self._target_is_1d = target_is_1d
-        self._target_scale = target_scale
-        self._target_offset = target_offset
+        self._target_scaling = target_scaling
 
     @property
-    def target_scale(self) -> np.ndarray | None:
-        """Predictions are the network's output times this, plus :attr:`target_offset`
-        (the estimator's target standardization undone); None: the output as is."""
-        return self._target_scale
-
-    @property
-    def target_offset(self) -> np.ndarray | None:
-        """See :attr:`target_scale`."""
-        return self._target_offset
+    def target_scaling(self) -> TargetScaling | None:
+        """The estimator's target standardization, undone on the network's output
+        (:meth:`TargetScaling.inverse`); None: the output as it is."""
+        return self._target_scaling
 
     def predict(self, X) -> np.ndarray:
         """Predicted targets.
@@ -1014,8 +1045,8 @@ class CompactRegressor(_CompactBase):
         ndarray of shape (n_samples,) or (n_samples, n_targets)
         """
         y = self._output(X)
-        if self._target_scale is not None:
-            y = y * self._target_scale + self._target_offset
+        if self._target_scaling is not None:
+            y = self._target_scaling.inverse(y)
         return y.ravel() if self._target_is_1d else y
 
     def score(self, X, y) -> float:

@@ -38,6 +38,7 @@ from ._compact import (
     CSR_MIN_SPARSITY,
     CompactClassifier,
     CompactRegressor,
+    TargetScaling,
     compact_module,
 )
 from ._docstring import Substitution
@@ -1339,15 +1340,15 @@ class LotteryTicketRegressor(RegressorMixin, BaseLotteryTicket):
         if reset:
             self._target_is_1d_ = y.ndim == 1
             self.n_outputs_ = 1 if y.ndim == 1 else y.shape[1]
-            self.target_mean_ = self.target_scale_ = None
+            self._target_scaling_ = None
             if self._uses_default_net():
                 # The default net trains on the standardized target: Adam at
                 # lr 0.01 from a small init cannot reach a target in the
                 # hundreds in a few hundred steps, and MSE on it diverges.
-                columns = y.reshape(len(y), -1)
-                scale = columns.std(axis=0)
-                self.target_mean_ = columns.mean(axis=0)
-                self.target_scale_ = np.where(scale > 0, scale, 1.0)
+                self._target_scaling_ = TargetScaling.of(y.reshape(len(y), -1))
+            scaling = self._target_scaling_
+            self.target_mean_ = None if scaling is None else scaling.offset
+            self.target_scale_ = None if scaling is None else scaling.scale
         elif (y.ndim == 1) != self._target_is_1d_ or y.reshape(len(y), -1).shape[1] != (
             self.n_outputs_
         ):
@@ -1355,8 +1356,8 @@ class LotteryTicketRegressor(RegressorMixin, BaseLotteryTicket):
         # skorch regressors train on 2-D targets; a (B, 1) prediction against a
         # (B,) target would silently broadcast in MSELoss.
         y = y.reshape(len(y), -1)
-        if self.target_scale_ is not None:
-            y = (y - self.target_mean_) / self.target_scale_
+        if self._target_scaling_ is not None:
+            y = self._target_scaling_.transform(y)
         return y.astype(np.float32)
 
     def _n_outputs(self):
@@ -1369,16 +1370,15 @@ class LotteryTicketRegressor(RegressorMixin, BaseLotteryTicket):
         return r2_score(y_true, y_pred, sample_weight=sample_weight)
 
     def _decode(self, predictions):
-        if self.target_scale_ is not None:
-            predictions = predictions * self.target_scale_ + self.target_mean_
+        if self._target_scaling_ is not None:
+            predictions = self._target_scaling_.inverse(predictions)
         return predictions.ravel() if self._target_is_1d_ else predictions
 
     def _compact_predictor(self, module, batch_size):
         return CompactRegressor(module, n_features_in=self.n_features_in_,
                                 nonlinearity=predict_nonlinearity(self.net_),
                                 target_is_1d=self._target_is_1d_, batch_size=batch_size,
-                                target_scale=self.target_scale_,
-                                target_offset=self.target_mean_)
+                                target_scaling=self._target_scaling_)
 
     def predict(self, X) -> np.ndarray:
         """Predictions of the winning ticket's trained net.

@@ -355,6 +355,15 @@ def _next_masks(state: SearchState, rule: PruningRule,
     return None if n_active(masks) == n_active(state.masks) else masks
 
 
+def _imp_reached(rule: PruningRule, round_index: int, masks: dict[str, np.ndarray],
+                 target_n_active: int | None) -> bool:
+    """IMP's stopping rule: after round ``round_index``, with ``masks``, is the search
+    done (``max_rounds`` trained, or ``target_sparsity`` reached)? ``rounds`` and
+    ``planned_rounds`` both ask it."""
+    return ((rule.max_rounds is not None and round_index >= rule.max_rounds)
+            or (target_n_active is not None and n_active(masks) <= target_n_active))
+
+
 def _dense_round(run: SearchRun, early_bird: EarlyBirdRule | None = None) -> Round:
     """Round 0: the dense net, with the late-reset snapshot taken if asked for."""
     session, rule, state = run.session, run.rule, run.state
@@ -425,8 +434,7 @@ class IMP(Search):
                                trained_weights={name: rng.random(mask.shape)
                                                 for name, mask in state.masks.items()})
         rounds = 0
-        while not ((rule.max_rounds is not None and rounds >= rule.max_rounds)
-                   or (target is not None and n_active(stand_in.masks) <= target)):
+        while not _imp_reached(rule, rounds, stand_in.masks, target):
             masks = _next_masks(stand_in, rule, target)
             if masks is None:
                 break
@@ -442,10 +450,7 @@ class IMP(Search):
         target = (None if rule.target_sparsity is None
                   else target_active_count(run.n_prunable, rule.target_sparsity))
         dense_score = dense.record["valid_score"]
-        while not (
-            (rule.max_rounds is not None and state.round >= rule.max_rounds)
-            or (target is not None and n_active(state.masks) <= target)
-        ):
+        while not _imp_reached(rule, state.round, state.masks, target):
             masks = _next_masks(state, rule, target)
             if masks is None:
                 return  # every layer is at its floor

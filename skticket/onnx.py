@@ -227,9 +227,10 @@ def _convert_regressor(scope, operator, container) -> None:
     x, dtype = _input_and_dtype(scope, container, operator)
     g = _Graph(scope, container, dtype)
     out = _emit_nonlinearity(g, _emit_network(g, x, predictor.module_), predictor.nonlinearity)
-    if predictor.target_scale is not None:  # the target's standardization, undone
-        out = g.node("Mul", [out, g.const(np.asarray(predictor.target_scale)[None, :])])
-        out = g.node("Add", [out, g.const(np.asarray(predictor.target_offset)[None, :])])
+    scaling = predictor.target_scaling
+    if scaling is not None:  # TargetScaling.inverse, as ONNX nodes
+        out = g.node("Mul", [out, g.const(np.asarray(scaling.scale)[None, :])])
+        out = g.node("Add", [out, g.const(np.asarray(scaling.offset)[None, :])])
     container.add_node("Identity", [out], [operator.outputs[0].full_name],
                        name=scope.get_unique_operator_name("Identity"))
 
