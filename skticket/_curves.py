@@ -75,24 +75,16 @@ def _check_tickets(tickets: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(tickets))
 
 
-def _row(round_index: int, kind: str, masks, score: float, accepted: bool) -> dict:
-    n_prunable = sum(mask.size for mask in masks.values())
-    active = int(sum(np.count_nonzero(mask) for mask in masks.values()))
+def _row(kind: str, ticket: Ticket, score: float, accepted: bool) -> dict:
     return {
-        "round": round_index,
+        "round": ticket.round,
         "ticket": kind,
-        "sparsity": 1.0 - active / n_prunable,
-        "weights_remaining": active / n_prunable,
-        "n_active": active,
+        "sparsity": ticket.sparsity,
+        "weights_remaining": ticket.n_active / ticket.n_prunable,
+        "n_active": ticket.n_active,
         "score": score,
         "accepted": accepted,
     }
-
-
-def _ticket(masks, start, round_index: int, kind: str) -> Ticket:
-    return Ticket(masks={name: mask.copy() for name, mask in masks.items()},
-                  weights={name: value.copy() for name, value in start.items()},
-                  round=round_index, init=kind)
 
 
 def _repeat_rows(estimator: BaseLotteryTicket, seed: int, X_train, y_train, X_test, y_test,
@@ -118,15 +110,16 @@ def _repeat_rows(estimator: BaseLotteryTicket, seed: int, X_train, y_train, X_te
     rows, records = [], []
     for trained in run.rounds():
         if trained.index == 0:
-            rows.append((_row(0, "dense", trained.masks, score(trained.result.net, X_scored),
-                              True), _ticket(trained.masks, trained.start, 0, "rewind")))
+            ticket = trained.ticket()
+            rows.append((_row("dense", ticket, score(trained.result.net, X_scored), True),
+                         ticket))
         else:
             for kind in kinds:
-                ticket = (trained if kind == "rewind"
-                          else run.baseline(trained.masks, trained.index, kind))
-                row = _row(trained.index, kind, ticket.masks,
-                           score(ticket.result.net, X_scored), trained.accepted)
-                rows.append((row, _ticket(ticket.masks, ticket.start, trained.index, kind)))
+                ticketed = (trained if kind == "rewind"
+                            else run.baseline(trained.masks, trained.index, kind))
+                ticket = ticketed.ticket()
+                rows.append((_row(kind, ticket, score(ticketed.result.net, X_scored),
+                                  trained.accepted), ticket))
         records.append(trained.record)
         if progress is not None:
             progress.round_done(trained.record)

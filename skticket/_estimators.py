@@ -722,14 +722,9 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
         if winning.init != self.ticket_init:
             winning = session.baseline(winning.masks, winning.index, self.ticket_init)
         self.net_ = winning.result.net
-        self.winning_ticket_ = Ticket(
-            masks={name: mask.copy() for name, mask in winning.masks.items()},
-            # The whole start state (biases and buffers too): what training the
-            # ticket again, on this data or other, needs.
-            weights={name: value.copy() for name, value in winning.start.items()},
-            round=winning.index,
-            init=self.ticket_init,
-        )
+        # The whole start state (biases and buffers too): what training the ticket
+        # again, on this data or other, needs.
+        self.winning_ticket_ = winning.ticket()
         # The search itself is kept (without data) so that prune() can go on.
         self._session_ = session.detached()
         self._search_state_ = state

@@ -22,6 +22,7 @@ from ._cache import CachedRoundResult, cached_train_round
 from ._mask_updates import MaskUpdates
 from ._pruning import n_active, permute_masks, rewound_weights, sparsity
 from ._rng import round_seed
+from ._ticket import Ticket
 from ._training import (
     EarlyBirdRule,
     RoundResult,
@@ -76,6 +77,14 @@ class Round:
     record: dict
     accepted: bool = True
     init: str = "rewind"
+
+    def ticket(self) -> Ticket:
+        """The round's ticket, as plain data the user keeps: copies of its masks and of
+        the whole start state, its index and ``init``. The one place a fit's or a
+        curve's :class:`~skticket.Ticket` is built."""
+        return Ticket(masks={name: mask.copy() for name, mask in self.masks.items()},
+                      weights={name: value.copy() for name, value in self.start.items()},
+                      round=self.index, init=self.init)
 
 
 class Session:
