@@ -66,6 +66,15 @@ def setup(args) -> None:
         torch.set_num_threads(args.threads)
 
 
+def rss_kib() -> int:
+    """The process's current resident set size in KiB, from /proc (Linux); 0 elsewhere."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+    except OSError:
+        return 0
+
+
 def machine_line() -> str:
     return (f"torch {torch.__version__}, torch.get_num_threads()={torch.get_num_threads()}, "
             f"os.cpu_count()={os.cpu_count()}, Python {platform.python_version()}, "

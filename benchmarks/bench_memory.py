@@ -22,19 +22,12 @@ import os
 import subprocess
 import sys
 
-from _common import NETS, machine_line, median, print_header, table
+from _common import NETS, machine_line, median, print_header, rss_kib, table
 
 SIDES = ("skticket fit", "k+1 plain skorch fits", "1 plain skorch fit")
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def _rss_kib() -> int:
-    # Current resident set size, from /proc (Linux); 0 elsewhere.
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
-    except OSError:
-        return 0
 
 
 def child(side: str, name: str, mode: str, threads: int | None) -> None:
@@ -59,7 +52,7 @@ def child(side: str, name: str, mode: str, threads: int | None) -> None:
     clone(est).set_params(target_sparsity=0.5).fit(X[:64], y[:64])
     if mode == "tracemalloc":
         tracemalloc.start()
-    before = _rss_kib()
+    before = rss_kib()
     if side == "skticket fit":
         fitted = clone(est).fit(X, y)
         assert len(fitted.rounds_) == trainings

@@ -21,17 +21,11 @@ import os
 import subprocess
 import sys
 
-from _common import print_header, table
+from _common import print_header, rss_kib, table
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def _rss_kib() -> int:
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
-    except OSError:
-        return 0
 
 
 def child(rows: int, features: int, density: float, threads: int | None) -> None:
@@ -55,7 +49,7 @@ def child(rows: int, features: int, density: float, threads: int | None) -> None
     est.set_params(net__max_epochs=1, net__module__hidden_units=(32,))
     # Lazy imports and torch's start-up are part of the baseline.
     est.fit(X[:256], y[:256])
-    before = _rss_kib()
+    before = rss_kib()
     tic = time.perf_counter()
     est.fit(X, y)
     fit_seconds = time.perf_counter() - tic
