@@ -18,19 +18,19 @@ from __future__ import annotations
 import math
 from abc import ABCMeta, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 
 from ._pruning import (
+    MagnitudeRule,
     allocate_growth,
     cosine_decay,
     count_to_remove,
     cubic_sparsity,
     drop_and_grow,
     n_active,
-    prune_to_target,
     target_active_count,
 )
 
@@ -83,18 +83,15 @@ class GradualSchedule(MaskUpdates):
     (shares of the training), the sparsity is raised on the cubic schedule
     (:func:`~skticket._pruning.cubic_sparsity`) to reach ``target_n_active``
     at ``end``; each update prunes the lowest-magnitude surviving weights by
-    the rule IMP uses (:func:`~skticket._pruning.prune_to_target`: the same
-    per-layer rates, scope and floors). Pruned weights stay pruned.
+    the rule IMP uses (``magnitude``: the same per-layer rates, scope and
+    floors). Pruned weights stay pruned.
     """
+
+    must_finish: ClassVar[bool] = True
 
     target_n_active: int
     n_prunable: int
-    fraction: float
-    scope: str
-    layer_fractions: Mapping[str, float] = field(default_factory=dict)
-    min_weights: int = 1
-    must_finish: ClassVar[bool] = True
-
+    magnitude: MagnitudeRule
     start: float = 0.25
     end: float = 0.75
     frequency: int | None = None
@@ -125,9 +122,7 @@ class GradualSchedule(MaskUpdates):
                      self.target_n_active)
         if n_active(masks) <= target:
             return {name: mask.copy() for name, mask in masks.items()}
-        return prune_to_target(weights, masks, fraction=self.fraction, target_n_active=target,
-                               scope=self.scope, layer_fractions=self.layer_fractions,
-                               min_weights=self.min_weights)
+        return self.magnitude.prune_to(weights, masks, target)
 
 
 @dataclass(frozen=True)

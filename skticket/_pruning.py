@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 
 __all__ = [
+    "MagnitudeRule",
     "allocate_growth",
     "allocate_removals",
     "cosine_decay",
@@ -543,3 +545,41 @@ def allocate_growth(total: int, scores: Mapping[str, float],
             shares[name] += 1
         left = 0
     return shares
+
+
+@dataclass(frozen=True)
+class MagnitudeRule:
+    """How magnitude pruning splits its removals: the rate, the scope, per-layer rates and
+    the floor. The one place these four travel together, for every caller of
+    :func:`magnitude_prune` and :func:`prune_to_target` (IMP's rounds, early-bird's masks,
+    SNIP, a random start, gradual pruning).
+
+    Examples
+    --------
+    >>> w = {"a": np.arange(1.0, 11.0)}
+    >>> rule = MagnitudeRule(fraction=0.5)
+    >>> int(rule.prune(w, {"a": np.ones(10, dtype=bool)})["a"].sum())
+    5
+    >>> int(rule.prune_to(w, {"a": np.ones(10, dtype=bool)}, 2)["a"].sum())
+    2
+    """
+
+    fraction: float
+    scope: str = "local"
+    layer_fractions: Mapping[str, float] = field(default_factory=dict)
+    min_weights: int = 1
+
+    def prune(self, weights: Mapping[str, np.ndarray], masks: Mapping[str, np.ndarray],
+              target_n_active: int | None = None) -> dict[str, np.ndarray]:
+        """One round of :func:`magnitude_prune` under this rule."""
+        return magnitude_prune(weights, masks, fraction=self.fraction, scope=self.scope,
+                               layer_fractions=self.layer_fractions,
+                               min_weights=self.min_weights, target_n_active=target_n_active)
+
+    def prune_to(self, weights: Mapping[str, np.ndarray], masks: Mapping[str, np.ndarray],
+                 target_n_active: int) -> dict[str, np.ndarray]:
+        """:func:`prune_to_target` under this rule."""
+        return prune_to_target(weights, masks, fraction=self.fraction,
+                               target_n_active=target_n_active, scope=self.scope,
+                               layer_fractions=self.layer_fractions,
+                               min_weights=self.min_weights)

@@ -34,9 +34,8 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._mask_updates import GradientRegrowth, GradualSchedule, MaskUpdates, MomentumRegrowth
 from ._pruning import (
-    magnitude_prune,
+    MagnitudeRule,
     n_active,
-    prune_to_target,
     rewound_weights,
     target_active_count,
 )
@@ -68,6 +67,13 @@ class PruningRule:
     max_rounds: int | None = None
     score_tolerance: float | None = None
     rewind_step: int = 0
+
+    @property
+    def magnitude(self) -> MagnitudeRule:
+        """The rate, scope, per-layer rates and floor every magnitude pruning follows."""
+        return MagnitudeRule(fraction=self.prune_fraction, scope=self.scope,
+                             layer_fractions=dict(self.layer_fractions),
+                             min_weights=self.min_weights)
 
 
 @dataclass(eq=False)
@@ -347,11 +353,7 @@ class Search(BaseEstimator, metaclass=ABCMeta):
 def _next_masks(state: SearchState, rule: PruningRule,
                 target_n_active: int | None = None) -> dict[str, np.ndarray] | None:
     """The masks one round of magnitude pruning leaves, or None if nothing can go."""
-    masks = magnitude_prune(
-        state.trained_weights, state.masks, fraction=rule.prune_fraction, scope=rule.scope,
-        layer_fractions=rule.layer_fractions, min_weights=rule.min_weights,
-        target_n_active=target_n_active,
-    )
+    masks = rule.magnitude.prune(state.trained_weights, state.masks, target_n_active)
     return None if n_active(masks) == n_active(state.masks) else masks
 
 
@@ -531,11 +533,9 @@ class EarlyBird(Search):
     def rounds(self, run: SearchRun) -> Iterator[Round]:
         """The (early-stopped) dense round, then the ticket."""
         rule = run.rule
-        rule_at_epochs = EarlyBirdRule(
-            target_n_active=run.target_n_active(), fraction=rule.prune_fraction,
-            scope=rule.scope, layer_fractions=rule.layer_fractions, min_weights=rule.min_weights,
-            window=self.window, tolerance=self.tolerance,
-        )
+        rule_at_epochs = EarlyBirdRule(target_n_active=run.target_n_active(),
+                                       magnitude=rule.magnitude, window=self.window,
+                                       tolerance=self.tolerance)
         dense = _dense_round(run, early_bird=rule_at_epochs)
         drawn = dense.result.early_bird
         dense.record.update(ticket_epoch=drawn["epoch"], mask_distances=drawn["distances"],
@@ -598,10 +598,8 @@ class SNIP(Search):
         if rule.rewind_step > 0:
             raise ValueError("search='snip' trains no dense net to rewind to a step of: "
                              "rewind_step must be 0.")
-        masks = prune_to_target(run.session.sensitivity(self.batches), run.masks,
-                                fraction=rule.prune_fraction, target_n_active=target,
-                                scope=rule.scope, layer_fractions=rule.layer_fractions,
-                                min_weights=rule.min_weights)
+        masks = rule.magnitude.prune_to(run.session.sensitivity(self.batches), run.masks,
+                                        target)
         trained = run.train(masks, index=1)
         run.accept(trained)
         yield trained
@@ -680,9 +678,7 @@ def random_masks(run: SearchRun) -> dict[str, np.ndarray]:
     rule = run.rule
     rng = np.random.default_rng(round_seed(run.session.seeds["mask"], 1))
     scores = {name: rng.random(mask.shape) for name, mask in run.masks.items()}
-    return prune_to_target(scores, run.masks, fraction=rule.prune_fraction,
-                           target_n_active=run.target_n_active(), scope=rule.scope,
-                           layer_fractions=rule.layer_fractions, min_weights=rule.min_weights)
+    return rule.magnitude.prune_to(scores, run.masks, run.target_n_active())
 
 
 _SHARE = Interval(Real, 0, 1, closed="both")
@@ -763,9 +759,7 @@ class GradualPruning(SparseTraining):
         rule = run.rule
         return GradualSchedule(
             target_n_active=run.target_n_active(), n_prunable=run.n_prunable,
-            fraction=rule.prune_fraction, scope=rule.scope,
-            layer_fractions=dict(rule.layer_fractions), min_weights=rule.min_weights,
-            start=self.start, end=self.end, frequency=self.frequency)
+            magnitude=rule.magnitude, start=self.start, end=self.end, frequency=self.frequency)
 
 
 class SparseMomentum(SparseTraining):

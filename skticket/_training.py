@@ -31,7 +31,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 
 from ._mask_updates import MaskUpdates
-from ._pruning import mask_distance, n_active, prune_to_target
+from ._pruning import MagnitudeRule, mask_distance, n_active
 from ._rng import seeded
 from .exceptions import TrainingDivergedError, TrainingInterrupted
 
@@ -302,18 +302,15 @@ class EarlyBirdRule:
     """When an early-bird search stops its dense training (You et al., ICLR 2020).
 
     After every epoch the mask IMP would reach at ``target_n_active`` is drawn
-    from the current weights in one step (:func:`~skticket._pruning.prune_to_target`
-    with ``fraction``, ``scope``, ``layer_fractions`` and ``min_weights``). The
-    training stops once the newest mask is within ``tolerance`` of each of
-    the ``window`` masks before it, by :func:`~skticket._pruning.mask_distance`
-    (the share of surviving weights that changed).
+    from the current weights in one step (``magnitude.prune_to``: IMP's rate,
+    scope, per-layer rates and floor). The training stops once the newest mask
+    is within ``tolerance`` of each of the ``window`` masks before it, by
+    :func:`~skticket._pruning.mask_distance` (the share of surviving weights
+    that changed).
     """
 
     target_n_active: int
-    fraction: float
-    scope: str
-    layer_fractions: Mapping[str, float]
-    min_weights: int
+    magnitude: MagnitudeRule
     window: int
     tolerance: float
 
@@ -347,10 +344,7 @@ class EarlyBirdStop(Callback):
         params = dict(net.module_.named_parameters())
         weights = {name: params[name].detach().cpu().numpy() for name in self.names}
         dense = {name: np.ones(value.shape, dtype=bool) for name, value in weights.items()}
-        masks = prune_to_target(weights, dense, fraction=rule.fraction,
-                                target_n_active=rule.target_n_active, scope=rule.scope,
-                                layer_fractions=rule.layer_fractions,
-                                min_weights=rule.min_weights)
+        masks = rule.magnitude.prune_to(weights, dense, rule.target_n_active)
         distance = max((mask_distance(masks, kept) for kept in self.kept_), default=None)
         self.distances_.append(distance)
         self.masks_ = masks

@@ -30,6 +30,7 @@ from skticket import (
 )
 from skticket._mask_updates import GradientRegrowth, GradualSchedule, MomentumRegrowth
 from skticket._pruning import (
+    MagnitudeRule,
     allocate_growth,
     cosine_decay,
     cubic_sparsity,
@@ -160,7 +161,8 @@ def test_rigl_grows_where_the_gradient_is_largest():
 
 def test_gradual_schedule_sparsity_at_chosen_steps():
     n = 1000
-    rule = GradualSchedule(target_n_active=100, n_prunable=n, fraction=0.2, scope="local",
+    rule = GradualSchedule(target_n_active=100, n_prunable=n,
+                           magnitude=MagnitudeRule(fraction=0.2, scope="local"),
                            start=0.2, end=0.6, frequency=10)
     total = 100
     assert [rule.due(step, total, 10) for step in (19, 20, 30, 60, 61)] == [
