@@ -180,7 +180,9 @@ def test_weights_route_through_pipeline_and_grid_search(cancer):
     with sklearn.config_context(enable_metadata_routing=True):
         est = estimator().set_fit_request(sample_weight=True).set_score_request(
             sample_weight=True)
-        model = make_pipeline(StandardScaler().set_fit_request(sample_weight=False), est)
+        # The pipeline's own score request too: scikit-learn before 1.7 asks for it.
+        model = make_pipeline(StandardScaler().set_fit_request(sample_weight=False),
+                              est).set_score_request(sample_weight=True)
         grid = GridSearchCV(model, {"lotteryticketclassifier__target_sparsity": [0.3, 0.5]},
                             cv=2).fit(X, y, sample_weight=weight)
     # Trained without class 0 and scored with it weighted out: every fold scores
