@@ -368,20 +368,23 @@ class _Linear(nn.Module):
         return self.out(X)
 
 
-def test_rigl_in_training_grows_the_input_with_the_largest_gradient():
-    # The target depends on input 2 alone, which the start mask leaves out: the
-    # gradient of its weight is by far the largest, so the first update grows it.
+def input_2_rigl_training(schedule: GradientRegrowth, **net_params) -> TrainingSpec:
+    """One linear layer on 4 inputs, a target that depends on input 2 alone, and a start
+    mask that leaves input 2 out: its weight has by far the largest gradient."""
     rng = np.random.default_rng(0)
     X = rng.normal(size=(64, 4)).astype(np.float32)
     y = (3.0 * X[:, [2]]).astype(np.float32)
     template = NeuralNetRegressor(_Linear, optimizer=torch.optim.SGD, lr=0.01, max_epochs=4,
-                                  batch_size=64, train_split=None, verbose=0)
+                                  batch_size=64, train_split=None, verbose=0, **net_params)
     start = {"out.weight": np.array([[0.1, 0.1, 0.0, 0.1]], dtype=np.float32)}
     masks = {"out.weight": np.array([[True, True, False, True]])}
-    spec = TrainingSpec(template=template, X=X, y=y, start=start, masks=masks, seed=0,
-                        mask_updates=GradientRegrowth(drop_fraction=0.5, update_every=1,
-                                                      end=1.0))
-    result = train_round(spec)
+    return TrainingSpec(template=template, X=X, y=y, start=start, masks=masks, seed=0,
+                        mask_updates=schedule)
+
+
+def test_rigl_in_training_grows_the_input_with_the_largest_gradient():
+    result = train_round(input_2_rigl_training(
+        GradientRegrowth(drop_fraction=0.5, update_every=1, end=1.0)))
     # At step 1 of 4 the drop fraction is 0.5 cosine-decayed to 0.43: one of three
     # weights is dropped and input 2 grown; it then learns the target's weight.
     first = result.mask_updates[0]
@@ -418,21 +421,11 @@ class MomentumAt(Callback):
 
 
 def test_a_grown_weight_starts_with_its_optimizer_state_reset():
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(64, 4)).astype(np.float32)
-    y = (3.0 * X[:, [2]]).astype(np.float32)
-    watch = MomentumAt("out.weight", (0, 2))
-    template = NeuralNetRegressor(_Linear, optimizer=torch.optim.SGD, optimizer__momentum=0.9,
-                                  lr=0.01, max_epochs=4, batch_size=64, train_split=None,
-                                  verbose=0, callbacks=[("watch", watch)])
-    start = {"out.weight": np.array([[0.1, 0.1, 0.0, 0.1]], dtype=np.float32)}
-    masks = {"out.weight": np.array([[True, True, False, True]])}
     # Grown after step 2: the momentum of the pruned weight has gathered gradients
     # for two steps by then, and is set back to zero.
-    spec = TrainingSpec(template=template, X=X, y=y, start=start, masks=masks, seed=0,
-                        mask_updates=GradientRegrowth(drop_fraction=1.0, update_every=2,
-                                                      end=1.0))
-    result = train_round(spec)
+    result = train_round(input_2_rigl_training(
+        GradientRegrowth(drop_fraction=1.0, update_every=2, end=1.0),
+        optimizer__momentum=0.9, callbacks=[("watch", MomentumAt("out.weight", (0, 2)))]))
     assert result.mask_updates[0]["step"] == 2 and result.masks["out.weight"][0, 2]
     seen = dict(result.net.callbacks_)["watch"].seen_
     assert seen[0] is None and seen[1] != 0 and seen[2] == 0
