@@ -180,15 +180,10 @@ def _plain_labels(y, classes: np.ndarray) -> np.ndarray | None:
     return labels
 
 
-def _is_nll(criterion) -> bool:
-    return (isinstance(criterion, type) and issubclass(criterion, nn.NLLLoss)) or isinstance(
-        criterion, nn.NLLLoss
-    )
-
-
-def _is_bce_with_logits(criterion) -> bool:
-    return (isinstance(criterion, type) and issubclass(criterion, nn.BCEWithLogitsLoss)
-            ) or isinstance(criterion, nn.BCEWithLogitsLoss)
+def _is_criterion(criterion, loss: type[nn.Module]) -> bool:
+    """Whether a net's ``criterion`` (a class or an instance) is a ``loss``."""
+    return (isinstance(criterion, type) and issubclass(criterion, loss)) or isinstance(
+        criterion, loss)
 
 
 
@@ -1157,12 +1152,12 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
     def _module_defaults(self, net):
         # skorch's default criterion, NLLLoss, takes the log of the module's
         # output, so the module must emit probabilities.
-        return {"output_activation": "softmax"} if _is_nll(net.criterion) else {}
+        return {"output_activation": "softmax"} if _is_criterion(net.criterion, nn.NLLLoss) else {}
 
     def _net_defaults(self, net):
         if not self._multilabel_:
             return {}
-        if _is_nll(net.criterion):
+        if _is_criterion(net.criterion, nn.NLLLoss):
             if not self._uses_default_net():
                 raise ValueError(
                     "Multilabel targets need a loss over one probability per label, such as "
@@ -1172,8 +1167,8 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
         else:
             criterion = net.criterion
         defaults = {"criterion": criterion}
-        if _is_bce_with_logits(criterion) and isinstance(net.predict_nonlinearity, str) and (
-                net.predict_nonlinearity == "auto"):
+        auto = isinstance(net.predict_nonlinearity, str) and net.predict_nonlinearity == "auto"
+        if auto and _is_criterion(criterion, nn.BCEWithLogitsLoss):
             # skorch's "auto" after BCEWithLogitsLoss makes a binary classifier's two
             # columns; for one logit per label the probabilities are their sigmoids.
             defaults["predict_nonlinearity"] = torch.sigmoid
@@ -1270,8 +1265,8 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
         tags = super().__sklearn_tags__()
         # Multilabel targets need one logit per label: the default net switches
         # to BCEWithLogitsLoss, a net of one's own must not use NLLLoss.
-        tags.classifier_tags.multi_label = self._uses_default_net() or not _is_nll(
-            self.net.criterion)
+        tags.classifier_tags.multi_label = self._uses_default_net() or not _is_criterion(
+            self.net.criterion, nn.NLLLoss)
         return tags
 
 

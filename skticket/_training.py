@@ -496,7 +496,7 @@ class _Rows:
         y = torch.index_select(self.y, 0, positions)
         if self.weight is None:
             return X, y
-        # The weights ride with the targets to the loss (WeightedLoss.get_loss).
+        # The weights ride with the targets to the loss (_WeightedLoss.get_loss).
         return X, WeightedTargets(y, torch.index_select(self.weight, 0, positions))
 
 
