@@ -1,7 +1,7 @@
 """Cost per epoch of one pruning round against the floor: a bare torch loop.
 
 A round trains through skticket's one training path (a skorch net, masks by
-callback, :func:`skticket._training.train_round`). The floor trains the same
+callback, :func:`skticket._training.run_training`). The floor trains the same
 module from the same start weights on the same data, in the same batch order
 (the same ``RandomSampler`` draws), with the same optimizer hyperparameters on
 torch's fastest kernels for them (``fused=True``), the same loss, and the
@@ -43,7 +43,7 @@ from torch.utils.data import BatchSampler, RandomSampler
 import skticket._training as training
 from skticket import MLP, DefaultClassifierNet
 from skticket._rng import seeded
-from skticket._training import TrainingSpec, initial_state, load_state, train_round
+from skticket._training import TrainingSpec, initial_state, load_state, run_training
 
 
 def _standardized(load):
@@ -137,7 +137,7 @@ def make_spec(case: str, opt: str) -> TrainingSpec:
 
 
 def timed_pair(spec: TrainingSpec, repeats: int):
-    sides = {"round": lambda: train_round(spec), "floor": lambda: floor_loop(spec)}
+    sides = {"round": lambda: run_training(spec), "floor": lambda: floor_loop(spec)}
     for side in sides.values():  # warm-up
         side()
     times = {name: [] for name in sides}
@@ -146,7 +146,7 @@ def timed_pair(spec: TrainingSpec, repeats: int):
             tic = time.perf_counter()
             sides[name]()
             times[name].append(time.perf_counter() - tic)
-    trained = train_round(spec).net.module_.state_dict()
+    trained = run_training(spec).net.module_.state_dict()
     floor = floor_loop(spec).state_dict()
     gap = max(float((trained[k] - floor[k]).abs().max()) for k in floor)
     return times, gap
@@ -158,7 +158,7 @@ def _profiled_parts(spec: TrainingSpec):
         (type(spec.template).__mro__[0], "partial_fit", "whole training"),
         (NeuralNet, "run_single_epoch", "epochs' batch loops"),
         # The batches: fetched by skticket's own loader, or a DataLoader's.
-        (training._Rows, "__getitem__", "data loading") if hasattr(training, "_Batches")
+        (training._BatchDataset, "__getitem__", "data loading") if hasattr(training, "_Batches")
         else (torch.utils.data.dataloader._BaseDataLoaderIter, "__next__", "data loading"),
         (NeuralNet, "infer", "forward"),
         (type(spec.template), "get_loss", "loss"),
@@ -172,9 +172,9 @@ def _profiled_parts(spec: TrainingSpec):
 
 def profile(case: str, opt: str) -> list:
     spec = make_spec(case, opt)
-    train_round(spec)
+    run_training(spec)
     with timed_calls(_profiled_parts(spec)) as (seconds, calls):
-        result = train_round(spec)
+        result = run_training(spec)
     epochs = len(result.net.history)
     per = {label: 1e3 * s / epochs for label, s in seconds.items()}
     optimizer = per["optimizer step with closure"] - per["closure (zero_grad excluded)"]

@@ -53,7 +53,7 @@ def estimator(net, args) -> LotteryTicketClassifier:
 
 # Where a fit's time goes: (owner, attribute, label), timed for one fit.
 _TIMED = [
-    (session, "train_round", "train_round (whole round)"),
+    (session, "run_training", "run_training (whole round)"),
     (NeuralNet, "partial_fit", "  skorch's training loop (partial_fit)"),
     (training.ApplyMasks, "apply", "    mask multiply after each step (ApplyMasks.apply)"),
     (NeuralNet, "initialize", "  skorch initialize() (module, optimizer, callbacks)"),
@@ -80,11 +80,11 @@ def profile(name: str, opt: str, args) -> None:
         tic = time.perf_counter()
         clone(net).fit(X, y)
         plain.append(time.perf_counter() - tic)
-    outside = total - seconds["train_round (whole round)"]
+    outside = total - seconds["run_training (whole round)"]
     rows = [("whole fit", 1, 1e3 * total, 100.0)]
     rows += [(label, calls[label], 1e3 * seconds[label], 100 * seconds[label] / total)
              for _, _, label in _TIMED]
-    rows.append(("everything outside train_round", "", 1e3 * outside, 100 * outside / total))
+    rows.append(("everything outside run_training", "", 1e3 * outside, 100 * outside / total))
     rows.append((f"{len(plain)} plain skorch fits, for comparison", len(plain),
                  1e3 * sum(plain), 100 * sum(plain) / total))
     print(f"### Where one fit's time goes: {NETS[name]['label']}, {OPTIMIZER_LABELS[opt]}, "

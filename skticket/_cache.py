@@ -7,15 +7,15 @@ them are hashed into one key, so any two trainings with equal inputs share
 one result, whichever search asked for it: the rounds that the IMP
 trajectories towards 0.5 and towards 0.95 sparsity have in common, a
 baseline, an explicit ``prune``. The estimators' loop does not know the cache
-exists; it only hands :func:`~skticket._training.train_round` to
-:func:`cached_train_round` when ``memory`` is set.
+exists; it only hands :func:`~skticket._training.run_training` to
+:func:`cached_training` when ``memory`` is set.
 
 What is stored is plain data (the trained module's state as numpy arrays, the
 skorch history, the rewind point, the training time), never the net object:
 on a hit the net is rebuilt through skorch's ``initialize()`` and loaded by
-value, exactly as :func:`~skticket._training.train_round` builds it.
+value, exactly as :func:`~skticket._training.run_training` builds it.
 
-Only completed, finite rounds are stored: :func:`~skticket._training.train_round`
+Only completed, finite rounds are stored: :func:`~skticket._training.run_training`
 raises on a Ctrl-C or a diverged training, and joblib stores nothing for a
 call that raises. An entry that cannot be read (joblib then trains again) or
 does not hold a complete, finite round is treated as missing: the round is
@@ -43,8 +43,8 @@ from skorch.history import History
 from . import _mask_updates, _mlp, _pruning, _rng, _training
 from ._rng import seeded
 from ._training import (
-    RoundResult,
-    State,
+    ModuleState,
+    TrainingResult,
     TrainingSpec,
     epoch_train_loss,
     hold_masks,
@@ -66,7 +66,7 @@ _VERSIONED_PACKAGES = frozenset({"torch", "skorch", "sklearn", "numpy", "scipy",
 
 
 @dataclass
-class CachedRoundResult(RoundResult):
+class CachedTrainingResult(TrainingResult):
     """A round restored from the cache instead of trained.
 
     ``seconds`` is the time its training took when it ran.
@@ -172,7 +172,7 @@ _ENVIRONMENT = (
 )
 
 
-def round_key(spec: TrainingSpec) -> str:
+def training_key(spec: TrainingSpec) -> str:
     """The key of one training: a hash of every field of its :class:`TrainingSpec`.
 
     The net enters through its class and ``get_params(deep=False)``: module,
@@ -203,19 +203,20 @@ def round_key(spec: TrainingSpec) -> str:
     })
 
 
-class _Job:
-    """One round's training, handed to the cached function but not hashed."""
+class _PendingTraining:
+    """One training on a cache miss: the function and spec handed to the cached function
+    (not hashed: the key names the entry), and the result once trained."""
 
     def __init__(self, train, spec: TrainingSpec) -> None:
         self.train = train
         self.spec = spec
-        self.result: RoundResult | None = None
+        self.result: TrainingResult | None = None
 
     def __repr__(self) -> str:  # joblib's verbose output prints the call
-        return "<round inputs>"
+        return "<training inputs>"
 
 
-def _trained_round(key: str, job: _Job) -> dict:
+def _train_and_store(key: str, job: _PendingTraining) -> dict:
     """Train the round (called on a cache miss only) and return what is stored.
 
     ``key`` alone names the entry; ``job`` is excluded from joblib's hash.
@@ -233,7 +234,7 @@ def _trained_round(key: str, job: _Job) -> dict:
     }
 
 
-def _copy_state(state: State | None) -> State | None:
+def _copy_state(state: ModuleState | None) -> ModuleState | None:
     # np.array copies: a memory opened with mmap_mode hands out read-only maps.
     return None if state is None else {name: np.array(value) for name, value in state.items()}
 
@@ -242,11 +243,11 @@ class _BrokenEntry(Exception):
     """A stored entry that does not hold a complete, finite round."""
 
 
-def _restore(spec: TrainingSpec, payload) -> CachedRoundResult:
-    """The trained net of a stored round, built as :func:`train_round` builds it.
+def _restore(spec: TrainingSpec, payload) -> CachedTrainingResult:
+    """The trained net of a stored round, built as :func:`run_training` builds it.
 
     Raises :class:`_BrokenEntry` if the payload is not what
-    :func:`_trained_round` stores for a completed, finite round.
+    :func:`_train_and_store` stores for a completed, finite round.
     """
     try:
         # The masks stay attached, so that further training of the net holds them.
@@ -279,26 +280,26 @@ def _restore(spec: TrainingSpec, payload) -> CachedRoundResult:
         problem = "the final masks are missing" if masks is None else "unasked final masks"
     if problem is not None:
         raise _BrokenEntry(problem)
-    return CachedRoundResult(net=net, rewind_point=rewind_point, seconds=seconds,
+    return CachedTrainingResult(net=net, rewind_point=rewind_point, seconds=seconds,
                              train_loss=train_loss, early_bird=early_bird, masks=masks,
                              mask_updates=mask_updates)
 
 
-def cached_train_round(
-    memory, train: Callable[[TrainingSpec], RoundResult], spec: TrainingSpec
-) -> RoundResult:
-    """``train(spec)`` (:func:`train_round`) through ``memory`` (a ``joblib.Memory``).
+def cached_training(
+    memory, train: Callable[[TrainingSpec], TrainingResult], spec: TrainingSpec
+) -> TrainingResult:
+    """``train(spec)`` (:func:`run_training`) through ``memory`` (a ``joblib.Memory``).
 
     Returns the freshly trained round on a miss (after storing it), or a
-    :class:`CachedRoundResult` rebuilt from the store on a hit. Two processes
+    :class:`CachedTrainingResult` rebuilt from the store on a hit. Two processes
     that miss the same round both train it; joblib writes each entry
     atomically and the two results are equal, so either may win. What
     ``train`` raises (a Ctrl-C, a diverged training) propagates and nothing
     is stored; a broken entry is trained again and overwritten.
     """
-    key = round_key(spec)
-    job = _Job(train, spec)
-    cached = memory.cache(_trained_round, ignore=["job"])
+    key = training_key(spec)
+    job = _PendingTraining(train, spec)
+    cached = memory.cache(_train_and_store, ignore=["job"])
     payload = cached(key, job)
     if job.result is not None:
         return job.result

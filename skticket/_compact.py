@@ -208,7 +208,7 @@ class _Kernel(NamedTuple):
     probe: Callable[[], bool]  # True when it computed each sample on its own
 
 
-class _Step(NamedTuple):
+class _ForwardStep(NamedTuple):
     """One step of a forward pass, and what is known of it."""
 
     apply: Callable[[torch.Tensor], torch.Tensor]
@@ -217,24 +217,24 @@ class _Step(NamedTuple):
     kernel: _Kernel | None = None  # row-wise too where this kernel passes its probe
 
 
-def _step(function: Callable[[torch.Tensor], torch.Tensor], width: int | None = None,
-          dtype: torch.dtype = torch.float32) -> _Step:
+def _forward_step(function: Callable[[torch.Tensor], torch.Tensor], width: int | None = None,
+          dtype: torch.dtype = torch.float32) -> _ForwardStep:
     """The step applying ``function`` (a module or a predict nonlinearity).
 
     ``width``: the features of the ``(n_samples, width)`` tensors it gets, where
     known; a softmax is probed for that width (and runs in blocks without one).
     """
     if isinstance(function, (nn.Dropout, nn.AlphaDropout)) and function.training:
-        return _Step(function, rowwise=False, draws=True)
+        return _ForwardStep(function, rowwise=False, draws=True)
     module = as_module(function)
     if module is None:  # neither in the activation table nor a known function
-        return _Step(function, rowwise=False, draws=True)
+        return _ForwardStep(function, rowwise=False, draws=True)
     rows = rows_kind(module)
     if rows == PROBED and width is not None:
         key = (entry_of(module).module.__name__, width, dtype)
-        return _Step(function, rowwise=False,
+        return _ForwardStep(function, rowwise=False,
                      kernel=_Kernel(key, functools.partial(_probe_rows, function, width, dtype)))
-    return _Step(function, rowwise=rows == EXACT)
+    return _ForwardStep(function, rowwise=rows == EXACT)
 
 
 @dataclass(frozen=True, eq=False)
@@ -463,8 +463,8 @@ class CompactForward:
         self.dtype = module.dtype
         # A prefix may reshape its input (Flatten): no width to probe a softmax
         # there, which then runs in blocks.
-        self.before = [_step(m) for m in module.prefix]
-        self.layers: list[_Step] = []
+        self.before = [_forward_step(m) for m in module.prefix]
+        self.layers: list[_ForwardStep] = []
         weights = [layer.weight for layer in module.linears]
         if module.input_index is not None:
             if module.linears[0].is_sparse:
@@ -472,7 +472,7 @@ class CompactForward:
                 weights[0] = _csr(weights[0], module.input_index, module.in_features)
             else:
                 index = module.input_index
-                self.layers.append(_Step(lambda h: h.index_select(0, index), rowwise=True))
+                self.layers.append(_ForwardStep(lambda h: h.index_select(0, index), rowwise=True))
         work = 0
         for weight, layer, activations in zip(weights, module.linears, module.activations,
                                               strict=True):
@@ -485,18 +485,18 @@ class CompactForward:
                 key = ("csr", *weight.shape, int(nnz).bit_length(), self.dtype)
                 product = functools.partial(_sparse_addmm, layer.bias, weight)
                 probe = functools.partial(_probe_csr, product, weight.shape[1], self.dtype)
-                self.layers.append(_Step(product, rowwise=False, kernel=_Kernel(key, probe)))
+                self.layers.append(_ForwardStep(product, rowwise=False, kernel=_Kernel(key, probe)))
             else:
                 work += weight.numel()
-                self.layers.append(_Step(functools.partial(torch.addmm, layer.bias, weight),
+                self.layers.append(_ForwardStep(functools.partial(torch.addmm, layer.bias, weight),
                                          rowwise=False))
-            self.layers.extend(_step(m) for m in activations)
+            self.layers.extend(_forward_step(m) for m in activations)
         # The tail sees (n_samples, outputs) tensors; the modules of the activation
         # table keep that shape, so a softmax after them is probed for that width.
         width = int(module.linears[-1].weight.shape[0])
         self.after = []
         for m in module.tail:
-            self.after.append(_step(m, width, self.dtype))
+            self.after.append(_forward_step(m, width, self.dtype))
             if entry_of(m) is None:
                 width = None
         self._out_width = width
@@ -505,11 +505,11 @@ class CompactForward:
         self._draws = any(step.draws for step in self._steps)
         self._last_nonlinearity: tuple = (None, None)
 
-    def _nonlinearity_step(self, nonlinearity) -> _Step:
+    def _nonlinearity_step(self, nonlinearity) -> _ForwardStep:
         # Looked up once per nonlinearity: a net passes the same one on every call.
         function, step = self._last_nonlinearity
         if step is None or function is not nonlinearity:
-            step = _step(nonlinearity, self._out_width, self.dtype)
+            step = _forward_step(nonlinearity, self._out_width, self.dtype)
             self._last_nonlinearity = (nonlinearity, step)
         return step
 
@@ -537,7 +537,7 @@ class CompactForward:
         return self._plan(steps, torch.get_num_threads(), _kernels_mode())
 
     @staticmethod
-    def _plan(steps: list[_Step], threads: int, mode: str) -> list[bool]:
+    def _plan(steps: list[_ForwardStep], threads: int, mode: str) -> list[bool]:
         return [step.rowwise or (step.kernel is not None and _trusted(step.kernel, threads, mode))
                 for step in steps]
 
@@ -621,7 +621,7 @@ class ModuleCache(Generic[_Value]):
             weakref.WeakKeyDictionary())
 
     def get(self, module: nn.Module, build: Callable[[nn.Module], _Value]) -> _Value:
-        parts, details = _state(module)
+        parts, details = _fingerprint(module)
         entry = self._entries.get(module)
         if entry is None or entry[1] != details or not all(
                 ref() is part for ref, part in zip(entry[0], parts, strict=True)):
@@ -632,7 +632,7 @@ class ModuleCache(Generic[_Value]):
         return entry[2]
 
 
-def _state(module: nn.Module) -> tuple[list, tuple]:
+def _fingerprint(module: nn.Module) -> tuple[list, tuple]:
     """What ``module``'s derived values depend on: its parts, below it, and details.
 
     The parts are the submodules, parameters and buffers, compared by
@@ -777,7 +777,7 @@ def compact_module(
         end = positions[k + 1] if k + 1 < len(positions) else i + 1  # the tail is kept apart
         activations.append([_inplace(copy.deepcopy(child).cpu().eval())
                             for _, child in children[i + 1:end]])
-    params, input_index = _fold(weights, biases, activations, dtype)
+    params, input_index = _drop_dead_units(weights, biases, activations, dtype)
 
     linears = [_compact_linear(w, b, dtype, sparse_threshold) for w, b in params]
     prefix = [copy.deepcopy(child).cpu().eval() for _, child in children[:positions[0]]]
@@ -787,7 +787,7 @@ def compact_module(
                       in_features=first.in_features).eval()
 
 
-def _fold(weights, biases, activations, dtype) -> tuple[list, torch.Tensor | None]:
+def _drop_dead_units(weights, biases, activations, dtype) -> tuple[list, torch.Tensor | None]:
     """Remove dead units: the pure array part of :func:`compact_module`.
 
     Forward, layer by layer: a unit whose incoming weights are all zero is a

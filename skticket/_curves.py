@@ -88,20 +88,20 @@ def _row(kind: str, ticket: Ticket, score: float, accepted: bool) -> dict:
 
 
 def _repeat_rows(estimator: BaseLotteryTicket, seed: int, X_train, y_train, X_test, y_test,
-                 kinds, metric, progress: RoundProgress | None = None):
+                 kinds, metric, bar: RoundProgress | None = None):
     """One search of a clone of ``estimator`` seeded with ``seed``: each round's tickets,
     scored on the test data.
 
     Returns the ``(row, ticket)`` pairs (the dense net first, as the round-0
     ticket, when the search trains one) and the records of the rounds trained.
-    ``progress``, if given, hears of each round as it is trained (and of the
+    ``bar``, if given, hears of each round as it is trained (and of the
     rounds planned, before the first).
     """
     est = clone(estimator).set_params(random_state=int(seed))
     # The search fit runs, driven as fit drives it, round by round.
     run = est.open_search(X_train, y_train)
-    if progress is not None:
-        progress.plan(run.planned_rounds())
+    if bar is not None:
+        bar.plan(run.planned_rounds())
     # The features as fit checks them (est now knows n_features_in_).
     X_scored = validate_data(est, X_test, reset=False, dtype=[np.float32, np.float64],
                              accept_sparse="csr")
@@ -121,8 +121,8 @@ def _repeat_rows(estimator: BaseLotteryTicket, seed: int, X_train, y_train, X_te
                 rows.append((_row(kind, ticket, score(ticketed.result.net, X_scored),
                                   trained.accepted), ticket))
         records.append(trained.record)
-        if progress is not None:
-            progress.round_done(trained.record)
+        if bar is not None:
+            bar.round_done(trained.record)
     return rows, records
 
 
@@ -257,9 +257,9 @@ def ticket_curve(
 
     args = (X_train, y_train, X_test, y_test, kinds, metric)
     with _CurveProgress(estimator.verbose if verbose is None else verbose,
-                        n_repeats) as progress:
+                        n_repeats) as bar:
         if effective_n_jobs(n_jobs) == 1:
-            repeats = (_repeat_rows(estimator, seed, *args, progress=progress)
+            repeats = (_repeat_rows(estimator, seed, *args, bar=bar)
                        for seed in seeds)
         else:
             repeats = Parallel(n_jobs=n_jobs, return_as="generator")(
@@ -268,9 +268,9 @@ def ticket_curve(
         found: list[Ticket] = []
         for repeat, (seed, (rows, rounds)) in enumerate(zip(seeds, repeats, strict=True)):
             if effective_n_jobs(n_jobs) != 1:  # the worker's rounds, reported here
-                progress.plan(len(rounds))
+                bar.plan(len(rounds))
                 for record in rounds:
-                    progress.round_done(record)
+                    bar.round_done(record)
             for row, ticket in rows:
                 records.append({"repeat": repeat, "random_state": int(seed), **row})
                 found.append(ticket)

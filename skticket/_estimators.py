@@ -54,8 +54,8 @@ from ._search import (
     GivenTicket,
     PruningRule,
     Search,
+    SearchProgress,
     SearchRun,
-    SearchState,
     prune_once,
 )
 from ._session import Data, Round, Session
@@ -69,7 +69,7 @@ from .exceptions import (
 
 __all__ = ["BaseLotteryTicket", "LotteryTicketClassifier", "LotteryTicketRegressor"]
 
-def _accepts(module, name: str) -> bool:
+def _module_takes(module, name: str) -> bool:
     if isinstance(module, nn.Module):
         return False
     try:
@@ -519,7 +519,7 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
         fill = {
             f"module__{key}": value
             for key, value in sizing.items()
-            if f"module__{key}" not in user_params and _accepts(net.module, key)
+            if f"module__{key}" not in user_params and _module_takes(net.module, key)
         }
         if isinstance(net.batch_size, str) and net.batch_size == "auto":
             fill["batch_size"] = auto_batch_size(X.shape[0])
@@ -712,7 +712,7 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
                            if name != "verbose"})
         return {name: content_hash(value) for name, value in values.items()}
 
-    def _finish(self, session: Session, state: SearchState, winning: Round) -> None:
+    def _set_fitted(self, session: Session, progress: SearchProgress, winning: Round) -> None:
         """Train the baseline ticket if asked for, and set the fitted attributes."""
         if winning.init != self.ticket_init:
             winning = session.baseline(winning.masks, winning.index, self.ticket_init)
@@ -722,7 +722,7 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
         self.winning_ticket_ = winning.ticket()
         # The search itself is kept (without data) so that prune() can go on.
         self._session_ = session.detached()
-        self._search_state_ = state
+        self._search_progress_ = progress
 
     # --- the public API -------------------------------------------------------
 
@@ -795,19 +795,19 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
             rounds, winning = [], None
             try:
                 with RoundProgress(self.verbose, run.planned_rounds(),
-                                   type(self).__name__) as progress:
+                                   type(self).__name__) as bar:
                     for trained in run.rounds():
                         rounds.append(trained.record)
-                        progress.round_done(trained.record)
+                        bar.round_done(trained.record)
                         if trained.accepted:
                             winning = trained
             except (KeyboardInterrupt, TrainingDivergedError) as stop:
                 if winning is None:  # not even the dense round completed: nothing to keep
                     raise
-                self._warn_stopped(stop, run.state.next_round, winning.index)
+                self._warn_stopped(stop, run.progress.next_round, winning.index)
             self.rounds_ = rounds
             self._start_point_ = self._start_point()
-            self._finish(run.session, run.state, winning)
+            self._set_fitted(run.session, run.progress, winning)
         return self
 
     def _device(self) -> str:
@@ -871,18 +871,18 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
                 memory=self._round_memory(),
                 scorer=self._held_out_score)
             # A copy: the fitted search stays as it is unless this round completes.
-            state = copy.copy(self._search_state_)
-            trained = prune_once(session, self._pruning_rule(session.prunable), state)
+            progress = copy.copy(self._search_progress_)
+            trained = prune_once(session, self._pruning_rule(session.prunable), progress)
             if trained is None:
                 warnings.warn(
                     "Every pruned layer is at min_weights_per_layer; prune() removed nothing.",
                     UserWarning, stacklevel=3,
                 )
                 return self
-            with RoundProgress(self.verbose, 1, type(self).__name__) as progress:
-                progress.round_done(trained.record)
+            with RoundProgress(self.verbose, 1, type(self).__name__) as bar:
+                bar.round_done(trained.record)
             self.rounds_ = [*self.rounds_, trained.record]
-            self._finish(session, state, trained)
+            self._set_fitted(session, progress, trained)
         return self
 
     def _check_start_point(self) -> None:

@@ -9,10 +9,10 @@ runs). Each is a scikit-learn style parameter object (``get_params``,
 estimator opens a :class:`SearchRun` on one fit's data (the
 :class:`~skticket._session.Session` every search shares, the
 :class:`PruningRule` the estimator's pruning parameters describe, and the
-:class:`SearchState` that says where the search stands) and hands it to the
+:class:`SearchProgress` that says where the search stands) and hands it to the
 search's :meth:`Search.rounds`, which yields each trained round; the consumer
 (``fit``, ``ticket_curve``) records, reports and stops as it likes, and after
-any round the run's state describes the winning ticket so far.
+any round the run's progress describes the winning ticket so far.
 
 A new search is one new subclass of :class:`Search`: its ``__init__`` stores
 its parameters, ``_parameter_constraints`` validates them, ``rounds(run)``
@@ -42,11 +42,24 @@ from ._pruning import (
 from ._rng import round_seed
 from ._session import Round, Session
 from ._ticket import Ticket
-from ._training import EarlyBirdRule, State, prunable_weights
+from ._training import EarlyBirdRule, ModuleState, prunable_weights
 
-__all__ = ["IMP", "SEARCHES", "SNIP", "EarlyBird", "GivenTicket", "GradualPruning",
-           "PruningRule", "RigL", "Search", "SearchRun", "SearchState", "SparseMomentum",
-           "SparseTraining", "prune_once"]
+__all__ = [
+    "IMP",
+    "SEARCHES",
+    "SNIP",
+    "EarlyBird",
+    "GivenTicket",
+    "GradualPruning",
+    "PruningRule",
+    "RigL",
+    "Search",
+    "SearchProgress",
+    "SearchRun",
+    "SparseMomentum",
+    "SparseTraining",
+    "prune_once",
+]
 
 
 @dataclass(frozen=True)
@@ -77,14 +90,14 @@ class PruningRule:
 
 
 @dataclass(eq=False)
-class SearchState:
+class SearchProgress:
     """Where a search stands: the winning ticket so far and what the next round needs.
 
     Kept after ``fit`` (it holds no data) so that ``prune()`` can go on.
 
     Attributes
     ----------
-    rewind_state : dict of str to ndarray
+    rewind_point : dict of str to ndarray
         What survivors are rewound to: theta_0, or the late-reset snapshot.
     masks : dict of str to bool ndarray
         The winning ticket's masks.
@@ -98,16 +111,16 @@ class SearchState:
         interrupted or diverged one, are trained again under the same index).
     """
 
-    rewind_state: State
+    rewind_point: ModuleState
     masks: dict[str, np.ndarray]
-    trained_weights: State
+    trained_weights: ModuleState
     round: int = 0
     next_round: int = 0
 
     @classmethod
-    def start(cls, session: Session) -> SearchState:
+    def start(cls, session: Session) -> SearchProgress:
         """Before round 0: the dense masks, rewinding to theta_0."""
-        return cls(rewind_state=session.theta_0, masks=session.dense_masks(), trained_weights={})
+        return cls(rewind_point=session.theta_0, masks=session.dense_masks(), trained_weights={})
 
     def accept(self, trained: Round, prunable: list[str]) -> None:
         """Make ``trained`` the winning ticket."""
@@ -132,8 +145,8 @@ class SearchRun:
             print(trained.record)
 
     A :class:`Search` receives the run in :meth:`Search.rounds` and trains
-    through it (:meth:`train`, :meth:`accept`); the session, rule and state
-    are there for searches that need more.
+    through it (:meth:`train`, :meth:`accept`); the session, rule and
+    progress are there for searches that need more.
 
     Parameters
     ----------
@@ -143,7 +156,7 @@ class SearchRun:
         What every search of the fit shares, and the only way to train.
     rule : PruningRule
         The estimator's pruning parameters.
-    state : SearchState or None, default=None
+    progress : SearchProgress or None, default=None
         Where the search starts; ``None``: before round 0 (dense masks,
         rewinding to theta_0).
     net_scorer : callable or None, default=None
@@ -155,11 +168,11 @@ class SearchRun:
     search : Search
     session : Session
     rule : PruningRule
-    state : SearchState
+    progress : SearchProgress
     """
 
     def __init__(self, search: Search, session: Session, rule: PruningRule,
-                 state: SearchState | None = None, *,
+                 progress: SearchProgress | None = None, *,
                  net_scorer: NetScorer | None = None) -> None:
         if not isinstance(search, Search):
             raise TypeError(f"search must be a Search, got {type(search).__name__}.")
@@ -167,7 +180,7 @@ class SearchRun:
         self.search = search
         self.session = session
         self.rule = rule
-        self.state = SearchState.start(session) if state is None else state
+        self.progress = SearchProgress.start(session) if progress is None else progress
         self._net_scorer = net_scorer
 
     # --- driving the search ---------------------------------------------------
@@ -228,12 +241,12 @@ class SearchRun:
     @property
     def masks(self) -> dict[str, np.ndarray]:
         """The winning ticket's masks so far (before any round: every weight kept)."""
-        return self.state.masks
+        return self.progress.masks
 
     @property
     def n_prunable(self) -> int:
         """How many weights the masks cover."""
-        return sum(mask.size for mask in self.state.masks.values())
+        return sum(mask.size for mask in self.progress.masks.values())
 
     def target_n_active(self) -> int:
         """Weights left at ``target_sparsity``; a ``ValueError`` when it is None."""
@@ -264,11 +277,11 @@ class SearchRun:
         Round
         """
         if index is not None:
-            self.state.next_round = index
-        trained = self.session.run_round(self.state.next_round, masks,
-                                         rewound_weights(self.state.rewind_state, masks),
+            self.progress.next_round = index
+        trained = self.session.train_round(self.progress.next_round, masks,
+                                         rewound_weights(self.progress.rewind_point, masks),
                                          mask_updates=mask_updates)
-        self.state.next_round += 1
+        self.progress.next_round += 1
         return trained
 
     def accept(self, trained: Round) -> None:
@@ -280,7 +293,7 @@ class SearchRun:
         trained : Round
             A round :meth:`train` returned.
         """
-        self.state.accept(trained, self.session.prunable)
+        self.progress.accept(trained, self.session.prunable)
 
 
 def _name(search: Search) -> str:
@@ -316,7 +329,7 @@ class Search(BaseEstimator, metaclass=ABCMeta):
     _parameter_constraints: ClassVar[dict] = {}
 
     def planned_rounds(self, run: SearchRun) -> int | None:
-        """How many rounds :meth:`rounds` will train from ``run``'s state (None: unknown).
+        """How many rounds :meth:`rounds` will train from ``run``'s progress (None: unknown).
 
         Only progress bars read it.
 
@@ -350,11 +363,11 @@ class Search(BaseEstimator, metaclass=ABCMeta):
         """
 
 
-def _next_masks(state: SearchState, rule: PruningRule,
+def _next_masks(progress: SearchProgress, rule: PruningRule,
                 target_n_active: int | None = None) -> dict[str, np.ndarray] | None:
     """The masks one round of magnitude pruning leaves, or None if nothing can go."""
-    masks = rule.magnitude.prune(state.trained_weights, state.masks, target_n_active)
-    return None if n_active(masks) == n_active(state.masks) else masks
+    masks = rule.magnitude.prune(progress.trained_weights, progress.masks, target_n_active)
+    return None if n_active(masks) == n_active(progress.masks) else masks
 
 
 def _imp_reached(rule: PruningRule, round_index: int, masks: dict[str, np.ndarray],
@@ -366,11 +379,12 @@ def _imp_reached(rule: PruningRule, round_index: int, masks: dict[str, np.ndarra
             or (target_n_active is not None and n_active(masks) <= target_n_active))
 
 
-def _dense_round(run: SearchRun, early_bird: EarlyBirdRule | None = None) -> Round:
+def _train_dense_round(run: SearchRun, early_bird: EarlyBirdRule | None = None) -> Round:
     """Round 0: the dense net, with the late-reset snapshot taken if asked for."""
-    session, rule, state = run.session, run.rule, run.state
-    dense = session.run_round(0, state.masks, rewound_weights(state.rewind_state, state.masks),
-                              capture_step=rule.rewind_step, early_bird=early_bird)
+    session, rule, progress = run.session, run.rule, run.progress
+    start = rewound_weights(progress.rewind_point, progress.masks)
+    dense = session.train_round(0, progress.masks, start, capture_step=rule.rewind_step,
+                                early_bird=early_bird)
     if rule.rewind_step > 0:
         if dense.result.rewind_point is None:
             steps = sum(dense.result.net.history[:, "train_batch_count"])
@@ -379,9 +393,9 @@ def _dense_round(run: SearchRun, early_bird: EarlyBirdRule | None = None) -> Rou
                 "of the dense training; lower rewind_step or train for more epochs."
             )
         # Late resetting: one snapshot, taken once, for every later round.
-        state.rewind_state = dense.result.rewind_point
+        progress.rewind_point = dense.result.rewind_point
     run.accept(dense)
-    state.next_round = 1
+    progress.next_round = 1
     return dense
 
 
@@ -426,15 +440,15 @@ class IMP(Search):
         change them; ``score_tolerance`` may end the search sooner. ``None``
         when neither ``target_sparsity`` nor ``max_rounds`` is set.
         """
-        rule, state = run.rule, run.state
+        rule, progress = run.rule, run.progress
         if rule.target_sparsity is None and rule.max_rounds is None:
             return None
         target = (None if rule.target_sparsity is None
                   else target_active_count(run.n_prunable, rule.target_sparsity))
         rng = np.random.default_rng(0)
-        stand_in = SearchState(rewind_state={}, masks=state.masks,
+        stand_in = SearchProgress(rewind_point={}, masks=progress.masks,
                                trained_weights={name: rng.random(mask.shape)
-                                                for name, mask in state.masks.items()})
+                                                for name, mask in progress.masks.items()})
         rounds = 0
         while not _imp_reached(rule, rounds, stand_in.masks, target):
             masks = _next_masks(stand_in, rule, target)
@@ -446,14 +460,14 @@ class IMP(Search):
 
     def rounds(self, run: SearchRun) -> Iterator[Round]:
         """The dense round, then each ticket as it is trained."""
-        rule, state = run.rule, run.state
-        dense = _dense_round(run)
+        rule, progress = run.rule, run.progress
+        dense = _train_dense_round(run)
         yield dense
         target = (None if rule.target_sparsity is None
                   else target_active_count(run.n_prunable, rule.target_sparsity))
         dense_score = dense.record["valid_score"]
-        while not _imp_reached(rule, state.round, state.masks, target):
-            masks = _next_masks(state, rule, target)
+        while not _imp_reached(rule, progress.round, progress.masks, target):
+            masks = _next_masks(progress, rule, target)
             if masks is None:
                 return  # every layer is at its floor
             trained = run.train(masks)
@@ -536,7 +550,7 @@ class EarlyBird(Search):
         rule_at_epochs = EarlyBirdRule(target_n_active=run.target_n_active(),
                                        magnitude=rule.magnitude, window=self.window,
                                        tolerance=self.tolerance)
-        dense = _dense_round(run, early_bird=rule_at_epochs)
+        dense = _train_dense_round(run, early_bird=rule_at_epochs)
         drawn = dense.result.early_bird
         dense.record.update(ticket_epoch=drawn["epoch"], mask_distances=drawn["distances"],
                             masks_settled=drawn["settled"])
@@ -662,7 +676,7 @@ class SparseTraining(Search):
                              "training to rewind to a step of: rewind_step must be 0.")
         trained = run.train(self.start_masks(run), index=1, mask_updates=self.schedule(run))
         # The ticket: the masks the training ended with, on the weights it started from.
-        trained.start = rewound_weights(run.state.rewind_state, trained.masks)
+        trained.start = rewound_weights(run.progress.rewind_point, trained.masks)
         run.accept(trained)
         yield trained
 
@@ -897,27 +911,27 @@ class RigL(SparseTraining):
 
 def check_ticket(ticket: Ticket, session: Session, init: str) -> None:
     """Refuse a ticket that does not fit the session's sized net, naming the first mismatch."""
-    state = session.theta_0
+    theta_0 = session.theta_0
     for name, mask in ticket.masks.items():
         if name not in session.prunable:
             raise ValueError(f"The ticket masks {name!r}, which is not a parameter of this "
                              "net's module.")
-        if mask.shape != state[name].shape:
+        if mask.shape != theta_0[name].shape:
             raise ValueError(
                 f"The ticket's mask of {name!r} has shape {mask.shape}, the net's parameter "
-                f"{tuple(state[name].shape)}.")
+                f"{tuple(theta_0[name].shape)}.")
     if init != "rewind":
         return
-    for name, value in state.items():
+    for name, value in theta_0.items():
         if name not in ticket.weights:
             raise ValueError(
                 f"The ticket holds no start value of {name!r}, which the net's module has; "
-                "ticket_init='rewind' needs the ticket's whole start state.")
+                "ticket_init='rewind' needs the ticket's whole start theta_0.")
         if np.shape(ticket.weights[name]) != tuple(value.shape):
             raise ValueError(
                 f"The ticket's start value of {name!r} has shape "
                 f"{np.shape(ticket.weights[name])}, the net's {tuple(value.shape)}.")
-    extra = [name for name in ticket.weights if name not in state]
+    extra = [name for name in ticket.weights if name not in theta_0]
     if extra:
         raise ValueError(f"The ticket holds a start value of {extra[0]!r}, which the net's "
                          "module does not have.")
@@ -964,31 +978,31 @@ class GivenTicket(Search):
 
     def rounds(self, run: SearchRun) -> Iterator[Round]:
         """The ticket, trained once."""
-        ticket, session, state = self.ticket, run.session, run.state
+        ticket, session, progress = self.ticket, run.session, run.progress
         check_ticket(ticket, session, self.init)
         masks = {name: np.array(mask, dtype=bool) for name, mask in ticket.masks.items()}
-        state.next_round = ticket.round
+        progress.next_round = ticket.round
         if self.init == "rewind":
             start = {name: np.array(ticket.weights[name], dtype=value.dtype)
                      for name, value in session.theta_0.items()}
-            trained = session.run_round(ticket.round, masks, rewound_weights(start, masks))
+            trained = session.train_round(ticket.round, masks, rewound_weights(start, masks))
         else:
             trained = session.baseline(masks, ticket.round, self.init)
-        state.next_round += 1
+        progress.next_round += 1
         # prune() goes on from this ticket, rewinding to what it trained from.
-        state.rewind_state = trained.start
+        progress.rewind_point = trained.start
         run.accept(trained)
         yield trained
 
 
-def prune_once(session: Session, rule: PruningRule, state: SearchState) -> Round | None:
-    """One more round of magnitude pruning from ``state``'s ticket, accepted; None if
+def prune_once(session: Session, rule: PruningRule, progress: SearchProgress) -> Round | None:
+    """One more round of magnitude pruning from ``progress``'s ticket, accepted; None if
     every layer is at its floor. ``target_sparsity``, ``max_rounds`` and
     ``score_tolerance`` do not apply."""
-    masks = _next_masks(state, rule)
+    masks = _next_masks(progress, rule)
     if masks is None:
         return None
-    run = SearchRun(IMP(), session, rule, state)
+    run = SearchRun(IMP(), session, rule, progress)
     trained = run.train(masks)
     run.accept(trained)
     return trained

@@ -3,7 +3,7 @@
 A :class:`Session` owns the sized template net, the training data and the
 held-out split, the seeds, theta_0, the names of the pruned parameters and
 ``memory``. Searches (:mod:`skticket._search`) decide which masks and start
-weights to train; they train only through :meth:`Session.train`, which builds
+weights to train; they train only through :meth:`Session.train_round`, which builds
 the :class:`~skticket._training.TrainingSpec` of each training and sends it
 through the cache when there is one. Nothing here knows which search runs.
 """
@@ -18,22 +18,22 @@ import numpy as np
 from joblib import Memory
 from skorch import NeuralNet
 
-from ._cache import CachedRoundResult, cached_train_round
+from ._cache import CachedTrainingResult, cached_training
 from ._mask_updates import MaskUpdates
 from ._pruning import n_active, permute_masks, rewound_weights, sparsity
 from ._rng import round_seed
 from ._ticket import Ticket
 from ._training import (
     EarlyBirdRule,
-    RoundResult,
-    State,
+    ModuleState,
+    TrainingResult,
     TrainingSpec,
     connection_sensitivity,
     initial_state,
     initialized_net,
     module_state,
     prunable_parameters,
-    train_round,
+    run_training,
 )
 from .exceptions import TrainingDivergedError
 
@@ -72,8 +72,8 @@ class Round:
 
     index: int
     masks: dict[str, np.ndarray]
-    start: State
-    result: RoundResult
+    start: ModuleState
+    result: TrainingResult
     record: dict
     accepted: bool = True
     init: str = "rewind"
@@ -143,14 +143,17 @@ class Session:
         """Masks that keep every pruned weight."""
         return {name: np.ones(self.theta_0[name].shape, dtype=bool) for name in self.prunable}
 
-    def train(self, start: State, masks: dict[str, np.ndarray] | None, round_index: int,
-              capture_step: int = 0, early_bird: EarlyBirdRule | None = None,
-              mask_updates: MaskUpdates | None = None) -> RoundResult:
-        """Train from ``start`` with ``masks`` held, with round ``round_index``'s data order.
+    def train_round(self, round_index: int, masks: dict[str, np.ndarray], start: ModuleState,
+                    *, capture_step: int = 0, early_bird: EarlyBirdRule | None = None,
+                    init: str = "rewind", mask_updates: MaskUpdates | None = None) -> Round:
+        """Train ``masks`` from ``start`` as round ``round_index`` (its data order) and
+        record it, with the masks it ended with if they moved.
 
-        Every training of every search goes through here. A diverged training
-        raises :class:`~skticket.exceptions.TrainingDivergedError` naming the
-        round, the optimizer and the learning rate.
+        Every training of every search goes through here: it builds the
+        :class:`~skticket._training.TrainingSpec` and runs it (through the cache
+        when there is one). A diverged training raises
+        :class:`~skticket.exceptions.TrainingDivergedError` naming the round,
+        the optimizer and the learning rate.
         """
         spec = TrainingSpec(
             template=self.template, X=self.data.X_train, y=self.data.y_train, start=start,
@@ -160,22 +163,17 @@ class Session:
         )
         try:
             if self.memory is None:
-                return train_round(spec)
-            return cached_train_round(self.memory, train_round, spec)
+                result = run_training(spec)
+            else:
+                result = cached_training(self.memory, run_training, spec)
         except TrainingDivergedError as error:
             raise _diverged(error, self.template, round_index) from error
-
-    def run_round(self, round_index: int, masks: dict[str, np.ndarray], start: State,
-                  capture_step: int = 0, early_bird: EarlyBirdRule | None = None,
-                  init: str = "rewind", mask_updates: MaskUpdates | None = None) -> Round:
-        """Train one round and record it (with the masks it ended with, if they moved)."""
-        result = self.train(start, masks, round_index, capture_step, early_bird, mask_updates)
         if result.masks is not None:
             masks = result.masks
         return Round(round_index, masks, start, result, self.record(round_index, masks, result),
                      init=init)
 
-    def sensitivity(self, n_batches: int) -> State:
+    def sensitivity(self, n_batches: int) -> ModuleState:
         """SNIP's connection sensitivity of the pruned weights at theta_0, on the
         training data (batches drawn under the data seed of round 0)."""
         return connection_sensitivity(
@@ -184,7 +182,7 @@ class Session:
             seed=round_seed(self.seeds["data"], 0), sample_weight=self.data.w_train)
 
     def record(self, round_index: int, masks: dict[str, np.ndarray],
-               result: RoundResult) -> dict:
+               result: TrainingResult) -> dict:
         """The record of a trained round, as ``rounds_`` lists it."""
         valid_score = None
         if self.data.X_valid is not None and self.scorer is not None:
@@ -198,7 +196,7 @@ class Session:
             "valid_score": valid_score,
             "epochs": len(result.net.history),
             "seconds": result.seconds,
-            "cached": isinstance(result, CachedRoundResult),
+            "cached": isinstance(result, CachedTrainingResult),
             **({} if result.mask_updates is None else {"mask_updates": result.mask_updates}),
         }
 
@@ -214,7 +212,7 @@ class Session:
         if kind == "permute":
             rng = np.random.default_rng(round_seed(self.seeds["permute"], round_index))
             masks = permute_masks(masks, rng)
-        return self.run_round(round_index, masks, rewound_weights(fresh, masks), init=kind)
+        return self.train_round(round_index, masks, rewound_weights(fresh, masks), init=kind)
 
 
 def _diverged(error: TrainingDivergedError, template: NeuralNet,

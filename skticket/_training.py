@@ -1,7 +1,7 @@
-"""Training one round: one skorch net, masks enforced by a callback.
+"""One training: one skorch net, masks enforced by a callback.
 
 Every search (the dense round, each ticket, the random baselines, an explicit
-``prune``) trains through :func:`train_round`; nothing else runs a training
+``prune``) trains through :func:`run_training`; nothing else runs a training
 loop. The net is a fresh clone of the sized template, built through skorch's
 own ``initialize()`` (so optimizer state and LR schedules start fresh every
 round), then loaded with the start weights by value.
@@ -35,7 +35,9 @@ from ._pruning import MagnitudeRule, mask_distance, n_active
 from ._rng import seeded
 from .exceptions import TrainingDivergedError, TrainingInterrupted
 
-State = dict[str, np.ndarray]
+#: A module's parameters and buffers by name, as numpy arrays: theta_0, a rewind
+#: point, a ticket's start weights.
+ModuleState = dict[str, np.ndarray]
 
 #: The name of the masks callback in a trained net's ``callbacks_``.
 MASK_CALLBACK = "skticket_masks"
@@ -43,7 +45,7 @@ _CAPTURE_CALLBACK = "skticket_rewind_point"
 _EARLY_BIRD_CALLBACK = "skticket_early_bird"
 
 
-def module_state(module: nn.Module) -> State:
+def module_state(module: nn.Module) -> ModuleState:
     """A copy of a module's parameters and buffers as numpy arrays (by name)."""
     return {
         name: tensor.detach().cpu().numpy().copy()
@@ -461,7 +463,7 @@ def _idle_callbacks(net: NeuralNet) -> dict[str, None]:
 _BATCH_FETCH_ARGS = frozenset({"batch_size", "shuffle", "drop_last"})
 
 
-class _Rows:
+class _BatchDataset:
     """Rows of ``X`` and ``y`` fetched by a tensor of positions at once.
 
     What a skorch ``Dataset`` over numpy arrays returns row by row, as
@@ -509,7 +511,8 @@ class _Batches:
     batch is one slice of it.
     """
 
-    def __init__(self, rows: _Rows, batch_size: int, shuffle: bool, drop_last: bool) -> None:
+    def __init__(self, rows: _BatchDataset, batch_size: int, shuffle: bool,
+                 drop_last: bool) -> None:
         self.rows, self.batch_size = rows, batch_size
         self.shuffle, self.drop_last = shuffle, drop_last
 
@@ -636,7 +639,7 @@ def _batch_fetching_loader(dataset, batch_size: int = 1, shuffle: bool = False,
                 f"Dataset over numeric arrays); this training's data is a "
                 f"{type(source).__name__}.")
         return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last)
-    return _Batches(_Rows(source.X, source.y, rows, sample_weight), batch_size, shuffle,
+    return _Batches(_BatchDataset(source.X, source.y, rows, sample_weight), batch_size, shuffle,
                     drop_last)
 
 
@@ -667,7 +670,7 @@ def initialized_net(template: NeuralNet, seed: int, fresh: bool = False) -> Neur
     return net
 
 
-def initial_state(template: NeuralNet, seed: int, fresh: bool = False) -> State:
+def initial_state(template: NeuralNet, seed: int, fresh: bool = False) -> ModuleState:
     """The module's initial weights, drawn under ``seed`` (see :func:`initialized_net`)."""
     return module_state(initialized_net(template, seed, fresh).module_)
 
@@ -785,8 +788,8 @@ def _watching_sigint() -> Iterator[_InterruptWatch]:
 
 
 @dataclass
-class RoundResult:
-    """What one completed round of training leaves.
+class TrainingResult:
+    """What one completed training leaves.
 
     Attributes
     ----------
@@ -807,7 +810,7 @@ class RoundResult:
     """
 
     net: NeuralNet
-    rewind_point: State | None
+    rewind_point: ModuleState | None
     seconds: float
     train_loss: float | None
     early_bird: dict | None = None
@@ -817,7 +820,7 @@ class RoundResult:
 
 @dataclass(frozen=True, eq=False)
 class TrainingSpec:
-    """Everything that decides one training: what :func:`train_round` takes and the cache hashes.
+    """Everything that decides one training: what :func:`run_training` takes and the cache hashes.
 
     A new kind of training is a new field here (with a default that keeps
     every other training as it is), never a second training loop.
@@ -884,11 +887,11 @@ def training_net(spec: TrainingSpec) -> NeuralNet:
                           **_idle_callbacks(template))
 
 
-def train_round(spec: TrainingSpec) -> RoundResult:
+def run_training(spec: TrainingSpec) -> TrainingResult:
     """Train a fresh clone of ``spec.template`` from ``spec.start`` with ``spec.masks`` held.
 
     A training either completes or raises: what it returns is always a
-    finished, finite round, safe to keep and to store.
+    finished, finite training, safe to keep and to store.
 
     Raises
     ------
@@ -940,7 +943,7 @@ def train_round(spec: TrainingSpec) -> RoundResult:
         moving = callbacks[MASK_CALLBACK]
         masks, mask_updates = moving.masks_, moving.updates_
         hold_masks(net, masks)
-    return RoundResult(net=net, rewind_point=rewind_point, seconds=seconds,
+    return TrainingResult(net=net, rewind_point=rewind_point, seconds=seconds,
                        train_loss=train_loss, early_bird=early_bird, masks=masks,
                        mask_updates=mask_updates)
 
@@ -948,7 +951,7 @@ def train_round(spec: TrainingSpec) -> RoundResult:
 def connection_sensitivity(template: NeuralNet, start: Mapping[str, np.ndarray],
                            X: np.ndarray, y: np.ndarray, *, names: Iterable[str],
                            n_batches: int, seed: int,
-                           sample_weight: np.ndarray | None = None) -> State:
+                           sample_weight: np.ndarray | None = None) -> ModuleState:
     """SNIP's scores: ``|w * dL/dw|`` at ``start``, summed over ``n_batches`` mini-batches.
 
     Lee et al. (ICLR 2019). The loss is the net's own (its criterion, through
@@ -986,7 +989,7 @@ def connection_sensitivity(template: NeuralNet, start: Mapping[str, np.ndarray],
     return scores
 
 
-def prunable_weights(net: NeuralNet, names: Iterable[str]) -> State:
+def prunable_weights(net: NeuralNet, names: Iterable[str]) -> ModuleState:
     """Current values of the named parameters of a net's module, as numpy copies."""
     params = dict(net.module_.named_parameters())
     return {name: params[name].detach().cpu().numpy().copy() for name in names}

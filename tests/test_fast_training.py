@@ -17,14 +17,14 @@ from skorch.callbacks import PrintLog
 from skorch.dataset import ValidSplit
 
 from skticket import MLP, DefaultClassifierNet, DefaultRegressorNet, LotteryTicketClassifier
-from skticket._cache import round_key
+from skticket._cache import training_key
 from skticket._nets import auto_batch_size
 from skticket._training import (
     MASK_CALLBACK,
     TrainingSpec,
     initial_state,
     optimizer_implementation,
-    train_round,
+    run_training,
 )
 
 
@@ -141,7 +141,7 @@ def test_pruned_weights_stay_exactly_zero_under_every_fast_optimizer(iris, optim
     rng = np.random.default_rng(0)
     masks = {name: rng.random(start[name].shape) < 0.3
              for name in ("hidden_0.weight", "output.weight")}
-    result = train_round(TrainingSpec(template, X, y.astype(np.int64), start=start,
+    result = run_training(TrainingSpec(template, X, y.astype(np.int64), start=start,
                                       masks=masks, seed=0))
     assert optimizer_implementation(template)  # a fast path ran
     weights = dict(result.net.module_.named_parameters())
@@ -157,7 +157,7 @@ def test_an_implementation_that_computes_the_same_shares_its_rounds_in_memory(ir
     start = initial_state(net(optimizer=torch.optim.Adam), seed=0)
 
     def key(**params):
-        return round_key(TrainingSpec(net(optimizer=torch.optim.Adam, **params), X, y,
+        return training_key(TrainingSpec(net(optimizer=torch.optim.Adam, **params), X, y,
                                       start=start, masks=None, seed=0))
 
     # Asking for the kernel that is chosen anyway computes the same: same key.

@@ -22,7 +22,7 @@ from skticket._compact import (
     KERNELS_ENV,
     CompactForward,
     _csr,
-    _step,
+    _forward_step,
     compact_module,
     kernel_verdicts,
 )
@@ -194,21 +194,22 @@ def test_which_steps_see_a_whole_pass():
     probed = [nn.Softmax(dim=-1), nn.Softmax(dim=1), nn.LogSoftmax(dim=-1),
               functools.partial(torch.softmax, dim=-1)]
     blocked = [nn.Tanh(), nn.Sigmoid(), nn.GELU(), nn.Softplus(), OwnReLU(), nn.Softmax(dim=0)]
-    assert all(_step(m).rowwise and not _step(m).draws and _step(m).kernel is None
-               for m in exact)
+    assert all(step.rowwise and not step.draws and step.kernel is None
+               for step in map(_forward_step, exact))
     # A softmax over the features of a known width: row-wise where its probe passes.
     for m in probed:
-        step = _step(m, 10)
+        step = _forward_step(m, 10)
         assert not step.rowwise and not step.draws
         assert step.kernel.key == (type(as_module(m)).__name__, 10, torch.float32)
-        assert _step(m).kernel is None and not _step(m).rowwise  # width unknown: blocks
-    assert not any(_step(m, 10).rowwise or _step(m, 10).kernel for m in blocked)
+        unknown_width = _forward_step(m)
+        assert unknown_width.kernel is None and not unknown_width.rowwise  # runs in blocks
+    assert not any(_forward_step(m, 10).rowwise or _forward_step(m, 10).kernel for m in blocked)
     # Known functions draw nothing; anything else might (the random state is restored).
-    assert [_step(m).draws for m in blocked] == [False] * 4 + [True, False]
-    assert _step(nn.Dropout(0.5)).draws  # in training mode
-    assert _step(functools.partial(torch.softmax, dim=0)).kernel is None
-    assert not _step(torch.sigmoid).rowwise and not _step(torch.sigmoid).draws
-    assert not _step(lambda x: x).rowwise and _step(lambda x: x).draws
+    assert [_forward_step(m).draws for m in blocked] == [False] * 4 + [True, False]
+    assert _forward_step(nn.Dropout(0.5)).draws  # in training mode
+    assert _forward_step(functools.partial(torch.softmax, dim=0)).kernel is None
+    assert not _forward_step(torch.sigmoid).rowwise and not _forward_step(torch.sigmoid).draws
+    assert not _forward_step(lambda x: x).rowwise and _forward_step(lambda x: x).draws
 
 
 def mkl_like(bias, weight, h):

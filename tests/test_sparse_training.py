@@ -37,7 +37,7 @@ from skticket._pruning import (
     drop_and_grow,
     target_active_count,
 )
-from skticket._training import MASK_CALLBACK, ApplyMasks, TrainingSpec, train_round
+from skticket._training import MASK_CALLBACK, ApplyMasks, TrainingSpec, run_training
 
 SPARSE_SEARCHES = [GradualPruning, SparseMomentum, RigL]
 
@@ -383,7 +383,7 @@ def input_2_rigl_training(schedule: GradientRegrowth, **net_params) -> TrainingS
 
 
 def test_rigl_in_training_grows_the_input_with_the_largest_gradient():
-    result = train_round(input_2_rigl_training(
+    result = run_training(input_2_rigl_training(
         GradientRegrowth(drop_fraction=0.5, update_every=1, end=1.0)))
     # At step 1 of 4 the drop fraction is 0.5 cosine-decayed to 0.43: one of three
     # weights is dropped and input 2 grown; it then learns the target's weight.
@@ -423,7 +423,7 @@ class MomentumAt(Callback):
 def test_a_grown_weight_starts_with_its_optimizer_state_reset():
     # Grown after step 2: the momentum of the pruned weight has gathered gradients
     # for two steps by then, and is set back to zero.
-    result = train_round(input_2_rigl_training(
+    result = run_training(input_2_rigl_training(
         GradientRegrowth(drop_fraction=1.0, update_every=2, end=1.0),
         optimizer__momentum=0.9, callbacks=[("watch", MomentumAt("out.weight", (0, 2)))]))
     assert result.mask_updates[0]["step"] == 2 and result.masks["out.weight"][0, 2]

@@ -1,4 +1,4 @@
-"""train_round's shortcuts change nothing: batch fetching, masks that prune nothing."""
+"""run_training's shortcuts change nothing: batch fetching, masks that prune nothing."""
 
 import numpy as np
 import pytest
@@ -16,7 +16,7 @@ from skticket._training import (
     TrainingSpec,
     initial_state,
     module_state,
-    train_round,
+    run_training,
 )
 
 
@@ -48,7 +48,7 @@ def _classifier(**params):
 def _train_both_ways(net, X, y, monkeypatch):
     """The same training through the batch-fetching loader and through skorch's own.
 
-    Each batch the fast loader hands out is one ``_Rows`` indexing: counting
+    Each batch the fast loader hands out is one ``_BatchDataset`` indexing: counting
     them proves which path ran (a fast path that silently fell back to the
     row-by-row loader would compare skorch with itself).
     """
@@ -58,17 +58,17 @@ def _train_both_ways(net, X, y, monkeypatch):
     start = {name: np.where(masks[name], value, 0).astype(value.dtype) if name in masks
              else value for name, value in init.items()}
     fetches = []
-    real_getitem = training._Rows.__getitem__
-    monkeypatch.setattr(training._Rows, "__getitem__",
+    real_getitem = training._BatchDataset.__getitem__
+    monkeypatch.setattr(training._BatchDataset, "__getitem__",
                         lambda rows, positions: fetches.append(len(positions))
                         or real_getitem(rows, positions))
-    fast = train_round(TrainingSpec(net, X, y, start=start, masks=masks, seed=5))
+    fast = run_training(TrainingSpec(net, X, y, start=start, masks=masks, seed=5))
     train_batches = [b["train_batch_size"] for h in fast.net.history for b in h["batches"]
                      if "train_batch_size" in b]
     assert fetches == train_batches, "the fast path did not fetch every training batch"
     fetches.clear()
     monkeypatch.setattr(training, "_fetches_batches", lambda net: False)
-    rowwise = train_round(TrainingSpec(net, X, y, start=start, masks=masks, seed=5))
+    rowwise = run_training(TrainingSpec(net, X, y, start=start, masks=masks, seed=5))
     assert fetches == [], "the row-by-row path went through the fast loader"
     return fast.net, rowwise.net
 
@@ -110,7 +110,7 @@ def test_a_custom_data_pipeline_is_left_alone(data):
 
     net = _classifier(train_split=None, iterator_train=loader)
     assert not training._fetches_batches(net)
-    train_round(TrainingSpec(net, X, y, start=initial_state(net, seed=0), masks=None, seed=0))
+    run_training(TrainingSpec(net, X, y, start=initial_state(net, seed=0), masks=None, seed=0))
     assert seen == [{"batch_size": 16}]  # the user's own loader, called by skorch
 
 
@@ -120,7 +120,7 @@ def test_masks_that_prune_nothing_cost_nothing(data):
     init = initial_state(net, seed=0)
     masks = {"layers.0.weight": np.ones(init["layers.0.weight"].shape, dtype=bool),
              "layers.3.weight": np.arange(32).reshape(2, 16) % 2 == 0}
-    result = train_round(TrainingSpec(net, X, y, start=init, masks=masks, seed=0))
+    result = run_training(TrainingSpec(net, X, y, start=init, masks=masks, seed=0))
     callback = dict(result.net.callbacks_)[training.MASK_CALLBACK]
     assert isinstance(callback, ApplyMasks)
     # Only the layer that is really pruned is multiplied every step.
