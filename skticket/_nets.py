@@ -86,6 +86,22 @@ class _TabularDefaults:
         return getattr(self, prefix)(dataset, **kwargs)
 
 
+
+def _tabular_init(default_criterion: type[torch.nn.Module]):
+    """The default nets' ``__init__``, one signature for both, differing only in the
+    criterion's default (scikit-learn's ``clone`` and the docs read the signature)."""
+
+    def __init__(self, module=MLP, *args, criterion=default_criterion,
+                 optimizer=torch.optim.Adam, lr=0.01, max_epochs=200, batch_size="auto",
+                 train_split=None, verbose=0, **kwargs) -> None:
+        kwargs.setdefault("module__hidden_units", (100,))
+        super(_TabularDefaults, self).__init__(
+            module, *args, criterion=criterion, optimizer=optimizer, lr=lr,
+            max_epochs=max_epochs, batch_size=batch_size, train_split=train_split,
+            verbose=verbose, **kwargs)
+
+    return __init__
+
 _SHARED_DOC = """
     Parameters
     ----------
@@ -124,13 +140,7 @@ class DefaultClassifierNet(_TabularDefaults, NeuralNetClassifier):
     True
     """)
 
-    def __init__(self, module=MLP, *args, criterion=torch.nn.NLLLoss,
-                 optimizer=torch.optim.Adam, lr=0.01, max_epochs=200, batch_size="auto",
-                 train_split=None, verbose=0, **kwargs) -> None:
-        kwargs.setdefault("module__hidden_units", (100,))
-        super().__init__(module, *args, criterion=criterion, optimizer=optimizer, lr=lr,
-                         max_epochs=max_epochs, batch_size=batch_size,
-                         train_split=train_split, verbose=verbose, **kwargs)
+    __init__ = _tabular_init(torch.nn.NLLLoss)
 
 
 class DefaultRegressorNet(_TabularDefaults, NeuralNetRegressor):
@@ -138,10 +148,4 @@ class DefaultRegressorNet(_TabularDefaults, NeuralNetRegressor):
                "    With this net the regressor trains on the standardized target.\n"
                + _SHARED_DOC.format(criterion="torch.nn.MSELoss"))
 
-    def __init__(self, module=MLP, *args, criterion=torch.nn.MSELoss,
-                 optimizer=torch.optim.Adam, lr=0.01, max_epochs=200, batch_size="auto",
-                 train_split=None, verbose=0, **kwargs) -> None:
-        kwargs.setdefault("module__hidden_units", (100,))
-        super().__init__(module, *args, criterion=criterion, optimizer=optimizer, lr=lr,
-                         max_epochs=max_epochs, batch_size=batch_size,
-                         train_split=train_split, verbose=verbose, **kwargs)
+    __init__ = _tabular_init(torch.nn.MSELoss)

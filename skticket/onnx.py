@@ -204,12 +204,20 @@ def _check_opset(container) -> None:
                            f"{container.target_opset}.")
 
 
-def _convert_classifier(scope, operator, container) -> None:
+def _emit_predictor(scope, operator, container
+                    ) -> tuple[_Graph, str, CompactClassifier | CompactRegressor]:
+    """The graph, the output of the compacted network and its nonlinearity, and the
+    compact predictor: what both converters start from."""
     _check_opset(container)
     predictor = _compact(operator.raw_operator)
     x, dtype = _input_and_dtype(scope, container, operator)
     g = _Graph(scope, container, dtype)
-    proba = _emit_nonlinearity(g, _emit_network(g, x, predictor.module_), predictor.nonlinearity)
+    out = _emit_nonlinearity(g, _emit_network(g, x, predictor.module_), predictor.nonlinearity)
+    return g, out, predictor
+
+
+def _convert_classifier(scope, operator, container) -> None:
+    g, proba, _ = _emit_predictor(scope, operator, container)
     label_var, proba_var = operator.outputs[0], operator.outputs[1]
     container.add_node("Identity", [proba], [proba_var.full_name],
                        name=scope.get_unique_operator_name("Identity"))
@@ -222,11 +230,7 @@ def _convert_classifier(scope, operator, container) -> None:
 
 
 def _convert_regressor(scope, operator, container) -> None:
-    _check_opset(container)
-    predictor = _compact(operator.raw_operator)
-    x, dtype = _input_and_dtype(scope, container, operator)
-    g = _Graph(scope, container, dtype)
-    out = _emit_nonlinearity(g, _emit_network(g, x, predictor.module_), predictor.nonlinearity)
+    g, out, predictor = _emit_predictor(scope, operator, container)
     scaling = predictor.target_scaling
     if scaling is not None:  # TargetScaling.inverse, as ONNX nodes
         out = g.node("Mul", [out, g.const(np.asarray(scaling.scale)[None, :])])
