@@ -54,11 +54,25 @@ TABULAR = {
 }
 
 
-def add_common_args(parser: argparse.ArgumentParser) -> None:
+def add_common_args(parser: argparse.ArgumentParser, *, repeats: int = 5) -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch.set_num_threads(N); default: torch's own choice")
-    parser.add_argument("--repeats", type=int, default=5,
+    parser.add_argument("--repeats", type=int, default=repeats,
                         help="timed repeats of each side (after one warm-up)")
+
+
+def serving_ticket_estimator(epochs: int, prune_fraction: float, memory=None):
+    """The serving benchmarks' estimator (bench_compact, bench_onnx): IMP with local
+    pruning to a 95%-sparse ticket of a 64-512-512-10 MLP for load_digits."""
+    from skticket import LotteryTicketClassifier
+
+    net = NeuralNetClassifier(
+        MLP, module__hidden_units=(512, 512), criterion=nn.CrossEntropyLoss,
+        optimizer=torch.optim.Adam, lr=1e-3, batch_size=128, max_epochs=epochs,
+        train_split=None, verbose=0,
+    )
+    return LotteryTicketClassifier(net, prune_fraction=prune_fraction, target_sparsity=0.95,
+                                   scope="local", random_state=0, memory=memory)
 
 
 def setup(args) -> None:

@@ -25,8 +25,8 @@ import time
 
 import numpy as np
 import torch
+from _common import add_common_args, median, paired_ratio, print_header, setup, table
 from _common import interleaved_wall_cpu as interleaved
-from _common import median, paired_ratio, print_header, table
 from sklearn.datasets import make_classification
 from sklearn.model_selection import GridSearchCV
 from sklearn.preprocessing import StandardScaler
@@ -35,7 +35,7 @@ from torch import nn
 
 import skticket._session as session_module
 from skticket import MLP, LotteryTicketClassifier
-from skticket._cache import round_key
+from skticket._cache import training_key
 from skticket._training import TrainingSpec
 
 GRID = [0.5, 0.8, 0.9, 0.95]
@@ -58,11 +58,11 @@ def mlp_net(epochs: int) -> NeuralNetClassifier:
 
 
 class Counter:
-    """Counts calls into train_round made in this process (cache hits make none)."""
+    """Counts calls into run_training made in this process (cache hits make none)."""
 
     def __init__(self) -> None:
         self.calls = 0
-        self.real = session_module.train_round
+        self.real = session_module.run_training
 
     def __call__(self, *args, **kwargs):
         self.calls += 1
@@ -71,16 +71,13 @@ class Counter:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch.set_num_threads(N); default: torch's own choice")
-    parser.add_argument("--repeats", type=int, default=3, help="timed repeats per side")
+    add_common_args(parser, repeats=3)
     parser.add_argument("--samples", type=int, default=2000)
     parser.add_argument("--cv", type=int, default=3)
     parser.add_argument("--n-jobs", type=int, default=1)
     parser.add_argument("--epochs", type=int, default=4, help="epochs per round")
     args = parser.parse_args()
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    setup(args)
     print_header("memory: one pruning path for a grid over target_sparsity")
 
     X, y = mlp_data(args.samples)
@@ -93,7 +90,7 @@ def main() -> None:
         return LotteryTicketClassifier(net, prune_fraction=0.2, random_state=0, memory=memory)
 
     counter = Counter()
-    session_module.train_round = counter
+    session_module.run_training = counter
     counts: dict[str, list[int]] = {}
     scores: dict[str, np.ndarray] = {}
     dirs: list[str] = []
@@ -122,7 +119,7 @@ def main() -> None:
     finally:
         for location in dirs:
             shutil.rmtree(location, ignore_errors=True)
-        session_module.train_round = counter.real
+        session_module.run_training = counter.real
 
     single, single_cpu = times["single candidate [0.95]"], cpu["single candidate [0.95]"]
     rows = []
@@ -141,12 +138,12 @@ def main() -> None:
     X_fold, y_fold = X[: len(X) * (args.cv - 1) // args.cv], y[: len(y) * (args.cv - 1) // args.cv]
     est.fit(X_fold, y_fold)
     spec = TrainingSpec(est._session_.template, X_fold, y_fold,
-                        start=est._search_state_.rewind_state, masks=est._search_state_.masks,
+                        start=est._search_progress_.rewind_point, masks=est._search_progress_.masks,
                         seed=0)
     tic = time.perf_counter()
     n = 20
     for _ in range(n):
-        round_key(spec)
+        training_key(spec)
     hashing = (time.perf_counter() - tic) / n
     training = est.rounds_[0]["seconds"]
     print(f"hashing one round's key: {1e3 * hashing:.2f} ms; training one round: "

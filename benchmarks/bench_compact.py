@@ -29,14 +29,21 @@ import warnings
 
 import numpy as np
 import torch
+from _common import (
+    add_common_args,
+    median,
+    paired_ratio,
+    print_header,
+    serving_ticket_estimator,
+    setup,
+    table,
+)
 from _common import interleaved_wall_cpu as interleaved
-from _common import median, paired_ratio, print_header, table
 from sklearn.datasets import load_digits
 from sklearn.preprocessing import StandardScaler
-from skorch import NeuralNetClassifier
 from torch import nn
 
-from skticket import MLP, LotteryTicketClassifier
+from skticket import MLP
 from skticket._compact import BATCH_SIZE, CSR_MIN_SPARSITY, CompactLinear, compact_module
 
 SHAPES = [(512, 512), (256, 256), (64, 512), (512, 64)]  # (in_features, out_features)
@@ -134,13 +141,7 @@ def compare(label: str, masked: nn.Module, predictor, X_rows: np.ndarray, args,
 
 def imp_ticket(args, X_rows):
     X, y, _ = digits_rows(args.rows)
-    net = NeuralNetClassifier(
-        MLP, module__hidden_units=(512, 512), criterion=nn.CrossEntropyLoss,
-        optimizer=torch.optim.Adam, lr=1e-3, batch_size=128, max_epochs=args.epochs,
-        train_split=None, verbose=0,
-    )
-    est = LotteryTicketClassifier(net, prune_fraction=args.prune_fraction, target_sparsity=0.95,
-                                  scope="local", random_state=0, memory=args.memory)
+    est = serving_ticket_estimator(args.epochs, args.prune_fraction, args.memory)
     tic = time.perf_counter()
     est.fit(X, y)
     print(f"IMP fit: {len(est.rounds_)} rounds, {time.perf_counter() - tic:.1f} s "
@@ -166,9 +167,7 @@ def random_ticket(prune_output: bool):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch.set_num_threads(N); default: torch's own choice")
-    parser.add_argument("--repeats", type=int, default=7, help="timed repeats per side")
+    add_common_args(parser, repeats=7)
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--batch-size", type=int, default=BATCH_SIZE,
                         help="rows per pass of the compact predictor")
@@ -178,8 +177,7 @@ def main() -> None:
                         help="cache directory for the IMP fit (reruns then skip training)")
     parser.add_argument("--skip-sweep", action="store_true")
     args = parser.parse_args()
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    setup(args)
     warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
     print_header("compact(): sparse inference vs the masked net")
     if not args.skip_sweep:

@@ -30,28 +30,20 @@ import onnxruntime as ort
 import skl2onnx
 import torch
 from _common import interleaved_wall_cpu as interleaved
-from _common import median, print_header, table
+from _common import median, print_header, serving_ticket_estimator, table
 from sklearn.datasets import load_digits
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from skorch import NeuralNetClassifier
-from torch import nn
 
 import skticket.onnx  # noqa: F401  (registers the converters)
-from skticket import MLP, CompactClassifier, LotteryTicketClassifier
+from skticket import CompactClassifier
 from skticket._compact import compact_module
 
 
 def fit_pipeline(args):
     X, y = load_digits(return_X_y=True)
     X = X.astype(np.float32)
-    net = NeuralNetClassifier(
-        MLP, module__hidden_units=(512, 512), criterion=nn.CrossEntropyLoss,
-        optimizer=torch.optim.Adam, lr=1e-3, batch_size=128, max_epochs=args.epochs,
-        train_split=None, verbose=0,
-    )
-    est = LotteryTicketClassifier(net, prune_fraction=args.prune_fraction, target_sparsity=0.95,
-                                  scope="local", random_state=0, memory=args.memory)
+    est = serving_ticket_estimator(args.epochs, args.prune_fraction, args.memory)
     pipe = make_pipeline(StandardScaler(), est)
     tic = time.perf_counter()
     pipe.fit(X, y)
