@@ -1,16 +1,15 @@
 """The memory parameter: cached fits equal uncached ones and train only missing rounds."""
 
 import copy
+import functools
 
 import joblib
 import numpy as np
 import pytest
 import torch
+from helpers import breast_cancer, small_net
 from sklearn.base import clone
-from sklearn.datasets import load_breast_cancer
 from sklearn.model_selection import GridSearchCV
-from sklearn.preprocessing import StandardScaler
-from skorch import NeuralNetClassifier
 
 from skticket import MLP, LotteryTicketClassifier
 from skticket._cache import content_hash
@@ -18,22 +17,15 @@ from skticket._cache import content_hash
 
 @pytest.fixture(scope="module")
 def cancer():
-    X, y = load_breast_cancer(return_X_y=True)
-    return StandardScaler().fit_transform(X)[:300].astype(np.float32), y[:300]
+    return breast_cancer(rows=300)
 
 
-def small_net(module=None, **params):
-    if module is None:
-        module, params = MLP, {"module__hidden_units": (16,), **params}
-    return NeuralNetClassifier(
-        module, max_epochs=4, lr=0.01, batch_size=64, optimizer=torch.optim.Adam,
-        train_split=None, verbose=0, **params,
-    )
+net = functools.partial(small_net, batch_size=64)
 
 
 def estimator(**params):
     params = {"prune_fraction": 0.5, "target_sparsity": 0.75, "random_state": 0, **params}
-    return LotteryTicketClassifier(params.pop("net", small_net()), **params)
+    return LotteryTicketClassifier(params.pop("net", net()), **params)
 
 
 
@@ -116,7 +108,7 @@ def test_nothing_is_cached_without_random_state(cancer, tmp_path, training_calls
 def test_a_changed_net_parameter_misses_the_cache(cancer, tmp_path, training_calls, change):
     X, y = cancer
     estimator(max_rounds=0, memory=str(tmp_path)).fit(X, y)
-    other = estimator(net=small_net().set_params(**change), max_rounds=0, memory=str(tmp_path))
+    other = estimator(net=net().set_params(**change), max_rounds=0, memory=str(tmp_path))
     other.fit(X, y)
     assert len(training_calls) == 2
     assert not other.rounds_[0]["cached"]
@@ -134,9 +126,9 @@ def test_other_data_or_seed_misses_the_cache(cancer, tmp_path, training_calls):
 def test_content_hash_is_by_value():
     torch.manual_seed(0)
     module = torch.nn.Linear(3, 2)
-    net = small_net(module)
-    assert content_hash(net.get_params(deep=False)) == content_hash(
-        clone(net).get_params(deep=False))
+    classifier = net(module=module)
+    assert content_hash(classifier.get_params(deep=False)) == content_hash(
+        clone(classifier).get_params(deep=False))
     assert content_hash(module) == content_hash(copy.deepcopy(module))
     changed = copy.deepcopy(module)
     with torch.no_grad():
@@ -150,14 +142,14 @@ def test_a_module_instance_is_keyed_by_its_weights(cancer, tmp_path, training_ca
     torch.manual_seed(0)
     module = MLP(n_features=X.shape[1], n_outputs=2, hidden_units=(8,),
                  output_activation="softmax")
-    first = estimator(net=small_net(module), max_rounds=1, memory=str(tmp_path)).fit(X, y)
-    second = estimator(net=small_net(module), max_rounds=1, memory=str(tmp_path)).fit(X, y)
+    first = estimator(net=net(module=module), max_rounds=1, memory=str(tmp_path)).fit(X, y)
+    second = estimator(net=net(module=module), max_rounds=1, memory=str(tmp_path)).fit(X, y)
     assert len(training_calls) == 2
     assert all(r["cached"] for r in second.rounds_)
     assert_same_fit(first, second, X)
     with torch.no_grad():
         module.output.bias += 1.0
-    estimator(net=small_net(module), max_rounds=1, memory=str(tmp_path)).fit(X, y)
+    estimator(net=net(module=module), max_rounds=1, memory=str(tmp_path)).fit(X, y)
     assert len(training_calls) == 4
 
 

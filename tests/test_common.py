@@ -1,11 +1,10 @@
 """scikit-learn's own estimator checks, run on both estimators with fast parameters."""
 
-import torch
+from helpers import small_net
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from skorch import NeuralNetClassifier, NeuralNetRegressor
 
 from skticket import (
-    MLP,
     DefaultClassifierNet,
     DefaultRegressorNet,
     LotteryTicketClassifier,
@@ -14,10 +13,8 @@ from skticket import (
 
 
 def _fast(net_class, **net_params):
-    return net_class(
-        MLP, module__hidden_units=(32,), optimizer=torch.optim.Adam, lr=0.02,
-        max_epochs=25, batch_size=32, train_split=None, verbose=0, **net_params,
-    )
+    return small_net(net_class, module__hidden_units=(32,), lr=0.02, max_epochs=25,
+                     **net_params)
 
 
 FAST_ESTIMATORS = [

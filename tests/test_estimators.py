@@ -6,8 +6,9 @@ import re
 import numpy as np
 import pytest
 import torch
+from helpers import breast_cancer, small_net
 from sklearn.base import clone
-from sklearn.datasets import load_breast_cancer, load_iris, make_regression
+from sklearn.datasets import load_iris, make_regression
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics import accuracy_score
 from sklearn.model_selection import GridSearchCV
@@ -18,15 +19,13 @@ from skorch.callbacks import Callback, LRScheduler
 from torch import nn
 
 import skticket._session as session_module
-from skticket import MLP, LotteryTicketClassifier, LotteryTicketRegressor, Ticket
+from skticket import LotteryTicketClassifier, LotteryTicketRegressor, Ticket
 from skticket._training import ApplyMasks, load_state, prunable_parameters
 
 
 @pytest.fixture(scope="module")
 def cancer():
-    X, y = load_breast_cancer(return_X_y=True)
-    X = StandardScaler().fit_transform(X)[:240]
-    return X.astype(np.float32), y[:240]
+    return breast_cancer(rows=240)
 
 
 @pytest.fixture(scope="module")
@@ -34,15 +33,6 @@ def regression():
     X, y = make_regression(n_samples=160, n_features=6, n_targets=2, noise=0.1,
                            random_state=0)
     return X, y / np.abs(y).max()
-
-
-def small_net(net_class=NeuralNetClassifier, **params):
-    defaults = dict(module=MLP, module__hidden_units=(16,), optimizer=torch.optim.Adam,
-                    lr=0.01, max_epochs=4, batch_size=32, train_split=None, verbose=0)
-    defaults.update(params)
-    if defaults["module"] is not MLP:
-        del defaults["module__hidden_units"]
-    return net_class(**defaults)
 
 
 def prunable_values(est):

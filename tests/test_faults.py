@@ -13,11 +13,11 @@ import joblib
 import numpy as np
 import pytest
 import torch
+from helpers import breast_cancer, small_net
 from sklearn.base import clone
-from sklearn.datasets import load_breast_cancer, load_diabetes
+from sklearn.datasets import load_diabetes
 from sklearn.exceptions import NotFittedError
-from sklearn.preprocessing import StandardScaler
-from skorch import NeuralNetClassifier, NeuralNetRegressor
+from skorch import NeuralNetRegressor
 from skorch.callbacks import Callback, Checkpoint, EarlyStopping, LRScheduler
 from skorch.dataset import ValidSplit
 from torch import nn
@@ -33,15 +33,7 @@ from skticket.exceptions import (
 
 @pytest.fixture(scope="module")
 def cancer():
-    X, y = load_breast_cancer(return_X_y=True)
-    return StandardScaler().fit_transform(X)[:240].astype(np.float32), y[:240]
-
-
-def small_net(net_class=NeuralNetClassifier, **params):
-    defaults = dict(module=MLP, module__hidden_units=(16,), optimizer=torch.optim.Adam,
-                    lr=0.01, max_epochs=4, batch_size=32, train_split=None, verbose=0)
-    defaults.update(params)
-    return net_class(**defaults)
+    return breast_cancer(rows=240)
 
 
 def estimator(net=None, **params):
@@ -279,12 +271,7 @@ def seeded_module() -> Module:
         "module-instance", "criterion-instance"])
 def test_every_skorch_setting_trains_with_masks_held(cancer, settings):
     X, y = cancer
-    if isinstance(settings.get("module"), nn.Module):
-        net = NeuralNetClassifier(optimizer=torch.optim.Adam, lr=0.01, max_epochs=4,
-                                  batch_size=32, train_split=None, verbose=0, **settings)
-    else:
-        net = small_net(**settings)
-    est = estimator(net).fit(X, y)
+    est = estimator(small_net(**settings)).fit(X, y)
     assert [round(r["sparsity"], 3) for r in est.rounds_] == [0.0, 0.5, 0.75, 0.875]
     assert all(np.isfinite(r["train_loss"]) for r in est.rounds_)
     assert_masks_hold(est)
@@ -451,8 +438,7 @@ def test_editing_the_users_module_class_misses_the_cache(cancer, tmp_path, train
     try:
         net_class = load_user_module(source, "torch.relu")
         make = lambda cls: LotteryTicketClassifier(  # noqa: E731
-            NeuralNetClassifier(cls, max_epochs=3, lr=0.01, optimizer=torch.optim.Adam,
-                                train_split=None, verbose=0),
+            small_net(module=cls, max_epochs=3, batch_size=128),
             prune_fraction=0.5, target_sparsity=0.5, random_state=0, memory=tmp_path)
         relu = make(net_class).fit(X, y)
         training_calls.clear()
@@ -509,7 +495,8 @@ class DoubleNet(MLP):
 def test_a_failed_fit_leaves_the_global_state_as_found(cancer, failure):
     X, y = cancer
     if failure == "global settings":
-        net, error = small_net(module=DoubleNet), Exception  # a float64 net on float32 data
+        # A float64 net on float32 data.
+        net, error = small_net(module=DoubleNet, module__hidden_units=(16,)), Exception
     elif failure == "divergence":
         net, error = net_with(poison, round=0), TrainingDivergedError
     else:

@@ -10,12 +10,13 @@ import weakref
 import numpy as np
 import pytest
 import torch
+from helpers import small_net
 from sklearn.datasets import make_classification
 from skorch import NeuralNetClassifier, NeuralNetRegressor
 from torch import nn
 
 import skticket._compact as compact_mod
-from skticket import MLP, LotteryTicketClassifier, LotteryTicketRegressor
+from skticket import LotteryTicketClassifier, LotteryTicketRegressor
 from skticket._activations import as_module
 from skticket._compact import (
     BATCH_SIZE,
@@ -26,12 +27,6 @@ from skticket._compact import (
     compact_module,
     kernel_verdicts,
 )
-
-
-def small_net(net_class=NeuralNetClassifier, **params):
-    defaults = dict(module=MLP, module__hidden_units=(16, 16), optimizer=torch.optim.Adam,
-                    lr=0.01, max_epochs=2, batch_size=64, train_split=None, verbose=0)
-    return net_class(**{**defaults, **params})
 
 
 class OwnInference(NeuralNetClassifier):
@@ -64,7 +59,8 @@ KINDS = {
 
 def fitted(kind, X, y):
     params = dict(KINDS[kind])
-    net = small_net(**params.pop("net", {}))
+    net = small_net(**{"module__hidden_units": (16, 16), "max_epochs": 2, "batch_size": 64,
+                       **params.pop("net", {})})
     params = {"prune_fraction": 0.6, "target_sparsity": 0.9, "random_state": 0, **params}
     if isinstance(net, NeuralNetRegressor):
         target = X[:, :2] @ np.array([[1.0, 0.5], [-1.0, 2.0]])

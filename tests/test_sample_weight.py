@@ -1,11 +1,14 @@
 """Sample weights: the weighted loss, its checks, and its way through pipelines, grids, every
 search and ``memory``."""
 
+import functools
+
 import numpy as np
 import pytest
 import sklearn
 import torch
-from sklearn.datasets import load_breast_cancer, make_regression
+from helpers import breast_cancer, small_net
+from sklearn.datasets import make_regression
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -21,14 +24,10 @@ SEARCHES = ["imp", "early_bird", "snip", "gradual", "sparse_momentum", "rigl"]
 
 @pytest.fixture(scope="module")
 def cancer():
-    X, y = load_breast_cancer(return_X_y=True)
-    return StandardScaler().fit_transform(X).astype(np.float32), y
+    return breast_cancer()
 
 
-def net(**params):
-    defaults = dict(module=MLP, module__hidden_units=(32,), optimizer=torch.optim.Adam,
-                    lr=0.01, max_epochs=10, batch_size=64, train_split=None, verbose=0)
-    return NeuralNetClassifier(**{**defaults, **params})
+net = functools.partial(small_net, module__hidden_units=(32,), max_epochs=10, batch_size=64)
 
 
 def estimator(net=net, **params):

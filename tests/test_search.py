@@ -1,6 +1,7 @@
 """The searches: early-bird, SNIP, a given ticket, search objects as parameters, and a
 search of one's own."""
 
+import functools
 import inspect
 import pathlib
 import re
@@ -9,20 +10,19 @@ from numbers import Integral
 
 import numpy as np
 import pytest
-import torch
+from helpers import breast_cancer, small_net
 from sklearn.base import clone
-from sklearn.datasets import load_breast_cancer, load_iris
+from sklearn.datasets import load_iris
 from sklearn.model_selection import GridSearchCV
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import Interval, InvalidParameterError
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from skorch import NeuralNetClassifier, NeuralNetRegressor
-from test_common import expected_failed_checks
+from test_common import _fast, expected_failed_checks
 
 import skticket
 from skticket import (
     IMP,
-    MLP,
     SNIP,
     EarlyBird,
     GradualPruning,
@@ -42,14 +42,10 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def cancer():
-    X, y = load_breast_cancer(return_X_y=True)
-    return StandardScaler().fit_transform(X).astype(np.float32), y
+    return breast_cancer()
 
 
-def net(**params):
-    defaults = dict(module=MLP, module__hidden_units=(32,), optimizer=torch.optim.Adam,
-                    lr=0.01, max_epochs=30, batch_size=64, train_split=None, verbose=0)
-    return NeuralNetClassifier(**{**defaults, **params})
+net = functools.partial(small_net, module__hidden_units=(32,), max_epochs=30, batch_size=64)
 
 
 def estimator(net=net, **params):
@@ -478,15 +474,15 @@ def test_the_readmes_custom_search_runs_and_is_a_search_like_the_others(monkeypa
     assert [r["round"] for r in clf.rounds_] == [1]
     assert clf.winning_ticket_.sparsity == pytest.approx(0.9, abs=0.01)
     # Random: another seed, another mask; gridable, cloneable, validated like the others.
-    assert clf.get_params()["search__seed"] == 0
+    assert clf.get_params()["search__random_state"] == 0
     X, y = namespace["X"], namespace["y"]
-    other = clone(clf).set_params(search__seed=1).fit(X, y)
+    other = clone(clf).set_params(search__random_state=1).fit(X, y)
     assert any(not np.array_equal(other.winning_ticket_.masks[n], m)
                for n, m in clf.winning_ticket_.masks.items())
-    with pytest.raises(InvalidParameterError, match="'seed' parameter of RandomPruning"):
-        clone(clf).set_params(search__seed=-1).fit(X, y)
-    grid = GridSearchCV(clf, {"search__seed": [0, 1]}, cv=2).fit(X, y)
-    assert [p["search__seed"] for p in grid.cv_results_["params"]] == [0, 1]
+    with pytest.raises(InvalidParameterError, match="'random_state' parameter of RandomPruning"):
+        clone(clf).set_params(search__random_state=-1).fit(X, y)
+    grid = GridSearchCV(clf, {"search__random_state": [0, 1]}, cv=2).fit(X, y)
+    assert [p["search__random_state"] for p in grid.cv_results_["params"]] == [0, 1]
 
 
 class KeepDense(Search):
@@ -519,11 +515,6 @@ def test_ticket_curve_drives_a_search_of_ones_own():
 
 
 # --- scikit-learn's estimator checks with search objects ------------------------------------
-
-
-def _fast(net_class):
-    return net_class(MLP, module__hidden_units=(32,), optimizer=torch.optim.Adam, lr=0.02,
-                     max_epochs=25, batch_size=32, train_split=None, verbose=0)
 
 
 @parametrize_with_checks([

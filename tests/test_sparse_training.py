@@ -7,20 +7,19 @@ weights at zero after every step under every optimizer, the ticket they hand
 back, the cache.
 """
 
+import functools
 import warnings
 
 import numpy as np
 import pytest
 import torch
+from helpers import breast_cancer, small_net
 from sklearn.base import clone
-from sklearn.datasets import load_breast_cancer
-from sklearn.preprocessing import StandardScaler
-from skorch import NeuralNetClassifier, NeuralNetRegressor
+from skorch import NeuralNetRegressor
 from skorch.callbacks import Callback, EarlyStopping
 from torch import nn
 
 from skticket import (
-    MLP,
     GradualPruning,
     LotteryTicketClassifier,
     LotteryTicketRegressor,
@@ -44,14 +43,10 @@ SPARSE_SEARCHES = [GradualPruning, SparseMomentum, RigL]
 
 @pytest.fixture(scope="module")
 def cancer():
-    X, y = load_breast_cancer(return_X_y=True)
-    return StandardScaler().fit_transform(X).astype(np.float32), y
+    return breast_cancer()
 
 
-def net(**params):
-    defaults = dict(module=MLP, module__hidden_units=(32, 16), optimizer=torch.optim.Adam,
-                    lr=0.01, max_epochs=12, batch_size=64, train_split=None, verbose=0)
-    return NeuralNetClassifier(**{**defaults, **params})
+net = functools.partial(small_net, module__hidden_units=(32, 16), max_epochs=12, batch_size=64)
 
 
 def estimator(search, net=net, **params):
