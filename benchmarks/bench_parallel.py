@@ -83,8 +83,7 @@ def _cpu_seconds() -> tuple[float, float] | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_common_args(parser)
-    parser.set_defaults(repeats=1)
+    add_common_args(parser, repeats=1)
     parser.add_argument("--samples", type=int, default=2000)
     parser.add_argument("--epochs", type=int, default=3, help="epochs per round")
     args = parser.parse_args()
