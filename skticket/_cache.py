@@ -67,7 +67,7 @@ _VERSIONED_PACKAGES = frozenset({"torch", "skorch", "sklearn", "numpy", "scipy",
 
 @dataclass
 class CachedTrainingResult(TrainingResult):
-    """A round restored from the cache instead of trained.
+    """A training restored from the cache instead of run.
 
     ``seconds`` is the time its training took when it ran.
     """
@@ -217,7 +217,7 @@ class _PendingTraining:
 
 
 def _train_and_store(key: str, job: _PendingTraining) -> dict:
-    """Train the round (called on a cache miss only) and return what is stored.
+    """Run the training (called on a cache miss only) and return what is stored.
 
     ``key`` alone names the entry; ``job`` is excluded from joblib's hash.
     """
@@ -281,8 +281,8 @@ def _restore(spec: TrainingSpec, payload) -> CachedTrainingResult:
     if problem is not None:
         raise _BrokenEntry(problem)
     return CachedTrainingResult(net=net, rewind_point=rewind_point, seconds=seconds,
-                             train_loss=train_loss, early_bird=early_bird, masks=masks,
-                             mask_updates=mask_updates)
+                                train_loss=train_loss, early_bird=early_bird, masks=masks,
+                                mask_updates=mask_updates)
 
 
 def cached_training(

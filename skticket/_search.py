@@ -279,8 +279,8 @@ class SearchRun:
         if index is not None:
             self.progress.next_round = index
         trained = self.session.train_round(self.progress.next_round, masks,
-                                         rewound_weights(self.progress.rewind_point, masks),
-                                         mask_updates=mask_updates)
+                                           rewound_weights(self.progress.rewind_point, masks),
+                                           mask_updates=mask_updates)
         self.progress.next_round += 1
         return trained
 
