@@ -33,7 +33,7 @@ from sklearn.datasets import (
 from skorch import NeuralNetClassifier
 from torch import nn
 
-from skticket import MLP
+from skticket import MLP, LotteryTicketClassifier
 
 # The two nets of the issue: a small tabular MLP and LeNet-300-100.
 NETS = {
@@ -64,8 +64,6 @@ def add_common_args(parser: argparse.ArgumentParser, *, repeats: int = 5) -> Non
 def serving_ticket_estimator(epochs: int, prune_fraction: float, memory=None):
     """The serving benchmarks' estimator (bench_compact, bench_onnx): IMP with local
     pruning to a 95%-sparse ticket of a 64-512-512-10 MLP for load_digits."""
-    from skticket import LotteryTicketClassifier
-
     net = NeuralNetClassifier(
         MLP, module__hidden_units=(512, 512), criterion=nn.CrossEntropyLoss,
         optimizer=torch.optim.Adam, lr=1e-3, batch_size=128, max_epochs=epochs,

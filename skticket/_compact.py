@@ -218,7 +218,7 @@ class _ForwardStep(NamedTuple):
 
 
 def _forward_step(function: Callable[[torch.Tensor], torch.Tensor], width: int | None = None,
-          dtype: torch.dtype = torch.float32) -> _ForwardStep:
+                  dtype: torch.dtype = torch.float32) -> _ForwardStep:
     """The step applying ``function`` (a module or a predict nonlinearity).
 
     ``width``: the features of the ``(n_samples, width)`` tensors it gets, where
@@ -232,8 +232,8 @@ def _forward_step(function: Callable[[torch.Tensor], torch.Tensor], width: int |
     rows = rows_kind(module)
     if rows == PROBED and width is not None:
         key = (entry_of(module).module.__name__, width, dtype)
-        return _ForwardStep(function, rowwise=False,
-                     kernel=_Kernel(key, functools.partial(_probe_rows, function, width, dtype)))
+        probe = functools.partial(_probe_rows, function, width, dtype)
+        return _ForwardStep(function, rowwise=False, kernel=_Kernel(key, probe))
     return _ForwardStep(function, rowwise=rows == EXACT)
 
 
@@ -488,8 +488,8 @@ class CompactForward:
                 self.layers.append(_ForwardStep(product, rowwise=False, kernel=_Kernel(key, probe)))
             else:
                 work += weight.numel()
-                self.layers.append(_ForwardStep(functools.partial(torch.addmm, layer.bias, weight),
-                                         rowwise=False))
+                product = functools.partial(torch.addmm, layer.bias, weight)
+                self.layers.append(_ForwardStep(product, rowwise=False))
             self.layers.extend(_forward_step(m) for m in activations)
         # The tail sees (n_samples, outputs) tensors; the modules of the activation
         # table keep that shape, so a softmax after them is probed for that width.

@@ -86,7 +86,6 @@ class _TabularDefaults:
         return getattr(self, prefix)(dataset, **kwargs)
 
 
-
 def _tabular_init(default_criterion: type[torch.nn.Module]):
     """The default nets' ``__init__``, one signature for both, differing only in the
     criterion's default (scikit-learn's ``clone`` and the docs read the signature)."""
@@ -101,6 +100,7 @@ def _tabular_init(default_criterion: type[torch.nn.Module]):
             verbose=verbose, **kwargs)
 
     return __init__
+
 
 _SHARED_DOC = """
     Parameters

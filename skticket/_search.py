@@ -447,8 +447,8 @@ class IMP(Search):
                   else target_active_count(run.n_prunable, rule.target_sparsity))
         rng = np.random.default_rng(0)
         stand_in = SearchProgress(rewind_point={}, masks=progress.masks,
-                               trained_weights={name: rng.random(mask.shape)
-                                                for name, mask in progress.masks.items()})
+                                  trained_weights={name: rng.random(mask.shape)
+                                                   for name, mask in progress.masks.items()})
         rounds = 0
         while not _imp_reached(rule, rounds, stand_in.masks, target):
             masks = _next_masks(stand_in, rule, target)

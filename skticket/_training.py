@@ -944,8 +944,8 @@ def run_training(spec: TrainingSpec) -> TrainingResult:
         masks, mask_updates = moving.masks_, moving.updates_
         hold_masks(net, masks)
     return TrainingResult(net=net, rewind_point=rewind_point, seconds=seconds,
-                       train_loss=train_loss, early_bird=early_bird, masks=masks,
-                       mask_updates=mask_updates)
+                          train_loss=train_loss, early_bird=early_bird, masks=masks,
+                          mask_updates=mask_updates)
 
 
 def connection_sensitivity(template: NeuralNet, start: Mapping[str, np.ndarray],

@@ -142,7 +142,7 @@ def test_pruned_weights_stay_exactly_zero_under_every_fast_optimizer(iris, optim
     masks = {name: rng.random(start[name].shape) < 0.3
              for name in ("hidden_0.weight", "output.weight")}
     result = run_training(TrainingSpec(template, X, y.astype(np.int64), start=start,
-                                      masks=masks, seed=0))
+                                       masks=masks, seed=0))
     assert optimizer_implementation(template)  # a fast path ran
     weights = dict(result.net.module_.named_parameters())
     for name, mask in masks.items():
@@ -158,7 +158,7 @@ def test_an_implementation_that_computes_the_same_shares_its_rounds_in_memory(ir
 
     def key(**params):
         return training_key(TrainingSpec(net(optimizer=torch.optim.Adam, **params), X, y,
-                                      start=start, masks=None, seed=0))
+                                         start=start, masks=None, seed=0))
 
     # Asking for the kernel that is chosen anyway computes the same: same key.
     assert key() == key(optimizer__fused=True)
