@@ -25,7 +25,7 @@ import torch
 from scipy.sparse import issparse
 from sklearn.base import clone
 from skorch import NeuralNet
-from skorch.callbacks import Callback
+from skorch.callbacks import Callback, EpochScoring
 from skorch.dataset import Dataset
 from torch import nn
 from torch.utils.data import DataLoader, Subset
@@ -437,24 +437,28 @@ def optimizer_implementation(net: NeuralNet) -> dict[str, bool]:
     return {}
 
 
-def _idle_callbacks(net: NeuralNet) -> dict[str, None]:
+def _idle_callbacks(net: NeuralNet, weighted: bool = False) -> dict[str, None]:
     """``callbacks__<name>=None`` for each of skorch's default callbacks that
-    would do nothing in a training of ``net``.
+    would do nothing in a training of ``net`` (``weighted``: with sample weights).
 
     They still cost a training their calls, after every batch and epoch:
     ``PrintLog`` formats its table after every epoch even at ``verbose=0``,
     where it prints nothing (a fifth of a small net's epoch), and the
     validation scores look for a validation split that ``train_split=None``
-    never makes. A default callback the user configured (any
-    ``callbacks__<name>*`` setting, such as a sink of their own) stays.
+    never makes. With sample weights, a score skorch computes on the held-out
+    rows (``valid_acc``) would ignore them, and cannot read the weighted
+    targets the batches carry; the weighted ``valid_loss`` stays. A default
+    callback the user configured (any ``callbacks__<name>*`` setting, such as
+    a sink of their own) stays.
     """
     if net.callbacks == "disable":
         return {}
     configured = {name.split("__")[1] for name in net.get_params(deep=False)
                   if name.startswith("callbacks__")}
-    idle = {name for name, _ in net.get_default_callbacks()
+    idle = {name for name, callback in net.get_default_callbacks()
             if (name == "print_log" and not net.verbose)
-            or (name.startswith("valid_") and net.train_split is None)}
+            or (name.startswith("valid_") and net.train_split is None)
+            or (weighted and isinstance(callback, EpochScoring) and not callback.on_train)}
     return {f"callbacks__{name}": None for name in sorted(idle - configured)}
 
 
@@ -643,10 +647,11 @@ def _batch_fetching_loader(dataset, batch_size: int = 1, shuffle: bool = False,
                     drop_last)
 
 
-def _fetches_batches(net: NeuralNet) -> bool:
-    """Whether ``net`` trains through skorch's default data pipeline, unchanged."""
-    return (net.iterator_train is DataLoader and net.dataset is Dataset
-            and set(net.get_params_for("iterator_train")) <= _BATCH_FETCH_ARGS)
+def _fetches_batches(net: NeuralNet, prefix: str = "iterator_train") -> bool:
+    """Whether ``net`` trains (``prefix="iterator_valid"``: scores its held-out rows)
+    through skorch's default data pipeline, unchanged."""
+    return (getattr(net, prefix) is DataLoader and net.dataset is Dataset
+            and set(net.get_params_for(prefix)) <= _BATCH_FETCH_ARGS)
 
 
 def _reset_parameters(module: nn.Module) -> None:
@@ -884,7 +889,7 @@ def training_net(spec: TrainingSpec) -> NeuralNet:
         extra.append((_EARLY_BIRD_CALLBACK, EarlyBirdStop(spec.early_bird, list(spec.masks))))
     template = spec.template
     return with_callbacks(template, extra, **optimizer_implementation(template),
-                          **_idle_callbacks(template))
+                          **_idle_callbacks(template, spec.sample_weight is not None))
 
 
 def run_training(spec: TrainingSpec) -> TrainingResult:
@@ -903,29 +908,34 @@ def run_training(spec: TrainingSpec) -> TrainingResult:
     """
     net = training_net(spec)
     weighted = spec.sample_weight is not None
-    fetch_batches = _fetches_batches(net)
+    # The held-out rows of a net's train_split are read as the training rows are.
+    prefixes = ("iterator_train",) + (("iterator_valid",) if net.train_split else ())
+    fetch_batches = all(_fetches_batches(net, prefix) for prefix in prefixes)
     if (weighted or issparse(spec.X)) and not fetch_batches:
         raise TypeError(
             f"{'sample_weight' if weighted else 'A sparse X'} needs the net's own data "
-            "pipeline (skorch's Dataset and DataLoader, with no iterator_train__* but "
-            "batch_size, shuffle and drop_last); this net uses "
-            f"dataset={net.dataset!r}, iterator_train={net.iterator_train!r}.")
+            "pipeline (skorch's Dataset and DataLoader, with no iterator_train__* or "
+            "iterator_valid__* but batch_size, shuffle and drop_last); this net uses "
+            f"dataset={net.dataset!r}, iterator_train={net.iterator_train!r}, "
+            f"iterator_valid={net.iterator_valid!r}.")
     tic = time.perf_counter()
     with (seeded(spec.seed, net.device), _watching_sigint() as sigint,
           _weighted_training(net, weighted)):
         net.initialize()
         load_state(net.module_, spec.start)
+        loader = (functools.partial(_batch_fetching_loader, sample_weight=spec.sample_weight)
+                  if weighted else _batch_fetching_loader)
         if fetch_batches:
-            net.iterator_train = (
-                functools.partial(_batch_fetching_loader, sample_weight=spec.sample_weight)
-                if weighted else _batch_fetching_loader)
+            for prefix in prefixes:
+                setattr(net, prefix, loader)
         try:
             net.partial_fit(spec.X, spec.y)
         finally:
             if fetch_batches:
                 # Only this training uses it: the net handed back is configured
                 # as the user configured it.
-                net.iterator_train = DataLoader
+                for prefix in prefixes:
+                    setattr(net, prefix, DataLoader)
     seconds = time.perf_counter() - tic
     if sigint.interrupted:
         raise TrainingInterrupted(f"Ctrl-C during the training, after {len(net.history)} "

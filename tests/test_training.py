@@ -63,11 +63,12 @@ def _train_both_ways(net, X, y, monkeypatch):
                         lambda rows, positions: fetches.append(len(positions))
                         or real_getitem(rows, positions))
     fast = run_training(TrainingSpec(net, X, y, start=start, masks=masks, seed=5))
-    train_batches = [b["train_batch_size"] for h in fast.net.history for b in h["batches"]
-                     if "train_batch_size" in b]
-    assert fetches == train_batches, "the fast path did not fetch every training batch"
+    # Each epoch's training batches, then its held-out batches (with a train_split).
+    batches = [b.get("train_batch_size", b.get("valid_batch_size"))
+               for h in fast.net.history for b in h["batches"]]
+    assert fetches == batches, "the fast path did not fetch every batch"
     fetches.clear()
-    monkeypatch.setattr(training, "_fetches_batches", lambda net: False)
+    monkeypatch.setattr(training, "_fetches_batches", lambda net, prefix="iterator_train": False)
     rowwise = run_training(TrainingSpec(net, X, y, start=start, masks=masks, seed=5))
     assert fetches == [], "the row-by-row path went through the fast loader"
     return fast.net, rowwise.net
@@ -85,8 +86,10 @@ def test_batch_fetching_trains_bit_for_bit_as_skorch_does(data, params, monkeypa
     a, b = module_state(fast.module_), module_state(rowwise.module_)
     assert all(np.array_equal(a[name], b[name]) for name in a)
     assert [h["train_loss"] for h in fast.history] == [h["train_loss"] for h in rowwise.history]
+    assert ([h.get("valid_loss") for h in fast.history]
+            == [h.get("valid_loss") for h in rowwise.history])
     # The net handed back is configured as the user configured it.
-    assert fast.iterator_train is DataLoader
+    assert fast.iterator_train is DataLoader and fast.iterator_valid is DataLoader
 
 
 def test_batch_fetching_keeps_regression_targets_2d(monkeypatch):
