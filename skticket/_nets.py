@@ -1,36 +1,53 @@
 """The nets the estimators train when ``net=None``, tunable like any skorch net.
 
 :class:`DefaultClassifierNet` and :class:`DefaultRegressorNet` are skorch
-nets with defaults that suit small tabular data: an :class:`~skticket.MLP`
-with one hidden layer of 100 units, Adam at lr 0.01 (on its fused kernel,
-as every torch optimizer that has one runs in a search), batches of
-``min(200, n_samples)`` as scikit-learn's MLPs take them, no internal
-validation split, silent, and trained to convergence the way
-scikit-learn's MLPs are: until the training loss has not improved by
-``1e-4`` for 10 epochs (a skorch ``EarlyStopping`` on ``train_loss``, the
-default callback ``"converged"``, that waits for a one-training search's mask
-schedule to end), at most 200 epochs. A tiny data set then
-gets the steps it needs and a large one stops once it has learned.
+nets with defaults chosen on a benchmark of real tables
+(``benchmarks/bench_real_tables.py``; the README's "Defaults" section has its
+table): an :class:`~skticket.MLP` with two hidden layers of 256 units (a 90%
+ticket of scikit-learn's 100-unit MLP is too small for many tables), Adam at
+lr 0.001 (on its fused kernel, as every torch optimizer that has one runs in a
+search; wider nets collapsed at 0.01), batches of ``min(200, n_samples)`` as
+scikit-learn's MLPs take them, silent, and trained until they converge: 10%
+of the training rows are held out (skorch's ``ValidSplit``, a fixed shuffled
+split), training stops once their loss has not improved by ``1e-4`` for 10
+epochs, and the net keeps the weights of its best epoch, the rule of
+scikit-learn's MLPs with ``early_stopping=True`` (the ``"converged"``
+callback, which waits for a one-training search's mask schedule to end), at
+most 200 epochs. A held-out stopping rule lets a wide net fit a large table
+without memorizing a small, noisy one.
 
 Every setting is an ordinary skorch parameter: ``net__max_epochs``,
 ``net__lr``, ``net__module__hidden_units``, ``net__device``,
-``net__callbacks__converged__patience``, or ``net__callbacks__converged=None``
-to train a fixed number of epochs.
+``net__callbacks__converged__patience``, ``net__train_split=None`` to train on
+every row (the rule then watches the training loss and keeps the last
+epoch, scikit-learn's MLP default), or ``net__callbacks__converged=None`` to
+train a fixed number of epochs.
 """
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from skorch import NeuralNetClassifier, NeuralNetRegressor
 from skorch.callbacks import EarlyStopping
+from skorch.dataset import ValidSplit
 
 from ._mlp import MLP
 
 __all__ = ["DefaultClassifierNet", "DefaultRegressorNet"]
 
-#: scikit-learn's MLP defaults for its stopping rule: ``tol`` and ``n_iter_no_change``.
+#: The default net's hidden layers and learning rate (benchmarks/bench_real_tables.py).
+HIDDEN_UNITS = (256, 256)
+LEARNING_RATE = 1e-3
+#: scikit-learn's MLP defaults for its stopping rule: ``tol``, ``n_iter_no_change`` and
+#: ``validation_fraction``.
 CONVERGENCE_TOL = 1e-4
 CONVERGENCE_PATIENCE = 10
+VALIDATION_FRACTION = 0.1
+#: The rows the default nets hold out: a fixed shuffled split (not stratified, so that
+#: multilabel targets and classes of one member split too), the same in every round.
+HELD_OUT = ValidSplit(VALIDATION_FRACTION, stratified=False, random_state=0)
 #: The largest batch of ``batch_size="auto"``, as in scikit-learn's MLPs.
 AUTO_BATCH_ROWS = 200
 
@@ -53,24 +70,78 @@ class Converged(EarlyStopping):
     one-training search's mask schedule holds the training until its last
     update (the loss of a net whose mask is still moving says nothing about
     convergence, and a pruning schedule cut short would miss its target).
+
+    ``monitor="auto"`` and ``load_best="auto"`` (the defaults) follow the
+    net's ``train_split``, as scikit-learn's MLPs follow ``early_stopping``:
+    with held-out rows, their ``valid_loss`` is watched and the best epoch's
+    weights are kept; with ``train_split=None``, the ``train_loss`` is
+    watched and the last epoch's weights are kept. Any other value is
+    skorch's.
     """
+
+    def __init__(self, monitor="auto", patience=CONVERGENCE_PATIENCE,
+                 threshold=CONVERGENCE_TOL, threshold_mode="abs", lower_is_better=True,
+                 sink=print, load_best="auto") -> None:
+        super().__init__(monitor=monitor, patience=patience, threshold=threshold,
+                         threshold_mode=threshold_mode, lower_is_better=lower_is_better,
+                         sink=sink, load_best=load_best)
+
+    def on_train_begin(self, net, **kwargs) -> None:
+        held_out = net.train_split is not None
+        self.monitor_ = (("valid_loss" if held_out else "train_loss") if self.monitor == "auto"
+                         else self.monitor)
+        self.load_best_ = held_out if self.load_best == "auto" else self.load_best
+        super().on_train_begin(net, **kwargs)
+
+    @contextlib.contextmanager
+    def _resolved(self, load_best: bool):
+        # skorch's methods read ``monitor`` and ``load_best``: they see the resolved
+        # values for the call, and the parameters stay as the user set them.
+        params = self.monitor, self.load_best
+        self.monitor, self.load_best = self.monitor_, load_best
+        try:
+            yield
+        finally:
+            self.monitor, self.load_best = params
 
     def on_epoch_end(self, net, **kwargs) -> None:
         if any(getattr(callback, "holds_training", False) for _, callback in net.callbacks_):
             return
-        super().on_epoch_end(net, **kwargs)
+        best_epoch = self.best_epoch_
+        try:
+            # skorch would deepcopy the state dict at every better epoch (a sixth of a
+            # small net's epoch): the best weights are copied into tensors kept instead.
+            with self._resolved(load_best=False):
+                super().on_epoch_end(net, **kwargs)
+        finally:
+            if self.load_best_ and self.best_epoch_ != best_epoch:
+                self._keep_best(net.module_.state_dict())
+
+    def _keep_best(self, state) -> None:
+        if self.best_model_weights_ is None:
+            self.best_model_weights_ = {k: v.detach().clone() for k, v in state.items()}
+        else:
+            for name, value in state.items():
+                self.best_model_weights_[name].copy_(value)
+
+    def on_train_end(self, net, **kwargs) -> None:
+        with self._resolved(load_best=self.load_best_):
+            super().on_train_end(net, **kwargs)
 
 
 class _TabularDefaults:
-    """What the default nets add to skorch's: the ``"converged"`` callback, and
-    ``batch_size="auto"``."""
+    """What the default nets change in skorch's: the ``"converged"`` callback instead of
+    ``"valid_acc"``, and ``batch_size="auto"``."""
 
     @property
     def _default_callbacks(self):
+        # skorch's valid_acc would score a multilabel target as multiclass and cannot
+        # read a weighted batch; the rule watches the held-out loss, and the
+        # estimators score held-out rows themselves (score_tolerance).
         return [
-            *super()._default_callbacks,
-            ("converged", Converged(monitor="train_loss", patience=CONVERGENCE_PATIENCE,
-                                    threshold=CONVERGENCE_TOL, threshold_mode="abs")),
+            *((name, callback) for name, callback in super()._default_callbacks
+              if name != "valid_acc"),
+            ("converged", Converged()),
         ]
 
     def get_iterator(self, dataset, training=False):
@@ -91,9 +162,9 @@ def _tabular_init(default_criterion: type[torch.nn.Module]):
     criterion's default (scikit-learn's ``clone`` and the docs read the signature)."""
 
     def __init__(self, module=MLP, *args, criterion=default_criterion,
-                 optimizer=torch.optim.Adam, lr=0.01, max_epochs=200, batch_size="auto",
-                 train_split=None, verbose=0, **kwargs) -> None:
-        kwargs.setdefault("module__hidden_units", (100,))
+                 optimizer=torch.optim.Adam, lr=LEARNING_RATE, max_epochs=200,
+                 batch_size="auto", train_split=HELD_OUT, verbose=0, **kwargs) -> None:
+        kwargs.setdefault("module__hidden_units", HIDDEN_UNITS)
         super(_TabularDefaults, self).__init__(
             module, *args, criterion=criterion, optimizer=optimizer, lr=lr,
             max_epochs=max_epochs, batch_size=batch_size, train_split=train_split,
@@ -111,19 +182,20 @@ _SHARED_DOC = """
     optimizer : torch optimizer, default=torch.optim.Adam
         Run with ``fused=True`` in a search unless ``optimizer__fused`` or
         ``optimizer__foreach`` is set (see the README's section on speed).
-    lr : float, default=0.01
+    lr : float, default=0.001
     max_epochs : int, default=200
         At most this many epochs; the ``"converged"`` callback usually ends a
         training sooner.
     batch_size : int or "auto", default="auto"
         Rows per batch; ``"auto"``: ``min(200, n_samples)``, as in
         scikit-learn's MLPs (a whole small data set is one batch).
-    train_split : None, default=None
-        No internal validation split: every row trains.
+    train_split : callable or None, default=ValidSplit(0.1, stratified=False, random_state=0)
+        The rows held out for the ``"converged"`` rule: a fixed shuffled 10%.
+        None: every row trains, and the rule watches the training loss.
     verbose : int, default=0
     **kwargs
         Any other skorch parameter. ``module__hidden_units`` defaults to
-        ``(100,)``.
+        ``(256, 256)``.
 """
 
 
@@ -136,6 +208,9 @@ class DefaultClassifierNet(_TabularDefaults, NeuralNetClassifier):
     >>> clf = LotteryTicketClassifier().set_params(net__max_epochs=50, net__lr=0.005)
     >>> type(clf.net).__name__, clf.net.max_epochs, clf.net.lr
     ('DefaultClassifierNet', 50, 0.005)
+    >>> params = clf.get_params()
+    >>> params["net__module__hidden_units"], params["net__train_split"].cv
+    ((256, 256), 0.1)
     >>> LotteryTicketClassifier().net is None  # the default is built per estimator
     True
     """)

@@ -35,8 +35,10 @@ def test_the_default_net_is_tunable_through_net_params(cls, net_class):
     est = cls()
     params = est.get_params(deep=True)
     assert params["net"] is None
-    assert params["net__max_epochs"] == 200 and params["net__lr"] == 0.01
-    assert params["net__module__hidden_units"] == (100,)
+    assert params["net__max_epochs"] == 200 and params["net__lr"] == 0.001
+    assert params["net__module__hidden_units"] == (256, 256)
+    split = params["net__train_split"]
+    assert (split.cv, split.stratified, split.random_state) == (0.1, False, 0)
     est.set_params(net__max_epochs=10, net__lr=0.05, net__module__hidden_units=(8,),
                    net__device="cpu", net__batch_size=16)
     assert type(est.net) is net_class
@@ -79,6 +81,40 @@ def test_tiny_sets_train_until_converged_large_ones_stop_early():
     large = LotteryTicketClassifier(max_rounds=1, random_state=0).fit(
         StandardScaler().fit_transform(X), y)
     assert all(r["epochs"] < 200 for r in large.rounds_)
+
+
+def test_the_convergence_rule_watches_held_out_rows_and_keeps_the_best_epoch(iris):
+    X, y = iris
+    est = LotteryTicketClassifier(max_rounds=0, random_state=0).set_params(
+        net__lr=0.05, net__callbacks__converged__patience=3)
+    est.fit(X, y)
+    history = est.net_.history
+    converged = dict(est.net_.callbacks_)["converged"]
+    assert (converged.monitor_, converged.load_best_) == ("valid_loss", True)
+    # The parameters stay as set: "auto" is resolved for each training.
+    assert (converged.monitor, converged.load_best) == ("auto", "auto")
+    assert history[-1, "epoch"] < 200
+    # 15 of the 150 rows (a fixed 10%) held out.
+    assert [b.get("valid_batch_size") for b in history[-1, "batches"]] == [None, 15]
+    # It stopped 3 epochs after its best, and kept the best epoch's weights.
+    best = converged.best_epoch_
+    assert best == history[-1, "epoch"] - 3
+    held_out = est.net_.get_split_datasets(X, y)[1].indices
+    probs = est.net_.predict_proba(X[held_out])
+    nll = -np.log(probs[np.arange(len(held_out)), y[held_out]]).mean()
+    assert nll == pytest.approx(history[best - 1, "valid_loss"], rel=1e-4)
+    assert nll != pytest.approx(history[-1, "valid_loss"], rel=1e-4)
+
+
+def test_without_held_out_rows_the_rule_watches_the_training_loss(iris):
+    X, y = iris
+    est = LotteryTicketClassifier(max_rounds=0, random_state=0).set_params(
+        net__train_split=None)
+    est.fit(X, y)
+    converged = dict(est.net_.callbacks_)["converged"]
+    assert (converged.monitor_, converged.load_best_) == ("train_loss", False)
+    assert "valid_loss" not in est.net_.history[-1]
+    assert est.score(X, y) > 0.9
 
 
 def test_the_convergence_rule_can_be_turned_off(iris):

@@ -205,7 +205,9 @@ def test_quickstart(capsys):
     rows = quickstart.main(net_params={"net__max_epochs": 5})
     assert [r["model"] for r in rows] == ["lottery ticket (90% sparse)", "same net, dense",
                                           "scikit-learn MLPClassifier"]
-    assert rows[0]["weights"] == "320 of 3,200 weights"
+    # The default net on breast cancer: 30 inputs, two hidden layers of 256, 2 classes.
+    n = 30 * 256 + 256 * 256 + 256 * 2
+    assert rows[0]["weights"] == f"{n - round(0.9 * n):,} of {n:,} weights"
     assert all(0.5 < r["accuracy"] <= 1 and r["seconds"] > 0 for r in rows)
     out = capsys.readouterr().out
     assert out.count("test accuracy") == 3 and "fit" in out

@@ -170,9 +170,9 @@ def test_an_implementation_that_computes_the_same_shares_its_rounds_in_memory(ir
 def test_idle_default_callbacks_are_left_out_of_a_silent_training(iris, capsys):
     X, y = iris
     est = LotteryTicketClassifier(target_sparsity=0.5, random_state=0).set_params(
-        net__max_epochs=2).fit(X, y)
+        net__max_epochs=2, net__train_split=None).fit(X, y)
     names = dict(est.net_.callbacks_)
-    assert "print_log" not in names and "valid_acc" not in names
+    assert "print_log" not in names and "valid_loss" not in names
     assert {"epoch_timer", "train_loss", "converged"} <= set(names)
     assert "train_loss" in est.net_.history[-1] and "dur" in est.net_.history[-1]
     assert capsys.readouterr().out == ""
@@ -196,9 +196,15 @@ def test_a_configured_print_log_stays(iris):
 
 def test_validation_scores_stay_when_there_is_a_validation_split(iris):
     X, y = iris
-    est = LotteryTicketClassifier(target_sparsity=0.5, random_state=0).set_params(
-        net__max_epochs=2, net__train_split=ValidSplit(5)).fit(X, y)
-    assert "valid_acc" in est.net_.history[-1]
+    net = NeuralNetClassifier(MLP, module__hidden_units=(16,), max_epochs=2,
+                              train_split=ValidSplit(5), verbose=0)
+    est = LotteryTicketClassifier(net, target_sparsity=0.5, random_state=0).fit(X, y)
+    assert {"valid_loss", "valid_acc"} <= set(est.net_.history[-1])
+    # The default net holds rows out too, and watches their loss (it has no valid_acc).
+    default = LotteryTicketClassifier(target_sparsity=0.5, random_state=0).set_params(
+        net__max_epochs=2).fit(X, y)
+    assert "valid_loss" in default.net_.history[-1]
+    assert "valid_acc" not in dict(default.net_.callbacks_)
 
 
 @pytest.mark.parametrize("net_class", [DefaultClassifierNet, DefaultRegressorNet])

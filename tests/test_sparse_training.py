@@ -459,8 +459,10 @@ def test_a_schedule_cut_short_still_reaches_its_target_and_says_so(cancer):
 def test_ticket_curve_of_a_sparse_training(cancer):
     from skticket import ticket_curve
     X, y = cancer
-    curve = ticket_curve(estimator(RigL()), X[::2], y[::2], X[1::2], y[1::2], n_repeats=1,
-                         as_frame=False)
+    # prune_fraction=0.2: the per-layer sparsities these scores were set for (at the
+    # default 0.5 the permuted mask of this 32-16 net scored 0.61).
+    curve = ticket_curve(estimator(RigL(), prune_fraction=0.2), X[::2], y[::2], X[1::2],
+                         y[1::2], n_repeats=1, as_frame=False)
     assert sorted(row["ticket"] for row in curve) == ["permute", "reinit", "rewind"]
     assert {row["round"] for row in curve} == {1}
     assert len({row["n_active"] for row in curve}) == 1
