@@ -9,7 +9,7 @@ thread, the MLP on one BLAS thread (``threadpoolctl``). The MLP's time is
 the best of three fits, the ticket's the median of ``--repeats`` fits (after
 one untimed fit: the first torch optimizer of a process imports
 ``torch._dynamo``, once). Both fit the whole
-data set. Targets: median ratio over the five sets <= 10, none above 20.
+data set. Targets: median ratio over the five sets <= 20, none above 25.
 
     python benchmarks/bench_cost.py
     python benchmarks/bench_cost.py --datasets iris digits --repeats 1
@@ -32,7 +32,9 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from skticket import LotteryTicketClassifier, LotteryTicketRegressor
 
-MEDIAN_TARGET, MAX_TARGET = 10.0, 20.0
+# The real-table issue's bounds for the default net chosen there: a larger net may cost
+# more per step, and must pay for it in accuracy (bench_real_tables.py).
+MEDIAN_TARGET, MAX_TARGET = 20.0, 25.0
 
 def fit_seconds(model, X, y) -> tuple[float, object]:
     tic = time.perf_counter()

@@ -7,7 +7,8 @@ model but RealMLP sees the table through one scikit-learn ``Pipeline``:
 (object, string, category and bool dtypes), ``SimpleImputer`` (median) and
 ``StandardScaler`` on the numeric ones. RealMLP-TD (pytabkit) takes the raw
 table through its own interface, as pytabkit intends (its own preprocessing,
-its own validation split and best-epoch choice), on the CPU with one thread.
+its own validation split and best-epoch choice), on the CPU with one thread;
+missing numeric values, which it refuses, are imputed (median) for it.
 
 Models (``--models``):
 
@@ -203,7 +204,14 @@ def baseline(model: str, task: str, X: pd.DataFrame):
         from pytabkit import RealMLP_TD_Classifier, RealMLP_TD_Regressor
 
         cls = RealMLP_TD_Classifier if clf else RealMLP_TD_Regressor
-        return cls(device="cpu", n_threads=1, random_state=0)
+        # pytabkit refuses missing numeric values ("NaN values in continuous columns
+        # are currently not allowed"): those alone are imputed (median); the rest of
+        # the table reaches it as it is, categoricals as object columns.
+        numeric = [c for c in X.columns if c not in categorical_columns(X)]
+        impute = ColumnTransformer([("numeric", SimpleImputer(strategy="median"), numeric)],
+                                   remainder="passthrough", verbose_feature_names_out=False)
+        return make_pipeline(impute.set_output(transform="pandas"),
+                             cls(device="cpu", n_threads=1, random_state=0))
     if model == "mlp":
         est = (MLPClassifier(max_iter=1000, random_state=0) if clf else
                TransformedTargetRegressor(MLPRegressor(max_iter=1000, random_state=0),
@@ -286,7 +294,10 @@ def run_fold(name: str, model: str, fold: int, n_splits: int | None, max_rows: i
 
 
 def parse_params(pairs: list[str]) -> dict:
-    """``KEY=VALUE`` strings to a dict, each value a Python literal or else a string."""
+    """``KEY=VALUE`` strings to a dict, each value a Python literal, a call of one
+    of skorch's ``ValidSplit`` (``net__train_split=ValidSplit(0.1)``), or else a string."""
+    from skorch.dataset import ValidSplit
+
     params = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -295,7 +306,10 @@ def parse_params(pairs: list[str]) -> dict:
         try:
             params[key] = ast.literal_eval(value)
         except (ValueError, SyntaxError):
-            params[key] = value
+            try:
+                params[key] = eval(value, {"__builtins__": {}}, {"ValidSplit": ValidSplit})
+            except Exception:
+                params[key] = value
     return params
 
 
@@ -435,7 +449,13 @@ def main() -> None:
                           f"in {r['fit_s']:.1f}s", flush=True)
     with contextlib.suppress(OSError):
         print(f"\nload average (1, 5, 15 min): {os.getloadavg()}")
-    print(report(read_results(args.results), args.tables, args.only_folds))
+    # The models asked for, the ticket's under --label (or unlabelled), and the baselines.
+    suffix = f"[{args.label}]" if args.label else ""
+    shown = {*BASELINES, *(m + suffix for m in args.models if m not in BASELINES)}
+    if "ticket" in args.models:
+        shown.add("ticket95" + suffix)
+    records = [r for r in read_results(args.results) if r["model"] in shown]
+    print(report(records, args.tables, args.only_folds))
 
 
 if __name__ == "__main__":
