@@ -232,7 +232,10 @@ _SHARED_DOCS = {
         ``"permute"``: each layer's mask shuffled over its whole matrix, with
         fresh weights. The mask search is the same in all three.""",
     "parameters_after_score_tolerance": """    validation_fraction : float, default=0.1
-        Share of the training data held out when ``score_tolerance`` is set.
+        Share of the training data held out when ``score_tolerance`` is set,
+        to score the rounds. The default net holds out rows of its own (its
+        ``train_split``), from the rows it trains on, to decide when each
+        training stops.
     prunable : list of str, callable or None, default=None
         Which parameters to prune. ``None``: the weight of every ``nn.Linear``
         and convolution (never biases or norm layers). A list names parameters;
