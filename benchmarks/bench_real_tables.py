@@ -61,6 +61,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _common import table
 from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.impute import SimpleImputer
@@ -229,7 +230,14 @@ def baseline(model: str, task: str, X: pd.DataFrame):
 
 
 BASELINES = ("mlp", "hgb", "linear", "realmlp")
-MODELS = ("ticket", "gradual", *BASELINES)
+#: The models an ablation's --ticket-params and --label apply to.
+TICKET_MODELS = ("ticket", "gradual")
+MODELS = (*TICKET_MODELS, *BASELINES)
+
+
+def recorded_name(model: str, label: str | None) -> str:
+    """The name a model's folds are recorded under: ``ticket[LABEL]`` in an ablation."""
+    return f"{model}[{label}]" if label and model not in BASELINES else model
 #: Rough cost of a fold relative to the MLP's, to start the longest tasks first.
 _COST = {"ticket": 12, "gradual": 3, "realmlp": 20, "mlp": 1, "hgb": 1, "linear": 0.2}
 
@@ -265,7 +273,6 @@ def run_fold(name: str, model: str, fold: int, n_splits: int | None, max_rows: i
     splitter = folds(table, len(X), n_splits)
     train, test = list(splitter.split(X, y))[fold]
     key = dict(table=name, fold=fold, n_splits=splitter.get_n_splits(), rows=len(X))
-    suffix = f"[{label}]" if label else ""
     records = []
 
     def fit_score(model_name, estimator):
@@ -275,21 +282,20 @@ def run_fold(name: str, model: str, fold: int, n_splits: int | None, max_rows: i
             estimator.fit(X.iloc[train], y[train])
         fit_s = time.perf_counter() - tic
         score = float(estimator.score(X.iloc[test], y[test]))
-        records.append(dict(key, model=model_name, score=score, fit_s=fit_s))
+        records.append(dict(key, model=recorded_name(model_name, label), score=score,
+                            fit_s=fit_s))
         return estimator
 
     if model == "ticket":
         with tempfile.TemporaryDirectory() as cache:
-            fitted = fit_score("ticket" + suffix, ticket(table.task, X, memory=cache,
-                                                         **ticket_params))
+            fitted = fit_score("ticket", ticket(table.task, X, memory=cache, **ticket_params))
             records[-1]["rounds"] = len(fitted[-1].rounds_)
-            fit_score("ticket95" + suffix, ticket(table.task, X, memory=cache,
-                                                  target_sparsity=0.95, **ticket_params))
+            fit_score("ticket95", ticket(table.task, X, memory=cache, target_sparsity=0.95,
+                                         **ticket_params))
             # A 95% fit trains the 90% fit's rounds and then its own: its cost is both.
             records[-1]["fit_s"] += records[-2]["fit_s"]
     elif model == "gradual":
-        fit_score("gradual" + suffix, ticket(table.task, X, search="gradual",
-                                             **ticket_params))
+        fit_score("gradual", ticket(table.task, X, search="gradual", **ticket_params))
     else:
         fit_score(model, baseline(model, table.task, X))
     return records
@@ -346,12 +352,11 @@ def report(records: list[dict], tables: list[str], only_folds: int | None = None
     header = ["table", "task", "rows", "folds", *models]
     rows = []
     for t in complete:
-        rows.append([t, TABLES[t].task[:5], next(s["rows"] for (tt, _), s in summary.items()
-                                                  if tt == t),
-                     next(s["n_splits"] for (tt, _), s in summary.items() if tt == t)]
+        first = next(s for (name, _), s in summary.items() if name == t)
+        rows.append([t, TABLES[t].task[:5], first["rows"], first["n_splits"]]
                     + [f"{summary[t, m]['score']:.3f} ({summary[t, m]['fit_s']:.1f}s)"
                        if (t, m) in summary else "" for m in models])
-    lines.append(_table(header, rows))
+    lines.append(table(header, rows))
     tickets = [m for m in models if m not in BASELINES]
     for reference in ("mlp", "realmlp", "hgb"):
         if not any((t, reference) in summary for t in complete):
@@ -381,14 +386,8 @@ def report(records: list[dict], tables: list[str], only_folds: int | None = None
                            if gaps[m][group] else "" for m in tickets])
         rows.append(["**worst**"] + [f"{min(gaps[m]['all']):+.3f}" if gaps[m]["all"] else ""
                                      for m in tickets])
-        lines.append(_table(["table", *tickets], rows))
+        lines.append(table(["table", *tickets], rows))
     return "\n".join(lines)
-
-
-def _table(header, rows) -> str:
-    out = ["| " + " | ".join(map(str, header)) + " |", "|" + "---|" * len(header)]
-    out += ["| " + " | ".join(map(str, r)) + " |" for r in rows]
-    return "\n".join(out)
 
 
 def main() -> None:
@@ -425,28 +424,26 @@ def main() -> None:
     done = {(r["table"], r["model"], r["fold"], r["n_splits"], r["rows"])
             for r in read_results(args.results)}
     tasks = []
-    for name in args.tables:
+    for name in [] if args.report else args.tables:
         n_rows = len(_cached_table(name, args.max_rows)[0])
         n_splits = folds(TABLES[name], n_rows, args.folds).get_n_splits()
         for model in args.models:
-            recorded = model + (f"[{args.label}]" if args.label and model in
-                                ("ticket", "gradual") else "")
             for fold in range(min(n_splits, args.only_folds or n_splits)):
-                if (name, recorded, fold, n_splits, n_rows) not in done:
+                key = (name, recorded_name(model, args.label), fold, n_splits, n_rows)
+                if key not in done:
                     tasks.append((_COST[model] * n_rows, name, model, fold))
     tasks.sort(reverse=True)
-    if not args.report and tasks:
+    if tasks:
         print(f"{len(tasks)} folds to run on {args.jobs} processes", flush=True)
-        label = args.label if any(m in ("ticket", "gradual") for m in args.models) else None
         jobs = Parallel(n_jobs=args.jobs, return_as="generator_unordered")(
             delayed(bench.run_fold)(name, model, fold, args.folds, args.max_rows,
-                              label if model in ("ticket", "gradual") else None, params)
+                                    args.label, params)
             for _, name, model, fold in tasks)
+        recorded_params = {k: repr(v) for k, v in params.items()}
         with args.results.open("a") as out:
             for records in jobs:
                 for r in records:
-                    r["params"] = {k: repr(v) for k, v in params.items()} if "[" in r[
-                        "model"] else {}
+                    r["params"] = recorded_params if r["model"].endswith("]") else {}
                     out.write(json.dumps(r) + "\n")
                     out.flush()
                     print(f"{r['table']} {r['model']} fold {r['fold']}: {r['score']:.3f} "
@@ -454,10 +451,8 @@ def main() -> None:
     with contextlib.suppress(OSError):
         print(f"\nload average (1, 5, 15 min): {os.getloadavg()}")
     # The models asked for, the ticket's under --label (or unlabelled), and the baselines.
-    suffix = f"[{args.label}]" if args.label else ""
-    shown = {*BASELINES, *(m + suffix for m in args.models if m not in BASELINES)}
-    if "ticket" in args.models:
-        shown.add("ticket95" + suffix)
+    asked = [*args.models, *(["ticket95"] if "ticket" in args.models else [])]
+    shown = {*BASELINES, *(recorded_name(m, args.label) for m in asked)}
     records = [r for r in read_results(args.results) if r["model"] in shown]
     print(report(records, args.tables, args.only_folds))
 
