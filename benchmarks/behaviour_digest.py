@@ -30,6 +30,9 @@ from skticket import LotteryTicketClassifier, LotteryTicketRegressor, ticket_cur
 from skticket._search import SEARCHES
 
 UNTIMED = ("seconds", "cached")  # what differs between two runs of the same fit
+# The training hooks' own summaries (rewind points, drawn masks): what the fits
+# record of them is in the records' other keys, and the tickets and weights.
+UNDIGESTED = (*UNTIMED, "hook_summaries")
 
 
 def digest(*values) -> str:
@@ -46,7 +49,7 @@ def ticket_digest(ticket) -> str:
 
 
 def records_digest(records) -> str:
-    return digest(repr([{k: v for k, v in r.items() if k not in UNTIMED}
+    return digest(repr([{k: v for k, v in r.items() if k not in UNDIGESTED}
                         for r in records]).encode())
 
 

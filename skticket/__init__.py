@@ -7,12 +7,14 @@ find one around a skorch net by a search, passed as ``search=``: :class:`IMP`
 (iterative magnitude pruning, the default), :class:`EarlyBird` or
 :class:`SNIP`, or one of the one-training searches that move the mask while
 the net trains, :class:`GradualPruning`, :class:`SparseMomentum` and
-:class:`RigL`; a new search subclasses :class:`Search`.
+:class:`RigL`; a new search subclasses :class:`Search`, and what it needs from
+inside a training is a :class:`TrainingHook`.
 """
 
 from ._compact import CompactClassifier, CompactRegressor
 from ._curves import plot_ticket_curve, summarize_ticket_curve, ticket_curve
 from ._estimators import LotteryTicketClassifier, LotteryTicketRegressor
+from ._hooks import TrainingHook
 from ._mlp import MLP
 from ._nets import DefaultClassifierNet, DefaultRegressorNet
 from ._search import (
@@ -46,6 +48,7 @@ __all__ = [
     "SparseMomentum",
     "SparseTraining",
     "Ticket",
+    "TrainingHook",
     "plot_ticket_curve",
     "summarize_ticket_curve",
     "ticket_curve",

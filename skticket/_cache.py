@@ -2,8 +2,8 @@
 
 A round's outcome is a function of its inputs alone: the sized template net
 (every parameter of it, the module's included), the training data, the start
-weights, the masks, the round's seed and the rewind step to capture. All of
-them are hashed into one key, so any two trainings with equal inputs share
+weights, the masks, the round's seed and the training hooks (by value). All
+of them are hashed into one key, so any two trainings with equal inputs share
 one result, whichever search asked for it: the rounds that the IMP
 trajectories towards 0.5 and towards 0.95 sparsity have in common, a
 baseline, an explicit ``prune``. The estimators' loop does not know the cache
@@ -11,7 +11,8 @@ exists; it only hands :func:`~skticket._training.run_training` to
 :func:`cached_training` when ``memory`` is set.
 
 What is stored is plain data (the trained module's state as numpy arrays, the
-skorch history, the rewind point, the training time), never the net object:
+skorch history, the training time, the hooks' summaries, the masks if a hook
+moved them), never the net object:
 on a hit the net is rebuilt through skorch's ``initialize()`` and loaded by
 value, exactly as :func:`~skticket._training.run_training` builds it.
 
@@ -24,6 +25,7 @@ trained again and the entry rewritten.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import hashlib
@@ -40,14 +42,13 @@ import torch
 from joblib.hashing import NumpyHasher
 from skorch.history import History
 
-from . import _mask_updates, _mlp, _pruning, _rng, _training
+from . import _hooks, _mask_updates, _mlp, _pruning, _rng, _training
 from ._rng import seeded
 from ._training import (
-    ModuleState,
     TrainingResult,
     TrainingSpec,
     epoch_train_loss,
-    hold_masks,
+    handed_back,
     load_state,
     module_state,
     non_finite_values,
@@ -57,7 +58,7 @@ from ._training import (
 
 # Bump when the stored payload or the key's layout changes: old entries are
 # then simply never found again.
-_FORMAT = 5
+_FORMAT = 6
 
 # Code whose behaviour the versions in every key already pin down: only the
 # user's own classes and functions are hashed by their source.
@@ -168,7 +169,8 @@ _ENVIRONMENT = (
     skorch.__version__,
     sklearn.__version__,
     np.__version__,
-    _source_digest(_training, _mask_updates, _pruning, _rng, _mlp, sys.modules[__name__]),
+    _source_digest(_training, _hooks, _mask_updates, _pruning, _rng, _mlp,
+                   sys.modules[__name__]),
 )
 
 
@@ -198,6 +200,9 @@ def training_key(spec: TrainingSpec) -> str:
         "net_class": type(template),
         "net_params": net_params,
         "default_dtype": str(torch.get_default_dtype()),
+        # A hook is hashed by value, its class by its source; the class of the
+        # callback it builds may live elsewhere, and is hashed by its source too.
+        "hook_callbacks": [type(hook.callback()) for hook in spec.hooks],
         **{name: dict(value) if isinstance(value, Mapping) else value
            for name, value in fields.items()},
     })
@@ -226,17 +231,22 @@ def _train_and_store(key: str, job: _PendingTraining) -> dict:
     return {
         "state": module_state(net.module_),
         "history": list(net.history),
-        "rewind_point": job.result.rewind_point,
         "seconds": job.result.seconds,
-        "early_bird": job.result.early_bird,
+        "hook_summaries": job.result.hook_summaries,
         "masks": job.result.masks,
-        "mask_updates": job.result.mask_updates,
     }
 
 
-def _copy_state(state: ModuleState | None) -> ModuleState | None:
-    # np.array copies: a memory opened with mmap_mode hands out read-only maps.
-    return None if state is None else {name: np.array(value) for name, value in state.items()}
+def _owned(value):
+    """``value`` as stored, with every numpy array copied into memory: a memory opened
+    with ``mmap_mode`` hands out read-only maps."""
+    if isinstance(value, np.ndarray):
+        return np.array(value)
+    if isinstance(value, dict):
+        return {key: _owned(item) for key, item in value.items()}
+    if type(value) in (list, tuple):
+        return type(value)(_owned(item) for item in value)
+    return copy.deepcopy(value)
 
 
 class _BrokenEntry(Exception):
@@ -250,39 +260,30 @@ def _restore(spec: TrainingSpec, payload) -> CachedTrainingResult:
     :func:`_train_and_store` stores for a completed, finite round.
     """
     try:
-        # The masks stay attached, so that further training of the net holds them.
-        net = training_net(spec)
-        with seeded(spec.seed, net.device):
-            net.initialize()
-        load_state(net.module_, _copy_state(payload["state"]))
-        net.history = History(payload["history"])
-        rewind_point = _copy_state(payload["rewind_point"])
-        seconds = float(payload["seconds"])
-        early_bird = payload["early_bird"]
-        if early_bird is not None:
-            early_bird = {**early_bird, "masks": {name: np.array(mask, dtype=bool)
-                                                  for name, mask in early_bird["masks"].items()}}
         masks = payload["masks"]
         if masks is not None:
             masks = {name: np.array(mask, dtype=bool) for name, mask in masks.items()}
-            hold_masks(net, masks)
-        mask_updates = payload["mask_updates"]
+        hook_summaries = tuple(_owned(payload["hook_summaries"]))
+        # Built as the training built it; the masks stay attached, so that
+        # further training of the net holds them.
+        net = training_net(spec)
+        with seeded(spec.seed, net.device):
+            net.initialize()
+        net = handed_back(net, spec, masks)
+        load_state(net.module_, _owned(payload["state"]))
+        net.history = History(payload["history"])
+        seconds = float(payload["seconds"])
         train_loss = epoch_train_loss(net.history)
     except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as error:
         raise _BrokenEntry(f"{type(error).__name__}: {error}") from error
     problem = non_finite_values(net.module_, train_loss)
-    if problem is None and (rewind_point is None) != (spec.capture_step == 0):
-        problem = ("the rewind point is missing" if spec.capture_step
-                   else "an unasked rewind point")
-    if problem is None and (early_bird is None) != (spec.early_bird is None):
-        problem = "the early-bird record is missing" if early_bird is None else "an unasked record"
-    if problem is None and (masks is None) != (spec.mask_updates is None):
-        problem = "the final masks are missing" if masks is None else "unasked final masks"
+    if problem is None and len(hook_summaries) != len(spec.hooks):
+        problem = (f"{len(hook_summaries)} hook summaries stored for the training's "
+                   f"{len(spec.hooks)} hooks")
     if problem is not None:
         raise _BrokenEntry(problem)
-    return CachedTrainingResult(net=net, rewind_point=rewind_point, seconds=seconds,
-                                train_loss=train_loss, early_bird=early_bird, masks=masks,
-                                mask_updates=mask_updates)
+    return CachedTrainingResult(net=net, seconds=seconds, train_loss=train_loss,
+                                hook_summaries=hook_summaries, masks=masks)
 
 
 def cached_training(

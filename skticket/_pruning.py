@@ -569,6 +569,12 @@ class MagnitudeRule:
     layer_fractions: Mapping[str, float] = field(default_factory=dict)
     min_weights: int = 1
 
+    def __hash__(self) -> int:
+        # By value, the per-layer rates included (a dict has no hash of its own): a
+        # rule is part of training hooks, which are hashable values.
+        return hash((self.fraction, self.scope, frozenset(self.layer_fractions.items()),
+                     self.min_weights))
+
     def prune(self, weights: Mapping[str, np.ndarray], masks: Mapping[str, np.ndarray],
               target_n_active: int | None = None) -> dict[str, np.ndarray]:
         """One round of :func:`magnitude_prune` under this rule."""

@@ -23,7 +23,7 @@ will be (for progress bars).
 from __future__ import annotations
 
 from abc import ABCMeta, abstractmethod
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import Any, ClassVar
@@ -32,6 +32,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from ._hooks import EarlyBirdStop, LateResetCapture, MaskSchedule, TrainingHook
 from ._mask_updates import GradientRegrowth, GradualSchedule, MaskUpdates, MomentumRegrowth
 from ._pruning import (
     MagnitudeRule,
@@ -42,7 +43,7 @@ from ._pruning import (
 from ._rng import round_seed
 from ._session import Round, Session
 from ._ticket import Ticket
-from ._training import EarlyBirdRule, ModuleState, prunable_weights
+from ._training import ModuleState, prunable_weights
 
 __all__ = [
     "IMP",
@@ -256,31 +257,45 @@ class SearchRun:
         return target_active_count(self.n_prunable, self.rule.target_sparsity)
 
     def train(self, masks: dict[str, np.ndarray], *, index: int | None = None,
-              mask_updates: MaskUpdates | None = None) -> Round:
+              hooks: Iterable[TrainingHook] = ()) -> Round:
         """Train ``masks``, the survivors rewound, as round ``index`` (default: the next).
 
-        With ``mask_updates`` the masks move during the training on that
-        schedule, and the round holds those it ended with. The trained round
-        is not the winning ticket until :meth:`accept` makes it so.
+        Each of ``hooks`` runs its callback in the training, and the round's
+        record lists their summaries, in order, under ``"hook_summaries"``;
+        ``memory`` keys the training by the hooks' values. A hook that moves
+        the masks leaves the round with those the training ended with. The
+        trained round is not the winning ticket until :meth:`accept` makes it
+        so.
 
         Parameters
         ----------
         masks : dict of str to bool ndarray
-            The masks to train (where they start, with ``mask_updates``).
+            The masks to train (where they start, if a hook moves them).
         index : int or None, default=None
             The round's number (its data order); None: the next.
-        mask_updates : MaskUpdates or None, default=None
-            A schedule on which the masks move during the training.
+        hooks : iterable of TrainingHook, default=()
+            What the search needs from inside the training.
 
         Returns
         -------
         Round
         """
+        hooks = tuple(hooks)
+        for hook in hooks:
+            if not isinstance(hook, TrainingHook):
+                raise TypeError(f"hooks must be TrainingHook instances, got "
+                                f"{type(hook).__name__}: {hook!r}.")
+            try:
+                hash(hook)
+            except TypeError as error:
+                raise TypeError(
+                    f"The training hook {hook!r} is not hashable ({error}): a hook is a "
+                    "frozen value (@dataclass(frozen=True)) of hashable fields.") from error
         if index is not None:
             self.progress.next_round = index
         trained = self.session.train_round(self.progress.next_round, masks,
                                            rewound_weights(self.progress.rewind_point, masks),
-                                           mask_updates=mask_updates)
+                                           hooks=hooks)
         self.progress.next_round += 1
         return trained
 
@@ -379,21 +394,22 @@ def _imp_reached(rule: PruningRule, round_index: int, masks: dict[str, np.ndarra
             or (target_n_active is not None and n_active(masks) <= target_n_active))
 
 
-def _train_dense_round(run: SearchRun, early_bird: EarlyBirdRule | None = None) -> Round:
-    """Round 0: the dense net, with the late-reset snapshot taken if asked for."""
-    session, rule, progress = run.session, run.rule, run.progress
-    start = rewound_weights(progress.rewind_point, progress.masks)
-    dense = session.train_round(0, progress.masks, start, capture_step=rule.rewind_step,
-                                early_bird=early_bird)
-    if rule.rewind_step > 0:
-        if dense.result.rewind_point is None:
+def _train_dense_round(run: SearchRun, *hooks: TrainingHook) -> Round:
+    """Round 0: the dense net, with the late-reset snapshot taken if asked for, and
+    ``hooks`` after it (their summaries follow the snapshot's in the record)."""
+    rule, progress = run.rule, run.progress
+    capture = (LateResetCapture(rule.rewind_step),) if rule.rewind_step > 0 else ()
+    dense = run.train(progress.masks, index=0, hooks=(*capture, *hooks))
+    if capture:
+        rewind_point = dense.record["hook_summaries"][0]
+        if rewind_point is None:
             steps = sum(dense.result.net.history[:, "train_batch_count"])
             raise ValueError(
                 f"rewind_step={rule.rewind_step} is beyond the {steps} optimizer steps "
                 "of the dense training; lower rewind_step or train for more epochs."
             )
         # Late resetting: one snapshot, taken once, for every later round.
-        progress.rewind_point = dense.result.rewind_point
+        progress.rewind_point = rewind_point
     run.accept(dense)
     progress.next_round = 1
     return dense
@@ -546,12 +562,11 @@ class EarlyBird(Search):
 
     def rounds(self, run: SearchRun) -> Iterator[Round]:
         """The (early-stopped) dense round, then the ticket."""
-        rule = run.rule
-        rule_at_epochs = EarlyBirdRule(target_n_active=run.target_n_active(),
-                                       magnitude=rule.magnitude, window=self.window,
-                                       tolerance=self.tolerance)
-        dense = _train_dense_round(run, early_bird=rule_at_epochs)
-        drawn = dense.result.early_bird
+        stop = EarlyBirdStop(target_n_active=run.target_n_active(),
+                             magnitude=run.rule.magnitude, window=self.window,
+                             tolerance=self.tolerance, names=tuple(run.masks))
+        dense = _train_dense_round(run, stop)
+        drawn = dense.record["hook_summaries"][-1]
         dense.record.update(ticket_epoch=drawn["epoch"], mask_distances=drawn["distances"],
                             masks_settled=drawn["settled"])
         yield dense
@@ -674,7 +689,9 @@ class SparseTraining(Search):
         if run.rule.rewind_step > 0:
             raise ValueError(f"search={_name(self)!r} trains once from theta_0, with no dense "
                              "training to rewind to a step of: rewind_step must be 0.")
-        trained = run.train(self.start_masks(run), index=1, mask_updates=self.schedule(run))
+        trained = run.train(self.start_masks(run), index=1,
+                            hooks=(MaskSchedule(self.schedule(run)),))
+        (trained.record["mask_updates"],) = trained.record["hook_summaries"]
         # The ticket: the masks the training ended with, on the weights it started from.
         trained.start = rewound_weights(run.progress.rewind_point, trained.masks)
         run.accept(trained)

@@ -11,20 +11,19 @@ through the cache when there is one. Nothing here knows which search runs.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from joblib import Memory
 from skorch import NeuralNet
 
 from ._cache import CachedTrainingResult, cached_training
-from ._mask_updates import MaskUpdates
 from ._pruning import n_active, permute_masks, rewound_weights, sparsity
 from ._rng import round_seed
 from ._ticket import Ticket
 from ._training import (
-    EarlyBirdRule,
     ModuleState,
     TrainingResult,
     TrainingSpec,
@@ -36,6 +35,9 @@ from ._training import (
     run_training,
 )
 from .exceptions import TrainingDivergedError
+
+if TYPE_CHECKING:
+    from ._hooks import TrainingHook
 
 __all__ = ["Data", "Round", "Session"]
 
@@ -67,7 +69,7 @@ class Round:
     ``accepted`` is False for a round a search trained but did not keep (out
     of ``score_tolerance``). ``init`` says what the start weights are:
     ``"rewind"`` (the ticket's own), or a baseline's fresh ones. For a
-    training whose masks moved, ``masks`` are those it ended with.
+    training whose masks a hook moved, ``masks`` are those it ended with.
     """
 
     index: int
@@ -144,10 +146,10 @@ class Session:
         return {name: np.ones(self.theta_0[name].shape, dtype=bool) for name in self.prunable}
 
     def train_round(self, round_index: int, masks: dict[str, np.ndarray], start: ModuleState,
-                    *, capture_step: int = 0, early_bird: EarlyBirdRule | None = None,
-                    init: str = "rewind", mask_updates: MaskUpdates | None = None) -> Round:
-        """Train ``masks`` from ``start`` as round ``round_index`` (its data order) and
-        record it, with the masks it ended with if they moved.
+                    *, init: str = "rewind", hooks: Iterable[TrainingHook] = ()) -> Round:
+        """Train ``masks`` from ``start`` as round ``round_index`` (its data order), with
+        ``hooks`` (:class:`~skticket.TrainingHook`), and record it, with the masks it
+        ended with if a hook moved them.
 
         Every training of every search goes through here: it builds the
         :class:`~skticket._training.TrainingSpec` and runs it (through the cache
@@ -158,8 +160,7 @@ class Session:
         spec = TrainingSpec(
             template=self.template, X=self.data.X_train, y=self.data.y_train, start=start,
             masks=masks, seed=round_seed(self.seeds["data"], round_index),
-            capture_step=capture_step, early_bird=early_bird, mask_updates=mask_updates,
-            sample_weight=self.data.w_train,
+            hooks=tuple(hooks), sample_weight=self.data.w_train,
         )
         try:
             if self.memory is None:
@@ -183,7 +184,8 @@ class Session:
 
     def record(self, round_index: int, masks: dict[str, np.ndarray],
                result: TrainingResult) -> dict:
-        """The record of a trained round, as ``rounds_`` lists it."""
+        """The record of a trained round, as ``rounds_`` lists it: ``hook_summaries``
+        holds the summary of each of its training's hooks, in order."""
         valid_score = None
         if self.data.X_valid is not None and self.scorer is not None:
             valid_score = float(self.scorer(result.net, self.data.X_valid, self.data.y_valid,
@@ -197,7 +199,7 @@ class Session:
             "epochs": len(result.net.history),
             "seconds": result.seconds,
             "cached": isinstance(result, CachedTrainingResult),
-            **({} if result.mask_updates is None else {"mask_updates": result.mask_updates}),
+            "hook_summaries": list(result.hook_summaries),
         }
 
     def baseline(self, masks: dict[str, np.ndarray], round_index: int, kind: str) -> Round:

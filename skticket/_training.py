@@ -2,9 +2,12 @@
 
 Every search (the dense round, each ticket, the random baselines, an explicit
 ``prune``) trains through :func:`run_training`; nothing else runs a training
-loop. The net is a fresh clone of the sized template, built through skorch's
-own ``initialize()`` (so optimizer state and LR schedules start fresh every
-round), then loaded with the start weights by value.
+loop. What a search needs from inside a training comes as its training
+hooks (:class:`~skticket.TrainingHook`): each adds a callback and returns a
+summary, and nothing here knows which hook it runs. The net is a fresh
+clone of the sized template, built through skorch's own ``initialize()`` (so
+optimizer state and LR schedules start fresh every round), then loaded with
+the start weights by value.
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ import math
 import signal
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -30,10 +33,11 @@ from skorch.dataset import Dataset
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
-from ._mask_updates import MaskUpdates
-from ._pruning import MagnitudeRule, mask_distance, n_active
 from ._rng import seeded
 from .exceptions import TrainingDivergedError, TrainingInterrupted
+
+if TYPE_CHECKING:  # _hooks builds on this module: hooks are only called here
+    from ._hooks import TrainingHook
 
 #: A module's parameters and buffers by name, as numpy arrays: theta_0, a rewind
 #: point, a ticket's start weights.
@@ -41,8 +45,6 @@ ModuleState = dict[str, np.ndarray]
 
 #: The name of the masks callback in a trained net's ``callbacks_``.
 MASK_CALLBACK = "skticket_masks"
-_CAPTURE_CALLBACK = "skticket_rewind_point"
-_EARLY_BIRD_CALLBACK = "skticket_early_bird"
 
 
 def module_state(module: nn.Module) -> ModuleState:
@@ -68,18 +70,36 @@ class ApplyMasks(Callback):
 
     Multiplies each pruned parameter by its mask before training and after every
     optimizer step. Masking only the gradient is not enough: momentum, weight
-    decay and Adam's running averages move a zero-gradient weight anyway.
+    decay and Adam's running averages move a zero-gradient weight anyway. A
+    training hook may make it hold other masks from then on (:meth:`hold`).
 
     Parameters
     ----------
     masks : dict of str to bool ndarray
         Per parameter name in the net's module, ``True`` where the weight survives.
+
+    Attributes
+    ----------
+    held_ : dict of str to bool ndarray
+        The masks held now (after training: those it ended with).
+    moved_ : bool
+        Whether :meth:`hold` replaced ``masks`` during the training.
     """
 
     def __init__(self, masks: Mapping[str, np.ndarray]) -> None:
         self.masks = masks
 
     def on_train_begin(self, net, X=None, y=None, **kwargs) -> None:
+        self.moved_ = False
+        self._hold(net, self.masks)
+
+    def hold(self, net, masks: Mapping[str, np.ndarray]) -> None:
+        """Hold ``masks`` from now on, applied at once: how a training hook moves the
+        masks during a training (the training's result then has these masks)."""
+        self.moved_ = True
+        self._hold(net, masks)
+
+    def _hold(self, net, masks: Mapping[str, np.ndarray]) -> None:
         params = dict(net.module_.named_parameters())
         # Each step costs one in-place multiply per pruned layer, nothing else:
         # the masks live beside their parameters in their dtype (a bool mask
@@ -88,10 +108,11 @@ class ApplyMasks(Callback):
         # autograd context is entered per step. A mask that prunes nothing (the
         # dense round, a layer kept whole) is left out: a multiply and a
         # weight-sized tensor for nothing.
+        self.held_ = masks
         self.pairs_ = [
             (params[name].detach(),
              torch.as_tensor(mask, dtype=params[name].dtype, device=params[name].device))
-            for name, mask in self.masks.items()
+            for name, mask in masks.items()
             if not np.all(mask)
         ]
         self.apply()
@@ -103,263 +124,6 @@ class ApplyMasks(Callback):
     def apply(self) -> None:
         for param, mask in self.pairs_:
             param.mul_(mask)
-
-
-class UpdateMasks(ApplyMasks):
-    """Hold the masks at zero as :class:`ApplyMasks` does, and move them on a schedule.
-
-    After each optimizer step the schedule (a
-    :class:`~skticket._mask_updates.MaskUpdates`) says whether the masks
-    change; if so they are updated from the current weights and what the
-    schedule ranks by (the dense gradient of that step's batch, or the
-    optimizer's momentum). A weight that becomes active starts at zero (it
-    was held there), and the optimizer's state of it (momentum, Adam's
-    moments) is reset to zero, so that no stale average moves it. The
-    schedule is laid out on the training's planned steps: ``max_epochs``
-    times the batches of the first epoch.
-
-    Parameters
-    ----------
-    masks : dict of str to bool ndarray
-        The masks the training starts with.
-    schedule : MaskUpdates
-        When and how they change.
-
-    Attributes
-    ----------
-    masks_ : dict of str to bool ndarray
-        The current masks (after training: the final ones).
-    updates_ : list of dict
-        One record per update: ``step``, ``n_active``, ``regrown`` (the
-        share of the surviving weights that were not active before the
-        update) and ``densities`` (per layer, the share of its weights
-        active).
-    """
-
-    def __init__(self, masks: Mapping[str, np.ndarray], schedule: MaskUpdates) -> None:
-        super().__init__(masks)
-        self.schedule = schedule
-
-    def on_train_begin(self, net, X=None, y=None, **kwargs) -> None:
-        params = dict(net.module_.named_parameters())
-        self.params_ = {name: params[name] for name in self.masks}
-        self.masks_ = {name: np.array(mask, dtype=bool) for name, mask in self.masks.items()}
-        self.updates_: list[dict] = []
-        self.step_ = 0
-        self.total_steps_: int | None = None
-        self.steps_per_epoch_: int | None = None
-        self.gradients_: dict[str, np.ndarray] | None = None
-        self._hold()
-
-    def _hold(self) -> None:
-        # Every masked parameter, a mask of ones included: it may lose weights later.
-        self.pairs_ = [
-            (param.detach(), torch.as_tensor(self.masks_[name], dtype=param.dtype,
-                                             device=param.device))
-            for name, param in self.params_.items()
-        ]
-        self.apply()
-
-    def on_epoch_begin(self, net, dataset_train=None, **kwargs) -> None:
-        if self.total_steps_ is None:
-            self.steps_per_epoch_ = max(len(net.get_iterator(dataset_train, training=True)), 1)
-            self.total_steps_ = self.steps_per_epoch_ * net.max_epochs
-
-    def _due(self, step: int) -> bool:
-        return self.schedule.due(step, self.total_steps_, self.steps_per_epoch_)
-
-    @property
-    def holds_training(self) -> bool:
-        """Whether updates the schedule needs are still to come: a stopping rule that
-        asks (the default nets' ``"converged"``) lets the training run on until then."""
-        return self.total_steps_ is None or self.step_ < self.schedule.last_step(
-            self.total_steps_, self.steps_per_epoch_)
-
-    def on_train_end(self, net, X=None, y=None, **kwargs) -> None:
-        if self.total_steps_ is None or not self.schedule.must_finish:
-            return
-        last = self.schedule.last_step(self.total_steps_, self.steps_per_epoch_)
-        if self.step_ < last:
-            warnings.warn(
-                f"The training ended after {self.step_} optimizer steps, before its mask "
-                f"schedule's last update at step {last}: the masks were brought to the "
-                "schedule's end at once, with no steps left to recover. Train for the "
-                "net's max_epochs (a stopping rule ended it), or lower them.",
-                UserWarning, stacklevel=2)
-            self._update(net, at_step=last)
-
-    def on_grad_computed(self, net, named_parameters, X=None, y=None, training=None,
-                         **kwargs) -> None:
-        if training and self.schedule.uses == "gradient" and self._due(self.step_ + 1):
-            # The dense gradient of this batch, taken before the step that follows.
-            self.gradients_ = {
-                name: (np.zeros(tuple(param.shape)) if param.grad is None
-                       else param.grad.detach().cpu().numpy().copy())
-                for name, param in self.params_.items()}
-
-    def on_batch_end(self, net, batch=None, training=None, **kwargs) -> None:
-        if not training:
-            return
-        self.apply()
-        self.step_ += 1
-        if self._due(self.step_):
-            self._update(net)
-
-    def _scores(self, net) -> dict[str, np.ndarray] | None:
-        if self.schedule.uses == "gradient":
-            return self.gradients_
-        if self.schedule.uses != "momentum":
-            return None
-        scores = {}
-        for name, param in self.params_.items():
-            state = net.optimizer_.state.get(param, {})
-            momentum = state.get("exp_avg", state.get("momentum_buffer"))
-            if not isinstance(momentum, torch.Tensor):
-                optimizer = type(net.optimizer_).__name__
-                raise ValueError(
-                    f"Sparse momentum regrows weights where the optimizer's momentum is "
-                    f"largest, and {optimizer} keeps none for {name!r}: use an optimizer "
-                    "with momentum (Adam, AdamW, or SGD with momentum > 0).")
-            scores[name] = momentum.detach().cpu().numpy().copy()
-        return scores
-
-    @torch.no_grad()
-    def _update(self, net, at_step: int | None = None) -> None:
-        weights = {name: param.detach().cpu().numpy() for name, param in self.params_.items()}
-        new = self.schedule.updated(self.masks_, weights, self._scores(net),
-                                    self.step_ if at_step is None else at_step,
-                                    self.total_steps_)
-        grown = {name: new[name] & ~self.masks_[name] for name in new}
-        n_grown = sum(int(np.count_nonzero(g)) for g in grown.values())
-        if n_grown:
-            self._reset_optimizer_state(net, grown)
-        kept = n_active(new)
-        self.updates_.append({
-            "step": self.step_,
-            "n_active": kept,
-            "regrown": n_grown / kept if kept else 0.0,
-            "densities": {name: float(np.count_nonzero(mask) / mask.size)
-                          for name, mask in new.items()},
-        })
-        self.masks_ = new
-        self.gradients_ = None
-        self._hold()
-
-    def _reset_optimizer_state(self, net, grown: Mapping[str, np.ndarray]) -> None:
-        for name, positions in grown.items():
-            param = self.params_[name]
-            at = torch.as_tensor(positions, device=param.device)
-            for value in net.optimizer_.state.get(param, {}).values():
-                if isinstance(value, torch.Tensor) and value.shape == param.shape:
-                    value[at] = 0
-
-
-def hold_masks(net: NeuralNet, masks: Mapping[str, np.ndarray]) -> None:
-    """Make ``net``'s masks callback hold ``masks`` fixed from now on.
-
-    What a sparse training hands back: its net trains on (``partial_fit``,
-    a clone's ``fit``) with the masks it ended with, not from its schedule's
-    start again.
-    """
-    held = ApplyMasks({name: np.array(mask, dtype=bool) for name, mask in masks.items()})
-
-    def replaced(callbacks):
-        return [(MASK_CALLBACK, held) if isinstance(entry, tuple) and entry[0] == MASK_CALLBACK
-                else entry for entry in callbacks]
-
-    net.callbacks = replaced(net.callbacks)
-    if hasattr(net, "callbacks_"):
-        net.callbacks_ = replaced(net.callbacks_)
-
-
-class CaptureRewindPoint(Callback):
-    """Record the module's weights after ``step`` optimizer steps (late resetting).
-
-    Used in the dense round only: the rewind point is taken once and every
-    later round rewinds to the same snapshot.
-
-    Parameters
-    ----------
-    step : int
-        Optimizer steps after which to take the snapshot (>= 1).
-    """
-
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def initialize(self):
-        self.steps_taken_ = 0
-        self.state_ = None
-        return self
-
-    def on_batch_end(self, net, batch=None, training=None, **kwargs) -> None:
-        if training:
-            self.steps_taken_ += 1
-            if self.steps_taken_ == self.step:
-                self.state_ = module_state(net.module_)
-
-
-@dataclass(frozen=True, eq=False)
-class EarlyBirdRule:
-    """When an early-bird search stops its dense training (You et al., ICLR 2020).
-
-    After every epoch the mask IMP would reach at ``target_n_active`` is drawn
-    from the current weights in one step (``magnitude.prune_to``: IMP's rate,
-    scope, per-layer rates and floor). The training stops once the newest mask
-    is within ``tolerance`` of each of the ``window`` masks before it, by
-    :func:`~skticket._pruning.mask_distance` (the share of surviving weights
-    that changed).
-    """
-
-    target_n_active: int
-    magnitude: MagnitudeRule
-    window: int
-    tolerance: float
-
-
-class EarlyBirdStop(Callback):
-    """Draw the ticket's mask after every epoch, and end the training once it settles.
-
-    Ends the training as skorch's ``EarlyStopping`` does, by raising
-    ``KeyboardInterrupt`` at the end of an epoch.
-
-    Parameters
-    ----------
-    rule : EarlyBirdRule
-    names : list of str
-        The pruned parameters.
-    """
-
-    def __init__(self, rule: EarlyBirdRule, names: Iterable[str]) -> None:
-        self.rule = rule
-        self.names = names
-
-    def initialize(self):
-        self.kept_: list[dict[str, np.ndarray]] = []
-        self.distances_: list[float | None] = []
-        self.masks_: dict[str, np.ndarray] | None = None
-        self.settled_ = False
-        return self
-
-    def on_epoch_end(self, net, **kwargs) -> None:
-        rule = self.rule
-        params = dict(net.module_.named_parameters())
-        weights = {name: params[name].detach().cpu().numpy() for name in self.names}
-        dense = {name: np.ones(value.shape, dtype=bool) for name, value in weights.items()}
-        masks = rule.magnitude.prune_to(weights, dense, rule.target_n_active)
-        distance = max((mask_distance(masks, kept) for kept in self.kept_), default=None)
-        self.distances_.append(distance)
-        self.masks_ = masks
-        if len(self.kept_) == rule.window and distance <= rule.tolerance:
-            self.settled_ = True
-            raise KeyboardInterrupt  # how a skorch callback ends a training
-        self.kept_ = [*self.kept_[-(rule.window - 1):], masks] if rule.window > 1 else [masks]
-
-    def summary(self, epochs: int) -> dict:
-        """What the search needs of it, as plain data: the mask drawn at the last
-        epoch, that epoch, the distances seen, and whether the masks settled."""
-        return {"masks": self.masks_, "epoch": epochs, "distances": list(self.distances_),
-                "settled": self.settled_}
 
 
 def with_callbacks(net: NeuralNet, named: Iterable[tuple[str, Callback]],
@@ -799,36 +563,34 @@ class TrainingResult:
     Attributes
     ----------
     net : skorch NeuralNet
-        The trained net, its masks still attached.
-    rewind_point : dict or None
-        The module state after ``capture_step`` optimizer steps, if asked for.
+        The trained net, its masks callback still attached (holding the masks
+        the training ended with); the hooks' callbacks are not kept.
     seconds : float
         Wall time of the training.
     train_loss : float or None
         The last epoch's training loss (:func:`epoch_train_loss`).
-    early_bird : dict or None
-        With an early-bird rule, :meth:`EarlyBirdStop.summary`.
+    hook_summaries : tuple
+        One per hook of the spec, in order: :meth:`TrainingHook.summary
+        <skticket.TrainingHook.summary>` of its callback after the training.
     masks : dict of str to bool ndarray or None
-        With a mask schedule, the masks the training ended with.
-    mask_updates : list of dict or None
-        With a mask schedule, one record per update (:class:`UpdateMasks`).
+        The masks the training ended with, if a hook moved them; None: the
+        spec's masks, held throughout.
     """
 
     net: NeuralNet
-    rewind_point: ModuleState | None
     seconds: float
     train_loss: float | None
-    early_bird: dict | None = None
+    hook_summaries: tuple = ()
     masks: dict[str, np.ndarray] | None = None
-    mask_updates: list[dict] | None = None
 
 
 @dataclass(frozen=True, eq=False)
 class TrainingSpec:
     """Everything that decides one training: what :func:`run_training` takes and the cache hashes.
 
-    A new kind of training is a new field here (with a default that keeps
-    every other training as it is), never a second training loop.
+    What a search needs from inside a training is a hook, never a field
+    here: a new field is something every training has (with a default that
+    keeps every other training as it is). There is no second training loop.
 
     Attributes
     ----------
@@ -839,18 +601,14 @@ class TrainingSpec:
     start : dict of str to ndarray
         The module state to train from (all parameters and buffers).
     masks : dict of str to bool ndarray or None
-        Pruned parameters and their masks; ``None`` trains dense.
+        Pruned parameters and their masks (where they start, if a hook moves
+        them); ``None`` trains dense.
     seed : int
         Seeds the net's random draws (data order, dropout) for this training;
         the global random state is restored afterwards.
-    capture_step : int, default=0
-        If positive, also return the weights after that many optimizer steps.
-    early_bird : EarlyBirdRule or None, default=None
-        If set, draw the ticket's mask after every epoch and stop once it
-        settles (the pruned parameters are the keys of ``masks``).
-    mask_updates : MaskUpdates or None, default=None
-        If set, the masks move during the training on this schedule
-        (``masks`` are where they start).
+    hooks : tuple of TrainingHook, default=()
+        Each adds its callback to the training, and its summary to the
+        result (:class:`~skticket.TrainingHook`); keyed by value.
     sample_weight : ndarray or None, default=None
         Per training row, its weight in the loss (:func:`weighted_loss`);
         None: every row alike (uniform weights are given as None, so that
@@ -863,17 +621,20 @@ class TrainingSpec:
     start: Mapping[str, np.ndarray]
     masks: Mapping[str, np.ndarray] | None
     seed: int
-    capture_step: int = 0
-    early_bird: EarlyBirdRule | None = None
-    mask_updates: MaskUpdates | None = None
+    hooks: tuple[TrainingHook, ...] = ()
     sample_weight: np.ndarray | None = None
+
+
+def _hook_callback_names(spec: TrainingSpec) -> list[str]:
+    """The names of the hooks' callbacks in a training's net, in the hooks' order."""
+    return [f"skticket_hook_{position}" for position in range(len(spec.hooks))]
 
 
 def training_net(spec: TrainingSpec) -> NeuralNet:
     """The unfitted net that trains ``spec``: its template with skticket's callbacks.
 
-    The masks, rewind-point and early-bird callbacks are added to the net's
-    own; the optimizer runs on torch's fastest kernels for it
+    The masks callback and each hook's callback, in the hooks' order, are
+    added to the net's own; the optimizer runs on torch's fastest kernels for it
     (:func:`optimizer_implementation`), and skorch's default callbacks that
     would do nothing are left out (:func:`_idle_callbacks`). A restored
     round (the ``memory`` cache) is rebuilt through here too, so it is
@@ -881,15 +642,38 @@ def training_net(spec: TrainingSpec) -> NeuralNet:
     """
     extra = []
     if spec.masks is not None:
-        extra.append((MASK_CALLBACK, ApplyMasks(spec.masks) if spec.mask_updates is None
-                      else UpdateMasks(spec.masks, spec.mask_updates)))
-    if spec.capture_step > 0:
-        extra.append((_CAPTURE_CALLBACK, CaptureRewindPoint(spec.capture_step)))
-    if spec.early_bird is not None:
-        extra.append((_EARLY_BIRD_CALLBACK, EarlyBirdStop(spec.early_bird, list(spec.masks))))
+        extra.append((MASK_CALLBACK, ApplyMasks(spec.masks)))
+    extra += [(name, hook.callback())
+              for name, hook in zip(_hook_callback_names(spec), spec.hooks, strict=True)]
     template = spec.template
     return with_callbacks(template, extra, **optimizer_implementation(template),
                           **_idle_callbacks(template, spec.sample_weight is not None))
+
+
+def handed_back(net: NeuralNet, spec: TrainingSpec,
+                masks: Mapping[str, np.ndarray] | None) -> NeuralNet:
+    """``net``, trained for ``spec``, as a training hands it back: without the hooks'
+    callbacks (they belong to the one training), and holding ``masks`` fixed from
+    now on if a hook moved them (so the net trains on, by ``partial_fit`` or a
+    clone's ``fit``, with the masks it ended with)."""
+    dropped = set(_hook_callback_names(spec))
+    if not dropped and masks is None:
+        return net
+    held = None if masks is None else ApplyMasks(
+        {name: np.array(mask, dtype=bool) for name, mask in masks.items()})
+
+    def handed(callbacks):
+        kept = [entry for entry in callbacks
+                if not (isinstance(entry, tuple) and entry[0] in dropped)]
+        if held is None:
+            return kept
+        return [(MASK_CALLBACK, held) if isinstance(entry, tuple) and entry[0] == MASK_CALLBACK
+                else entry for entry in kept]
+
+    net.callbacks = handed(net.callbacks)
+    if hasattr(net, "callbacks_"):
+        net.callbacks_ = handed(net.callbacks_)
+    return net
 
 
 def run_training(spec: TrainingSpec) -> TrainingResult:
@@ -945,17 +729,13 @@ def run_training(spec: TrainingSpec) -> TrainingResult:
     if problem is not None:
         raise TrainingDivergedError(problem)
     callbacks = dict(net.callbacks_)
-    rewind_point = callbacks[_CAPTURE_CALLBACK].state_ if spec.capture_step > 0 else None
-    early_bird = (callbacks[_EARLY_BIRD_CALLBACK].summary(len(net.history))
-                  if spec.early_bird is not None else None)
-    masks = mask_updates = None
-    if spec.mask_updates is not None:
-        moving = callbacks[MASK_CALLBACK]
-        masks, mask_updates = moving.masks_, moving.updates_
-        hold_masks(net, masks)
-    return TrainingResult(net=net, rewind_point=rewind_point, seconds=seconds,
-                          train_loss=train_loss, early_bird=early_bird, masks=masks,
-                          mask_updates=mask_updates)
+    hook_summaries = tuple(hook.summary(callbacks[name])
+                           for name, hook in zip(_hook_callback_names(spec), spec.hooks,
+                                                 strict=True))
+    holder = callbacks.get(MASK_CALLBACK)
+    masks = holder.held_ if holder is not None and holder.moved_ else None
+    return TrainingResult(net=handed_back(net, spec, masks), seconds=seconds,
+                          train_loss=train_loss, hook_summaries=hook_summaries, masks=masks)
 
 
 def connection_sensitivity(template: NeuralNet, start: Mapping[str, np.ndarray],
