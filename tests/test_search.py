@@ -35,6 +35,7 @@ from skticket import (
     Ticket,
     ticket_curve,
 )
+from skticket._hooks import EarlyBirdStop
 from skticket._pruning import target_active_count
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -78,7 +79,8 @@ def test_early_bird_stops_the_dense_training_once_the_masks_settle(cancer, train
     assert distances[:1] == [None] and all(d is not None for d in distances[1:])
     assert distances[-1] <= 0.1
     assert all(d > 0.1 for d in distances[3:-1])
-    assert len(training_calls) == 2 and training_calls[0].early_bird is not None
+    assert len(training_calls) == 2
+    assert [type(hook) for hook in training_calls[0].hooks] == [EarlyBirdStop]
 
 
 def test_early_bird_masks_that_never_settle_use_the_whole_dense_training(cancer):

@@ -27,6 +27,7 @@ from skticket import (
     SparseMomentum,
     SparseTraining,
 )
+from skticket._hooks import MaskSchedule
 from skticket._mask_updates import GradientRegrowth, GradualSchedule, MomentumRegrowth
 from skticket._pruning import (
     MagnitudeRule,
@@ -184,7 +185,7 @@ class CheckMaskedZeros(Callback):
         return self
 
     def on_batch_begin(self, net, batch=None, training=None, **kwargs):
-        masks = dict(net.callbacks_)[MASK_CALLBACK].masks_
+        masks = dict(net.callbacks_)[MASK_CALLBACK].held_
         params = dict(net.module_.named_parameters())
         for name, mask in masks.items():
             outside = params[name].detach().numpy()[~mask]
@@ -260,7 +261,7 @@ def test_a_sparse_training_ticket_trains_again_as_a_given_ticket(cancer, trainin
     again = estimator(SparseMomentum(), ticket=found.winning_ticket_).fit(X, y)
     (spec,) = training_calls
     # The mask fixed, trained from the ticket's start weights.
-    assert spec.mask_updates is None
+    assert spec.hooks == ()
     assert again.winning_ticket_ == found.winning_ticket_
     for name, weight in masked_weights(again).items():
         assert np.all(weight[~found.winning_ticket_.masks[name]] == 0)
@@ -374,7 +375,7 @@ def input_2_rigl_training(schedule: GradientRegrowth, **net_params) -> TrainingS
     start = {"out.weight": np.array([[0.1, 0.1, 0.0, 0.1]], dtype=np.float32)}
     masks = {"out.weight": np.array([[True, True, False, True]])}
     return TrainingSpec(template=template, X=X, y=y, start=start, masks=masks, seed=0,
-                        mask_updates=schedule)
+                        hooks=(MaskSchedule(schedule),))
 
 
 def test_rigl_in_training_grows_the_input_with_the_largest_gradient():
@@ -382,10 +383,10 @@ def test_rigl_in_training_grows_the_input_with_the_largest_gradient():
         GradientRegrowth(drop_fraction=0.5, update_every=1, end=1.0)))
     # At step 1 of 4 the drop fraction is 0.5 cosine-decayed to 0.43: one of three
     # weights is dropped and input 2 grown; it then learns the target's weight.
-    first = result.mask_updates[0]
-    assert first["step"] == 1 and first["regrown"] == pytest.approx(1 / 3)
+    (updates,) = result.hook_summaries
+    assert updates[0]["step"] == 1 and updates[0]["regrown"] == pytest.approx(1 / 3)
     assert result.masks["out.weight"][0, 2]
-    assert [u["n_active"] for u in result.mask_updates] == [3, 3, 3, 3]
+    assert [u["n_active"] for u in updates] == [3, 3, 3, 3]
     assert result.net.module_.out.weight.detach().numpy()[0, 2] > 0
 
 
@@ -421,7 +422,8 @@ def test_a_grown_weight_starts_with_its_optimizer_state_reset():
     result = run_training(input_2_rigl_training(
         GradientRegrowth(drop_fraction=1.0, update_every=2, end=1.0),
         optimizer__momentum=0.9, callbacks=[("watch", MomentumAt("out.weight", (0, 2)))]))
-    assert result.mask_updates[0]["step"] == 2 and result.masks["out.weight"][0, 2]
+    (updates,) = result.hook_summaries
+    assert updates[0]["step"] == 2 and result.masks["out.weight"][0, 2]
     seen = dict(result.net.callbacks_)["watch"].seen_
     assert seen[0] is None and seen[1] != 0 and seen[2] == 0
 
