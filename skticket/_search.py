@@ -285,12 +285,6 @@ class SearchRun:
             if not isinstance(hook, TrainingHook):
                 raise TypeError(f"hooks must be TrainingHook instances, got "
                                 f"{type(hook).__name__}: {hook!r}.")
-            try:
-                hash(hook)
-            except TypeError as error:
-                raise TypeError(
-                    f"The training hook {hook!r} is not hashable ({error}): a hook is a "
-                    "frozen value (@dataclass(frozen=True)) of hashable fields.") from error
         if index is not None:
             self.progress.next_round = index
         trained = self.session.train_round(self.progress.next_round, masks,
