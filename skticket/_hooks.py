@@ -39,8 +39,9 @@ class TrainingHook(metaclass=ABCMeta):
 
     Subclass it as a frozen dataclass (``@dataclass(frozen=True)``) of plain
     values, so that a hook is hashable, picklable and equal to another hook
-    of the same values: ``memory`` keys a training by its hooks' values, and
-    a hook of other values is another training. Implement :meth:`callback`,
+    of the same values: ``memory`` keys a training by its hooks' values
+    (their class by its source, a numpy array by its content), and a hook of
+    other values is another training. Implement :meth:`callback`,
     which builds the skorch callback that runs in one training, and
     :meth:`summary`, which reads from that callback, once the training has
     ended, what the round keeps.

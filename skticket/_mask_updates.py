@@ -3,14 +3,13 @@
 A :class:`MaskUpdates` describes, as plain frozen data, when a training's
 masks change and how: gradual magnitude pruning (:class:`GradualSchedule`),
 sparse momentum (:class:`MomentumRegrowth`) and RigL
-(:class:`GradientRegrowth`). It is a field of the
-:class:`~skticket._training.TrainingSpec` (so ``memory`` keys it like any
-other input) and is run by the masks callback of that training,
-:class:`~skticket._training.UpdateMasks`; the mathematics of each update is
-in :mod:`skticket._pruning`. Steps are optimizer steps, counted from 1; a
-schedule is laid out on the training's planned length (``max_epochs`` times
-the batches of an epoch), so a training that a callback ends early simply
-stops with the masks it has.
+(:class:`GradientRegrowth`). A search trains with it as the training hook
+:class:`~skticket._hooks.MaskSchedule` (so ``memory`` keys it like any other
+input), whose callback :class:`~skticket._hooks.UpdateMasks` runs it; the
+mathematics of each update is in :mod:`skticket._pruning`. Steps are
+optimizer steps, counted from 1; a schedule is laid out on the training's
+planned length (``max_epochs`` times the batches of an epoch), so a training
+that a callback ends early simply stops with the masks it has.
 """
 
 from __future__ import annotations

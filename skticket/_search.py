@@ -17,7 +17,10 @@ any round the run's progress describes the winning ticket so far.
 A new search is one new subclass of :class:`Search`: its ``__init__`` stores
 its parameters, ``_parameter_constraints`` validates them, ``rounds(run)``
 yields what it trains and ``planned_rounds(run)`` says how many rounds that
-will be (for progress bars).
+will be (for progress bars). What it needs from inside a training (a
+snapshot, a stopping rule, masks that move) it asks for with training hooks
+(:class:`~skticket.TrainingHook`, :mod:`skticket._hooks`), passed to
+:meth:`SearchRun.train`.
 """
 
 from __future__ import annotations
