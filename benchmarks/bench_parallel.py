@@ -14,8 +14,8 @@ that only the parallel part, the search, is timed), on the small tabular MLP
 - ``n_jobs=2`` on the threading backend with one torch thread;
 - Dask: ``LocalCluster(n_workers=2, threads_per_worker=1, processes=True)``
   through ``joblib.parallel_config(backend="dask")`` (needs the dask extra),
-  once with ``MALLOC_TRIM_THRESHOLD_`` unset in the workers, as the README
-  advises, and once as Dask starts them by default: its nannies set it to
+  once with ``MALLOC_TRIM_THRESHOLD_`` unset in the workers, as the user guide
+  (docs/guide/performance.rst) advises, and once as Dask starts them by default: its nannies set it to
   65536, which also fixes glibc's mmap threshold at 128 KiB, so that every
   activation of a 128 x 256 batch is mapped and faulted in afresh.
 

@@ -66,7 +66,7 @@ def make_model(name: str, seed: int, epochs: int = 30, hidden_units=(300, 100), 
         return LotteryTicketClassifier(net, prune_fraction=0.2,
                                        layer_prune_fractions={"output.weight": 0.1},
                                        random_state=seed, **params)
-    # The tabular net the README's figures were measured with: 100 hidden units at lr
+    # The tabular net the user guide's figures were measured with: 100 hidden units at lr
     # 0.01, every row training, IMP at 20% a round.
     ticket = LotteryTicketClassifier(random_state=seed, **{"prune_fraction": 0.2, **params}).set_params(
         net__module__hidden_units=(100,), net__lr=0.01, net__train_split=None)

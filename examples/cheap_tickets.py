@@ -138,7 +138,7 @@ def load(name: str, n_train: int | None = None):
 
 #: The tabular data sets' net: the default net's class with one hidden layer of 100
 #: units at lr 0.01, trained on every row (no held-out stopping rows), IMP at 20% a
-#: round; the README's figures were measured with it.
+#: round; the user guide's figures (docs/examples/) were measured with it.
 TABULAR_NET = {"net__module__hidden_units": (100,), "net__lr": 0.01, "net__train_split": None}
 
 

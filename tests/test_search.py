@@ -5,6 +5,7 @@ import functools
 import inspect
 import pathlib
 import re
+import textwrap
 import warnings
 from numbers import Integral
 
@@ -454,14 +455,16 @@ def test_an_old_parameter_with_an_object_of_its_search_is_refused(cancer):
         estimator(search=IMP(), snip_batches=2, net=net(max_epochs=1), max_rounds=1).fit(X, y)
 
 
-# --- a search of one's own, from the README ---------------------------------------------------
+# --- a search of one's own, from the user guide -----------------------------------------------
 
 
 def readme_snippet(marker: str) -> str:
-    text = (ROOT / "README.md").read_text()
-    blocks = re.findall(r"^```python\n(.*?)^```", text, re.S | re.M)
+    """The user guide's snippet (docs/guide/searches.rst) that holds ``marker``."""
+    text = (ROOT / "docs" / "guide" / "searches.rst").read_text()
+    blocks = [textwrap.dedent(block) for block in re.findall(
+        r"^\.\. code-block:: python\n\n((?:(?: {3}.*)?\n)+)", text, re.M)]
     found = [block for block in blocks if marker in block]
-    assert len(found) == 1, f"one README snippet holds {marker!r}"
+    assert len(found) == 1, f"one snippet of docs/guide/searches.rst holds {marker!r}"
     return found[0]
 
 
@@ -470,7 +473,8 @@ def test_the_readmes_custom_search_runs_and_is_a_search_like_the_others(monkeypa
 
     monkeypatch.setitem(DefaultClassifierNet.__init__.__kwdefaults__, "max_epochs", 3)
     namespace = {"__name__": "readme_custom_search"}
-    exec(compile(readme_snippet("class RandomPruning(Search)"), "README.md", "exec"), namespace)
+    exec(compile(readme_snippet("class RandomPruning(Search)"), "docs/guide/searches.rst",
+                 "exec"), namespace)
     RandomPruning, clf = namespace["RandomPruning"], namespace["clf"]
     assert issubclass(RandomPruning, Search)
     # One round, the random ticket at the target, trained from theta_0.
