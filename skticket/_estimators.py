@@ -19,7 +19,7 @@ from scipy.sparse import issparse
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context, clone
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
-from sklearn.utils._param_validation import HasMethods, Hidden, Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.sparsefuncs import mean_variance_axis
 from sklearn.utils.validation import (
@@ -49,8 +49,6 @@ from ._progress import RoundProgress
 from ._rng import draw_seeds, preserved_global_state
 from ._search import (
     SEARCHES,
-    SNIP,
-    EarlyBird,
     GivenTicket,
     PruningRule,
     Search,
@@ -187,14 +185,6 @@ def _is_criterion(criterion, loss: type[nn.Module]) -> bool:
 
 
 
-#: The deprecated top-level parameters: the search class each belongs to, and its name there.
-_DEPRECATED: dict[str, tuple[type[Search], str]] = {
-    "early_bird_window": (EarlyBird, "window"),
-    "early_bird_tolerance": (EarlyBird, "tolerance"),
-    "snip_batches": (SNIP, "batches"),
-}
-
-
 #: Parameter and attribute documentation both estimators share, written once
 #: (filled into their docstrings by Substitution).
 _SHARED_DOCS = {
@@ -291,15 +281,6 @@ _SHARED_DOCS = {
         ``get_params(deep=True)``, set by ``set_params`` and gridable
         (``{"search__tolerance": [0.02, 0.1]}``), as ``net__*`` are; a
         subclass of :class:`~skticket.Search` is a search of your own.
-    early_bird_window : int, default="deprecated"
-        Deprecated: use ``search=EarlyBird(window=...)``. Still applied to
-        ``search="early_bird"``, with a ``FutureWarning``, for one release.
-    early_bird_tolerance : float, default="deprecated"
-        Deprecated: use ``search=EarlyBird(tolerance=...)`` (as for
-        ``early_bird_window``).
-    snip_batches : int, default="deprecated"
-        Deprecated: use ``search=SNIP(batches=...)`` (as for
-        ``early_bird_window``).
     ticket : Ticket or None, default=None
         A ticket to train on this data instead of searching (transfer), for
         example another estimator's ``winning_ticket_``: ``fit`` trains its
@@ -359,13 +340,6 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
         "verbose": ["verbose"],
         "memory": [None, str, os.PathLike, HasMethods(["cache"])],
         "search": [StrOptions(set(SEARCHES)), Search],
-        # Deprecated: the searches' own parameters now (search=EarlyBird(window=...)).
-        "early_bird_window": [Interval(Integral, 1, None, closed="left"),
-                              Hidden(StrOptions({"deprecated"}))],
-        "early_bird_tolerance": [Interval(Real, 0, 1, closed="both"),
-                                 Hidden(StrOptions({"deprecated"}))],
-        "snip_batches": [Interval(Integral, 1, None, closed="left"),
-                         Hidden(StrOptions({"deprecated"}))],
         "ticket": [None, Ticket],
     }
 
@@ -388,9 +362,6 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
         verbose: int = 0,
         memory: str | os.PathLike | Memory | None = None,
         search: str | Search = "imp",
-        early_bird_window: int | str = "deprecated",
-        early_bird_tolerance: float | str = "deprecated",
-        snip_batches: int | str = "deprecated",
         ticket: Ticket | None = None,
     ) -> None:
         self.net = net
@@ -409,9 +380,6 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
         self.verbose = verbose
         self.memory = memory
         self.search = search
-        self.early_bird_window = early_bird_window
-        self.early_bird_tolerance = early_bird_tolerance
-        self.snip_batches = snip_batches
         self.ticket = ticket
 
     # --- what the two estimators do differently -------------------------------
@@ -586,34 +554,12 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
         """The search object the parameters pick, a copy the fit may not change.
 
         A given ``ticket`` is a :class:`~skticket._search.GivenTicket`; a name,
-        its class with the defaults; the deprecated ``early_bird_*`` and
-        ``snip_batches`` parameters, when set, still apply to a search named by
-        a string (with a ``FutureWarning`` naming the replacement).
+        its class with the defaults.
         """
-        deprecated = {name: getattr(self, name) for name in _DEPRECATED
-                      if not (isinstance(getattr(self, name), str)
-                              and getattr(self, name) == "deprecated")}
-        for name, value in deprecated.items():
-            cls, param = _DEPRECATED[name]
-            warnings.warn(
-                f"{name} is deprecated and will be removed in the next release; use "
-                f"search={cls.__name__}({param}=...) instead (here {cls.__name__}({param}="
-                f"{value!r})).", FutureWarning, stacklevel=5)
         if self.ticket is not None:
             return GivenTicket(ticket=self.ticket, init=self.ticket_init)
         if isinstance(self.search, str):
-            search = SEARCHES[self.search]()
-            for name, value in deprecated.items():
-                cls, param = _DEPRECATED[name]
-                if isinstance(search, cls):
-                    search.set_params(**{param: value})
-            return search
-        for name in deprecated:
-            cls, param = _DEPRECATED[name]
-            if isinstance(self.search, cls):
-                raise ValueError(
-                    f"{name} is deprecated and cannot be combined with search="
-                    f"{self.search!r}; set {param} on the search object instead.")
+            return SEARCHES[self.search]()
         return clone(self.search)
 
     def open_search(self, X, y, sample_weight=None) -> SearchRun:
