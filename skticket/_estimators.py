@@ -5,45 +5,35 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import inspect
+import functools
 import os
 import warnings
-from abc import ABCMeta, abstractmethod
+from abc import ABCMeta
 from collections.abc import Callable, Iterable, Iterator
 from numbers import Integral, Real
 
 import numpy as np
-import torch
 from joblib import Memory
 from scipy.sparse import issparse
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context, clone
-from sklearn.metrics import accuracy_score, r2_score
+from sklearn.metrics import accuracy_score
 from sklearn.model_selection import train_test_split
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.sparsefuncs import mean_variance_axis
-from sklearn.utils.validation import (
-    check_array,
-    check_is_fitted,
-    check_memory,
-    column_or_1d,
-    validate_data,
-)
-from skorch import NeuralNet, NeuralNetBinaryClassifier, NeuralNetClassifier, NeuralNetRegressor
+from sklearn.utils.validation import check_array, check_is_fitted, check_memory, validate_data
+from skorch import NeuralNet
 from torch import nn
 
-from ._cache import content_hash
 from ._compact import (
     BATCH_SIZE,
     CSR_MIN_SPARSITY,
     CompactClassifier,
     CompactRegressor,
-    TargetScaling,
     compact_module,
 )
 from ._docstring import Substitution
-from ._importance import feature_names, module_input_importances
-from ._nets import DefaultClassifierNet, DefaultRegressorNet, auto_batch_size
+from ._importance import module_input_importances, used_features
+from ._nets import sized_net
 from ._predict import predict_nonlinearity, predict_outputs
 from ._progress import RoundProgress
 from ._rng import draw_seeds, preserved_global_state
@@ -56,7 +46,8 @@ from ._search import (
     SearchRun,
     prune_once,
 )
-from ._session import Data, Round, Session
+from ._session import Data, Round, Session, check_start_point, start_point
+from ._targets import ClassLabels, RegressionTarget, TargetEncoding, is_criterion
 from ._ticket import Ticket
 from .exceptions import (
     FitInterruptedWarning,
@@ -66,15 +57,6 @@ from .exceptions import (
 )
 
 __all__ = ["BaseLotteryTicket", "LotteryTicketClassifier", "LotteryTicketRegressor"]
-
-def _module_takes(module, name: str) -> bool:
-    if isinstance(module, nn.Module):
-        return False
-    try:
-        return name in inspect.signature(module).parameters
-    except (TypeError, ValueError):
-        return False
-
 
 def _as_net_input(X):
     """X as the net takes it: float32, and writable (torch warns on read-only
@@ -178,10 +160,59 @@ def _plain_labels(y, classes: np.ndarray) -> np.ndarray | None:
     return labels
 
 
-def _is_criterion(criterion, loss: type[nn.Module]) -> bool:
-    """Whether a net's ``criterion`` (a class or an instance) is a ``loss``."""
-    return (isinstance(criterion, type) and issubclass(criterion, loss)) or isinstance(
-        criterion, loss)
+def _held_out_score(target: TargetEncoding, net: NeuralNet, X, y,
+                    sample_weight: np.ndarray | None = None) -> float:
+    """A trained net's score on ``X`` against the encoded target ``y``: what a search's
+    held-out rows are scored with."""
+    return float(target.score(y, predict_outputs(net, X), sample_weight))
+
+
+def _net_scorer(target: TargetEncoding, y, metric: Callable | None = None
+                ) -> Callable[[NeuralNet, np.ndarray], float]:
+    """``score(net, X)`` of a trained net against ``y``, as the user gave it: what
+    :meth:`SearchRun.net_scorer` of an estimator's runs returns.
+
+    Without ``metric``, the estimator's own score (accuracy or R^2); a
+    ``metric(y_true, y_pred)`` sees the predictions as ``predict`` returns them.
+    """
+    if metric is None:
+        y_encoded = target.transform(np.asarray(y))
+        return lambda net, X: _held_out_score(target, net, X, y_encoded)
+    return lambda net, X: float(metric(y, target.decode(predict_outputs(net, X))))
+
+
+def _checked_layer_fractions(fractions: dict[str, float] | None,
+                             names: list[str]) -> dict[str, float]:
+    """``layer_prune_fractions`` checked against the pruned parameters' ``names``."""
+    fractions = dict(fractions or {})
+    unknown = sorted(set(fractions) - set(names))
+    if unknown:
+        raise ValueError(
+            f"layer_prune_fractions names {unknown}, which are not pruned parameters; "
+            f"the pruned parameters are {names}."
+        )
+    for name, value in fractions.items():
+        if not isinstance(value, Real) or not 0 < value < 1:
+            raise ValueError(
+                f"layer_prune_fractions[{name!r}] must be a float in (0, 1), got {value!r}."
+            )
+    return fractions
+
+
+def _warn_stopped(stop: BaseException, round_index: int, winning_index: int) -> None:
+    """Say why a search that completed some rounds ended early, and what it kept."""
+    if isinstance(stop, KeyboardInterrupt):
+        warnings.warn(
+            f"fit was interrupted (Ctrl-C) in round {round_index}. The winning ticket is "
+            f"round {winning_index}, the last round that completed; prune() goes on "
+            "from there.", FitInterruptedWarning, stacklevel=4,
+        )
+    else:
+        warnings.warn(
+            f"{stop} The search stopped there; the winning ticket is round "
+            f"{winning_index}, the last round whose training stayed finite.",
+            TrainingDivergedWarning, stacklevel=4,
+        )
 
 
 
@@ -382,12 +413,10 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
         self.search = search
         self.ticket = ticket
 
-    # --- what the two estimators do differently -------------------------------
-
-    _default_net_class: type[NeuralNet]
-    _rejected_nets: tuple[type[NeuralNet], ...]
-
-    # --- the default net, tunable through net__* --------------------------------
+    # What differs between the two estimators: what their target is to the net (the
+    # default net, encoding and decoding, the score), and their compact predictor.
+    _target_type: type[TargetEncoding]
+    _compact_type: type[CompactClassifier | CompactRegressor]
 
     def get_params(self, deep: bool = True) -> dict:
         """Parameters of this estimator; with ``deep``, those of its net as ``net__*`` and of
@@ -403,7 +432,7 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
         params = super().get_params(deep=deep)
         if deep and self.net is None:
             params.update({f"net__{name}": value for name, value
-                           in self._default_net_class().get_params(deep=True).items()})
+                           in self._target_type.default_net_class().get_params(deep=True).items()})
         if deep and isinstance(self.search, str) and self.search in SEARCHES:
             params.update({f"search__{name}": value for name, value
                            in SEARCHES[self.search]().get_params(deep=True).items()})
@@ -422,7 +451,7 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
         """
         if self.net is None and "net" not in params and any(
                 name.startswith("net__") for name in params):
-            self.net = self._default_net_class()
+            self.net = self._target_type.default_net_class()
         if any(name.startswith("search__") for name in params):
             search = params.get("search", self.search)
             if isinstance(search, str) and search in SEARCHES:
@@ -433,97 +462,23 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
         return super().set_params(**params)
 
     def _uses_default_net(self) -> bool:
-        return self.net is None or isinstance(self.net, self._default_net_class)
+        return self.net is None or isinstance(self.net, self._target_type.default_net_class)
 
-    @abstractmethod
-    def _encode_target(self, y: np.ndarray, reset: bool) -> np.ndarray:
-        """The target as the net trains on it; with ``reset``, learn its encoding."""
-
-    @abstractmethod
-    def _n_outputs(self) -> int:
-        """Outputs of the module: classes, or targets."""
-
-    @abstractmethod
-    def _predict_encoded(self, net: NeuralNet, X: np.ndarray) -> np.ndarray:
-        """Predictions of ``net`` in the encoded target space."""
-
-    @abstractmethod
-    def _score_encoded(self, y_true: np.ndarray, y_pred: np.ndarray,
-                       sample_weight: np.ndarray | None = None) -> float:
-        """The estimator's score (accuracy, R^2) in the encoded target space."""
-
-    @abstractmethod
-    def _compact_predictor(self, module, batch_size: int):
-        """The compact predictor of this kind of estimator around ``module``."""
-
-    def _module_defaults(self, net: NeuralNet) -> dict:
-        return {}
-
-    def _net_defaults(self, net: NeuralNet) -> dict:
-        """Net parameters the data decides (the classifier's multilabel loss)."""
-        return {}
-
-    # --- building blocks ------------------------------------------------------
-
-    def _sized_template(self, X: np.ndarray) -> NeuralNet:
-        """An unfitted clone of ``net`` sized from the training data ``X``.
-
-        The module's ``n_features`` and ``n_outputs`` (when its constructor
-        takes them and they are not set), and ``batch_size="auto"`` as the rows
-        it stands for.
-        """
-        if self.net is None:
-            net = self._default_net_class()
-        else:
-            if isinstance(self.net, self._rejected_nets):
-                raise TypeError(
-                    f"{type(self).__name__} cannot wrap a {type(self.net).__name__}; pass a "
-                    f"skorch {self._default_net_class.__name__} (or a NeuralNet) as net."
-                )
-            net = clone(self.net)
-        # What the targets decide of the net (the multilabel loss) first: the module's
-        # defaults depend on its criterion.
-        decided = self._net_defaults(net)
-        if decided:
-            net.set_params(**decided)
-        user_params = net.get_params(deep=False)
-        sizing = {"n_features": X.shape[1], "n_outputs": self._n_outputs(),
-                  **self._module_defaults(net)}
-        fill = {
-            f"module__{key}": value
-            for key, value in sizing.items()
-            if f"module__{key}" not in user_params and _module_takes(net.module, key)
-        }
-        if isinstance(net.batch_size, str) and net.batch_size == "auto":
-            fill["batch_size"] = auto_batch_size(X.shape[0])
-        if fill:
-            net.set_params(**fill)
+    def _template(self, target: TargetEncoding, X: np.ndarray) -> NeuralNet:
+        """An unfitted clone of ``net`` (or the default net) sized from the training data."""
+        net = target.net(self.net)
+        net = sized_net(net, *X.shape, target.n_outputs, **target.module_defaults(net))
         if self.verbose >= 2 and not net.verbose:
             net.set_params(verbose=1)  # skorch's table of epochs, for every round
         return net
 
-    def _check_layer_fractions(self, names: list[str]) -> dict[str, float]:
-        fractions = dict(self.layer_prune_fractions or {})
-        unknown = sorted(set(fractions) - set(names))
-        if unknown:
-            raise ValueError(
-                f"layer_prune_fractions names {unknown}, which are not pruned parameters; "
-                f"the pruned parameters are {names}."
-            )
-        for name, value in fractions.items():
-            if not isinstance(value, Real) or not 0 < value < 1:
-                raise ValueError(
-                    f"layer_prune_fractions[{name!r}] must be a float in (0, 1), got {value!r}."
-                )
-        return fractions
-
-    def _split(self, X, y, seeds, sample_weight: np.ndarray | None = None) -> Data:
+    def _split(self, X, y, seeds, sample_weight: np.ndarray | None,
+               target: TargetEncoding) -> Data:
         if self.score_tolerance is None:
             return Data(X, y, w_train=sample_weight)
-        stratify = y if isinstance(self, ClassifierMixin) and y.ndim == 1 else None
         arrays = (X, y) if sample_weight is None else (X, y, sample_weight)
         parts = train_test_split(*arrays, test_size=self.validation_fraction,
-                                 stratify=stratify, random_state=seeds["split"])
+                                 stratify=target.stratify(y), random_state=seeds["split"])
         X_train, X_valid, y_train, y_valid = parts[:4]
         w_train, w_valid = parts[4:] if sample_weight is not None else (None, None)
         return Data(X_train, y_train, X_valid, y_valid, w_train, w_valid)
@@ -536,15 +491,12 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
         memory = self.memory
         return check_memory(os.fspath(memory) if isinstance(memory, os.PathLike) else memory)
 
-    def _held_out_score(self, net: NeuralNet, X: np.ndarray, y: np.ndarray,
-                        sample_weight: np.ndarray | None = None) -> float:
-        return float(self._score_encoded(y, self._predict_encoded(net, X), sample_weight))
-
     def _pruning_rule(self, prunable: list[str]) -> PruningRule:
         """The pruning parameters as they are now (``prune()`` reads them when it runs)."""
         return PruningRule(
             prune_fraction=self.prune_fraction, scope=self.scope,
-            layer_fractions=self._check_layer_fractions(prunable),
+            layer_fractions=_checked_layer_fractions(self.layer_prune_fractions,
+                                                    prunable),
             min_weights=self.min_weights_per_layer, target_sparsity=self.target_sparsity,
             max_rounds=self.max_rounds, score_tolerance=self.score_tolerance,
             rewind_step=self.rewind_step,
@@ -609,59 +561,27 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
         sample_weight = _checked_sample_weight(sample_weight, X.shape[0])
         if self._uses_default_net():
             _warn_if_unscaled(X)
-        y = self._encode_target(y, reset=True)
+        target = self._target_type(estimator_name=type(self).__name__,
+                                   default_net=self._uses_default_net())
+        y = target.fit_transform(y)
+        self._target_ = target
+        for name, value in target.fitted_attributes().items():
+            setattr(self, name, value)
         search = self._resolved_search()
         seeds = draw_seeds(self.random_state)
         # A given ticket says itself which weights are pruned (its names are
         # checked against the net by the search).
         prunable = (self.prunable if self.ticket is None
                     else lambda name, _, masks=self.ticket.masks: name in masks)
-        data = self._split(X, y, seeds, sample_weight)
-        session = Session(self._sized_template(data.X_train), data, seeds, prunable=prunable,
-                          memory=self._round_memory(), scorer=self._held_out_score)
+        data = self._split(X, y, seeds, sample_weight, target)
+        session = Session(self._template(target, data.X_train), data, seeds,
+                          prunable=prunable, memory=self._round_memory(),
+                          scorer=functools.partial(_held_out_score, target))
         return SearchRun(search, session, self._pruning_rule(session.prunable),
-                         net_scorer=self._net_scorer)
-
-    def _net_scorer(self, y, metric=None) -> Callable[[NeuralNet, np.ndarray], float]:
-        """``score(net, X)`` of a trained net against ``y``, as the user gave it.
-
-        Without ``metric``, the estimator's own score (accuracy or R^2); a
-        ``metric(y_true, y_pred)`` sees the labels (or the 1-d target) as the
-        user gave them, as ``score`` would. What :meth:`SearchRun.net_scorer`
-        of this estimator's runs returns.
-        """
-        if metric is None:
-            y_encoded = self._encode_target(np.asarray(y), reset=False)
-            return lambda net, X: self._held_out_score(net, X, y_encoded)
-        return lambda net, X: float(metric(y, self._decode(self._predict_encoded(net, X))))
-
-    @abstractmethod
-    def _decode(self, predictions: np.ndarray) -> np.ndarray:
-        """Encoded predictions as ``predict`` returns them."""
+                         net_scorer=functools.partial(_net_scorer, target))
 
     def _start_point(self) -> dict[str, str]:
-        """A hash of each parameter that decides where a search starts from.
-
-        The net (its class and each of its parameters, as ``net__*``),
-        ``prunable``, ``rewind_step`` and ``random_state`` decide theta_0, the
-        rewind point, the pruned names and the seeds: ``prune()`` can only go on
-        from a search they still describe. A RandomState instance changes with
-        every draw, so only its being one is recorded.
-        """
-        values = {"prunable": self.prunable, "rewind_step": self.rewind_step,
-                  "random_state": (self.random_state
-                                   if self.random_state is None
-                                   or isinstance(self.random_state, Integral)
-                                   else np.random.RandomState)}
-        if self.net is None:
-            values["net"] = None
-        else:
-            values["net"] = type(self.net)
-            # What the net prints changes no result.
-            values.update({f"net__{name}": value
-                           for name, value in self.net.get_params(deep=False).items()
-                           if name != "verbose"})
-        return {name: content_hash(value) for name, value in values.items()}
+        return start_point(self.net, self.prunable, self.rewind_step, self.random_state)
 
     def _set_fitted(self, session: Session, progress: SearchProgress, winning: Round) -> None:
         """Train the baseline ticket if asked for, and set the fitted attributes."""
@@ -755,7 +675,7 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
             except (KeyboardInterrupt, TrainingDivergedError) as stop:
                 if winning is None:  # not even the dense round completed: nothing to keep
                     raise
-                self._warn_stopped(stop, run.progress.next_round, winning.index)
+                _warn_stopped(stop, run.progress.next_round, winning.index)
             self.rounds_ = rounds
             self._start_point_ = self._start_point()
             self._set_fitted(run.session, run.progress, winning)
@@ -763,22 +683,6 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
 
     def _device(self) -> str:
         return "cpu" if self.net is None else self.net.device
-
-    @staticmethod
-    def _warn_stopped(stop: BaseException, round_index: int, winning_index: int) -> None:
-        """Say why a search that completed some rounds ended early, and what it kept."""
-        if isinstance(stop, KeyboardInterrupt):
-            warnings.warn(
-                f"fit was interrupted (Ctrl-C) in round {round_index}. The winning ticket is "
-                f"round {winning_index}, the last round that completed; prune() goes on "
-                "from there.", FitInterruptedWarning, stacklevel=4,
-            )
-        else:
-            warnings.warn(
-                f"{stop} The search stopped there; the winning ticket is round "
-                f"{winning_index}, the last round whose training stayed finite.",
-                TrainingDivergedWarning, stacklevel=4,
-            )
 
     @_fit_context(prefer_skip_nested_validation=True)
     def prune(self, X, y, sample_weight=None):
@@ -813,14 +717,15 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
         """
         check_is_fitted(self)
         with _all_or_nothing(self), preserved_global_state(self._device()):
-            self._check_start_point()
+            check_start_point(self._start_point_, self._start_point())
             X, y = self._validate_fit_data(X, y, reset=False)
             sample_weight = _checked_sample_weight(sample_weight, X.shape[0])
-            y = self._encode_target(y, reset=False)
+            target = self._target_
+            y = target.transform(y)
             session = self._session_.attached(
-                self._split(X, y, self._session_.seeds, sample_weight),
+                self._split(X, y, self._session_.seeds, sample_weight, target),
                 memory=self._round_memory(),
-                scorer=self._held_out_score)
+                scorer=functools.partial(_held_out_score, target))
             # A copy: the fitted search stays as it is unless this round completes.
             progress = copy.copy(self._search_progress_)
             trained = prune_once(session, self._pruning_rule(session.prunable), progress)
@@ -835,16 +740,6 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
             self.rounds_ = [*self.rounds_, trained.record]
             self._set_fitted(session, progress, trained)
         return self
-
-    def _check_start_point(self) -> None:
-        now = self._start_point()
-        for name, value in self._start_point_.items():
-            if now.get(name) != value:
-                raise ValueError(
-                    f"{name} changed since fit, and it decides where the search starts from "
-                    "(the initial weights, the rewind point, the pruned parameters or the "
-                    "seeds): prune() cannot go on from that search. Call fit again."
-                )
 
     def compact(self, *, sparse_threshold: float = CSR_MIN_SPARSITY,
                 batch_size: int = BATCH_SIZE) -> CompactClassifier | CompactRegressor:
@@ -905,7 +800,9 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
         module = compact_module(self.net_.module_, self.winning_ticket_.masks,
                                 sparse_threshold=sparse_threshold)
-        return self._compact_predictor(module, int(batch_size))
+        return self._compact_type(module, n_features_in=self.n_features_in_,
+                                  nonlinearity=predict_nonlinearity(self.net_),
+                                  batch_size=int(batch_size), **self._target_.compact_params())
 
     @property
     def feature_importances_(self) -> np.ndarray:
@@ -944,15 +841,15 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
         -------
         ndarray of str
         """
-        importances = self.feature_importances_
-        names = feature_names(self.n_features_in_, getattr(self, "feature_names_in_", None))
-        return names[importances > 0]
+        check_is_fitted(self, "net_")
+        return used_features(self.net_.module_, self.n_features_in_,
+                             getattr(self, "feature_names_in_", None))
 
     def _validate_fit_data(self, X, y, reset: bool = True):
         X, y = validate_data(
             self, X, y, reset=reset, dtype=[np.float32, np.float64], accept_sparse="csr",
             # The classifier checks a 2-D y itself: a label indicator matrix, or refused.
-            multi_output=True, y_numeric=not isinstance(self, ClassifierMixin),
+            multi_output=True, y_numeric=self._target_type.numeric,
         )
         return _as_net_input(X), y
 
@@ -1056,106 +953,13 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
     True
     """
 
-    _default_net_class = DefaultClassifierNet
-    _rejected_nets = (NeuralNetRegressor, NeuralNetBinaryClassifier)
+    _target_type = ClassLabels
+    _compact_type = CompactClassifier
 
-    def _encode_target(self, y, reset):
-        if reset:
-            check_classification_targets(y)
-            self._multilabel_ = type_of_target(y) == "multilabel-indicator"
-            if self._multilabel_:
-                # One sigmoid output per label, as MLPClassifier trains them.
-                self.classes_ = np.arange(y.shape[1])
-                self._label_dtype_ = y.dtype
-                return np.asarray(y, dtype=np.float32)
-            if np.ndim(y) == 2 and np.shape(y)[1] == 1:
-                y = column_or_1d(y, warn=True)  # a column vector of labels, as scikit-learn
-            if np.ndim(y) == 2:
-                raise ValueError(
-                    f"{type(self).__name__} takes a 1-D y of labels or a 2-D label indicator "
-                    f"matrix (multilabel); got a 2-D y of kind {type_of_target(y)!r}.")
-            self.classes_, encoded = np.unique(y, return_inverse=True)
-            if len(self.classes_) < 2:
-                raise ValueError(
-                    f"{type(self).__name__} needs samples of at least 2 classes in y; "
-                    f"got only one class: {self.classes_[0]!r}."
-                )
-            return encoded.astype(np.int64)
-        if self._multilabel_:
-            if np.ndim(y) != 2 or np.shape(y)[1] != len(self.classes_) or not np.isin(
-                    y, (0, 1)).all():
-                raise ValueError(f"y must be a label indicator matrix of {len(self.classes_)} "
-                                 f"columns of 0 and 1, as in fit; got shape {np.shape(y)}.")
-            return np.asarray(y, dtype=np.float32)
-        if np.ndim(y) == 2 and np.shape(y)[1] == 1:
-            y = column_or_1d(y, warn=True)
-        if np.ndim(y) != 1:
-            raise ValueError(f"y must be 1-D labels, as in fit; got shape {np.shape(y)}.")
-        unseen = np.setdiff1d(y, self.classes_)
-        if len(unseen):
-            raise ValueError(f"y holds labels not seen in fit: {unseen.tolist()}.")
-        return np.searchsorted(self.classes_, y).astype(np.int64)
-
-    def _n_outputs(self):
-        return len(self.classes_)
-
-    def _module_defaults(self, net):
-        # skorch's default criterion, NLLLoss, takes the log of the module's
-        # output, so the module must emit probabilities.
-        return {"output_activation": "softmax"} if _is_criterion(net.criterion, nn.NLLLoss) else {}
-
-    def _net_defaults(self, net):
-        if not self._multilabel_:
-            return {}
-        if _is_criterion(net.criterion, nn.NLLLoss):
-            if not self._uses_default_net():
-                raise ValueError(
-                    "Multilabel targets need a loss over one probability per label, such as "
-                    "torch.nn.BCEWithLogitsLoss; the net's criterion is NLLLoss.")
-            # The default net: one logit per label and binary cross-entropy.
-            criterion = nn.BCEWithLogitsLoss
-        else:
-            criterion = net.criterion
-        defaults = {"criterion": criterion}
-        auto = isinstance(net.predict_nonlinearity, str) and net.predict_nonlinearity == "auto"
-        if auto and _is_criterion(criterion, nn.BCEWithLogitsLoss):
-            # skorch's "auto" after BCEWithLogitsLoss makes a binary classifier's two
-            # columns; for one logit per label the probabilities are their sigmoids.
-            defaults["predict_nonlinearity"] = torch.sigmoid
-        return defaults
-
-    def _labels(self, proba: np.ndarray) -> np.ndarray:
-        """Encoded predictions of the probabilities: class indices, or (multilabel) the
-        labels whose probability is above 0.5."""
-        if self._multilabel_:
-            return (proba > 0.5).astype(np.int64)
-        return proba.argmax(axis=1)
-
-    def _predict_encoded(self, net, X):
-        return self._labels(self._proba(net, X))
-
-    def _score_encoded(self, y_true, y_pred, sample_weight=None):
-        # Both are encoded labels of the same rows; multilabel: subset accuracy.
-        hits = np.all(y_true == y_pred, axis=1) if self._multilabel_ else y_true == y_pred
-        return float(np.average(hits, weights=sample_weight))
-
-    def _decode(self, predictions):
-        if self._multilabel_:
-            return predictions.astype(self._label_dtype_)
-        return self.classes_[predictions]
-
-    def _compact_predictor(self, module, batch_size):
-        return CompactClassifier(module, classes=self.classes_,
-                                 n_features_in=self.n_features_in_,
-                                 nonlinearity=predict_nonlinearity(self.net_),
-                                 batch_size=batch_size,
-                                 multilabel_dtype=(self._label_dtype_ if self._multilabel_
-                                                   else None))
-
-    def _proba(self, net, X):
-        # float64, as scikit-learn's own estimators return; each row independent
-        # of the others in the call.
-        return predict_outputs(net, X)
+    @property
+    def _multilabel_(self) -> bool:
+        # skticket.onnx refuses an estimator fitted on multilabel targets by this name.
+        return self._target_.multilabel
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities of the winning ticket's trained net.
@@ -1170,8 +974,10 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
             Columns in the order of ``classes_``; for multilabel targets, each
             label's own probability (the rows need not sum to 1).
         """
-        X = self._validated_X(X)
-        return self._proba(self.net_, X)
+        X = self._validated_X(X)  # checks that the estimator is fitted
+        # float64, as scikit-learn's own estimators return; each row independent of the
+        # others in the call.
+        return predict_outputs(self.net_, X)
 
     def predict(self, X) -> np.ndarray:
         """Class labels predicted by the winning ticket's trained net.
@@ -1186,7 +992,8 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
             Labels; for multilabel targets the indicator matrix (1 where the
             label's probability is above 0.5).
         """
-        return self._decode(self._labels(self.predict_proba(X)))
+        proba = self.predict_proba(X)  # checks that the estimator is fitted
+        return self._target_.decode(proba)
 
     def score(self, X, y, sample_weight=None) -> float:
         """Mean accuracy on ``(X, y)``: what ``accuracy_score(y, self.predict(X))`` returns
@@ -1215,7 +1022,7 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
         tags = super().__sklearn_tags__()
         # Multilabel targets need one logit per label: the default net switches
         # to BCEWithLogitsLoss, a net of one's own must not use NLLLoss.
-        tags.classifier_tags.multi_label = self._uses_default_net() or not _is_criterion(
+        tags.classifier_tags.multi_label = self._uses_default_net() or not is_criterion(
             self.net.criterion, nn.NLLLoss)
         return tags
 
@@ -1272,53 +1079,8 @@ class LotteryTicketRegressor(RegressorMixin, BaseLotteryTicket):
     (3,)
     """
 
-    _default_net_class = DefaultRegressorNet
-    _rejected_nets = (NeuralNetClassifier, NeuralNetBinaryClassifier)
-
-    def _encode_target(self, y, reset):
-        y = np.asarray(y, dtype=np.float64)
-        if reset:
-            self._target_is_1d_ = y.ndim == 1
-            self.n_outputs_ = 1 if y.ndim == 1 else y.shape[1]
-            self._target_scaling_ = None
-            if self._uses_default_net():
-                # The default net trains on the standardized target: Adam at
-                # its learning rate from a small init cannot reach a target in
-                # the hundreds in a few hundred steps, and MSE on it diverges.
-                self._target_scaling_ = TargetScaling.of(y.reshape(len(y), -1))
-            scaling = self._target_scaling_
-            self.target_mean_ = None if scaling is None else scaling.offset
-            self.target_scale_ = None if scaling is None else scaling.scale
-        elif (y.ndim == 1) != self._target_is_1d_ or y.reshape(len(y), -1).shape[1] != (
-            self.n_outputs_
-        ):
-            raise ValueError(f"y has shape {y.shape}; fit saw {self.n_outputs_} target(s).")
-        # skorch regressors train on 2-D targets; a (B, 1) prediction against a
-        # (B,) target would silently broadcast in MSELoss.
-        y = y.reshape(len(y), -1)
-        if self._target_scaling_ is not None:
-            y = self._target_scaling_.transform(y)
-        return y.astype(np.float32)
-
-    def _n_outputs(self):
-        return self.n_outputs_
-
-    def _predict_encoded(self, net, X):
-        return predict_outputs(net, X)
-
-    def _score_encoded(self, y_true, y_pred, sample_weight=None):
-        return r2_score(y_true, y_pred, sample_weight=sample_weight)
-
-    def _decode(self, predictions):
-        if self._target_scaling_ is not None:
-            predictions = self._target_scaling_.inverse(predictions)
-        return predictions.ravel() if self._target_is_1d_ else predictions
-
-    def _compact_predictor(self, module, batch_size):
-        return CompactRegressor(module, n_features_in=self.n_features_in_,
-                                nonlinearity=predict_nonlinearity(self.net_),
-                                target_is_1d=self._target_is_1d_, batch_size=batch_size,
-                                target_scaling=self._target_scaling_)
+    _target_type = RegressionTarget
+    _compact_type = CompactRegressor
 
     def predict(self, X) -> np.ndarray:
         """Predictions of the winning ticket's trained net.
@@ -1331,8 +1093,8 @@ class LotteryTicketRegressor(RegressorMixin, BaseLotteryTicket):
         -------
         ndarray of shape (n_samples,) or (n_samples, n_targets)
         """
-        X = self._validated_X(X)
-        return self._decode(self._predict_encoded(self.net_, X))
+        X = self._validated_X(X)  # checks that the estimator is fitted
+        return self._target_.decode(predict_outputs(self.net_, X))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

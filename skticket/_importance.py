@@ -11,7 +11,7 @@ import numpy as np
 from torch import nn
 
 __all__ = ["feature_names", "first_layer_weights", "input_importances",
-           "module_input_importances"]
+           "module_input_importances", "used_features"]
 
 
 def _linear_chain(module: nn.Module, n_features: int) -> list[tuple[str, nn.Linear]]:
@@ -89,3 +89,9 @@ def feature_names(n_features: int, names: np.ndarray | None) -> np.ndarray:
         return np.asarray(names, dtype=object)
     return np.asarray([f"x{i}" for i in range(n_features)], dtype=object)
 
+
+
+def used_features(module: nn.Module, n_features: int, names: np.ndarray | None) -> np.ndarray:
+    """The names (:func:`feature_names`) of the inputs a trained module still reads: those
+    of non-zero :func:`module_input_importances`, in input order."""
+    return feature_names(n_features, names)[module_input_importances(module, n_features) > 0]
