@@ -464,56 +464,6 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
     def _uses_default_net(self) -> bool:
         return self.net is None or isinstance(self.net, self._target_type.default_net_class)
 
-    def _template(self, target: TargetEncoding, X: np.ndarray) -> NeuralNet:
-        """An unfitted clone of ``net`` (or the default net) sized from the training data."""
-        net = target.net(self.net)
-        net = sized_net(net, *X.shape, target.n_outputs, **target.module_defaults(net))
-        if self.verbose >= 2 and not net.verbose:
-            net.set_params(verbose=1)  # skorch's table of epochs, for every round
-        return net
-
-    def _split(self, X, y, seeds, sample_weight: np.ndarray | None,
-               target: TargetEncoding) -> Data:
-        if self.score_tolerance is None:
-            return Data(X, y, w_train=sample_weight)
-        arrays = (X, y) if sample_weight is None else (X, y, sample_weight)
-        parts = train_test_split(*arrays, test_size=self.validation_fraction,
-                                 stratify=target.stratify(y), random_state=seeds["split"])
-        X_train, X_valid, y_train, y_valid = parts[:4]
-        w_train, w_valid = parts[4:] if sample_weight is not None else (None, None)
-        return Data(X_train, y_train, X_valid, y_valid, w_train, w_valid)
-
-    def _round_memory(self) -> Memory | None:
-        """Where trained rounds are kept; without a random_state no two fits share a
-        round, so nothing is."""
-        if self.memory is None or self.random_state is None:
-            return None
-        memory = self.memory
-        return check_memory(os.fspath(memory) if isinstance(memory, os.PathLike) else memory)
-
-    def _pruning_rule(self, prunable: list[str]) -> PruningRule:
-        """The pruning parameters as they are now (``prune()`` reads them when it runs)."""
-        return PruningRule(
-            prune_fraction=self.prune_fraction, scope=self.scope,
-            layer_fractions=_checked_layer_fractions(self.layer_prune_fractions,
-                                                    prunable),
-            min_weights=self.min_weights_per_layer, target_sparsity=self.target_sparsity,
-            max_rounds=self.max_rounds, score_tolerance=self.score_tolerance,
-            rewind_step=self.rewind_step,
-        )
-
-    def _resolved_search(self) -> Search:
-        """The search object the parameters pick, a copy the fit may not change.
-
-        A given ``ticket`` is a :class:`~skticket._search.GivenTicket`; a name,
-        its class with the defaults.
-        """
-        if self.ticket is not None:
-            return GivenTicket(ticket=self.ticket, init=self.ticket_init)
-        if isinstance(self.search, str):
-            return SEARCHES[self.search]()
-        return clone(self.search)
-
     def open_search(self, X, y, sample_weight=None) -> SearchRun:
         """Validate and encode the data and open the search ``fit`` would run, untrained.
 
@@ -557,28 +507,14 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
         >>> [round(r.record["sparsity"], 2) for r in run.rounds()]
         [0.0, 0.5]
         """
-        X, y = self._validate_fit_data(X, y)
-        sample_weight = _checked_sample_weight(sample_weight, X.shape[0])
-        if self._uses_default_net():
-            _warn_if_unscaled(X)
-        target = self._target_type(estimator_name=type(self).__name__,
-                                   default_net=self._uses_default_net())
-        y = target.fit_transform(y)
+        target, run = _open_run(self, X, y, sample_weight)
+        self._set_target(target)
+        return run
+
+    def _set_target(self, target: TargetEncoding) -> None:
         self._target_ = target
         for name, value in target.fitted_attributes().items():
             setattr(self, name, value)
-        search = self._resolved_search()
-        seeds = draw_seeds(self.random_state)
-        # A given ticket says itself which weights are pruned (its names are
-        # checked against the net by the search).
-        prunable = (self.prunable if self.ticket is None
-                    else lambda name, _, masks=self.ticket.masks: name in masks)
-        data = self._split(X, y, seeds, sample_weight, target)
-        session = Session(self._template(target, data.X_train), data, seeds,
-                          prunable=prunable, memory=self._round_memory(),
-                          scorer=functools.partial(_held_out_score, target))
-        return SearchRun(search, session, self._pruning_rule(session.prunable),
-                         net_scorer=functools.partial(_net_scorer, target))
 
     def _start_point(self) -> dict[str, str]:
         return start_point(self.net, self.prunable, self.rewind_step, self.random_state)
@@ -662,7 +598,8 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
             A pruning round diverged; the search stopped before it.
         """
         with _all_or_nothing(self), preserved_global_state(self._device()):
-            run = self.open_search(X, y, sample_weight)
+            target, run = _open_run(self, X, y, sample_weight)
+            self._set_target(target)
             rounds, winning = [], None
             try:
                 with RoundProgress(self.verbose, run.planned_rounds(),
@@ -723,12 +660,11 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
             target = self._target_
             y = target.transform(y)
             session = self._session_.attached(
-                self._split(X, y, self._session_.seeds, sample_weight, target),
-                memory=self._round_memory(),
-                scorer=functools.partial(_held_out_score, target))
+                _split(self, X, y, self._session_.seeds, sample_weight, target),
+                memory=_round_memory(self), scorer=functools.partial(_held_out_score, target))
             # A copy: the fitted search stays as it is unless this round completes.
             progress = copy.copy(self._search_progress_)
-            trained = prune_once(session, self._pruning_rule(session.prunable), progress)
+            trained = prune_once(session, _pruning_rule(self, session.prunable), progress)
             if trained is None:
                 warnings.warn(
                     "Every pruned layer is at min_weights_per_layer; prune() removed nothing.",
@@ -864,6 +800,89 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
         tags.input_tags.allow_nan = False
         tags.input_tags.sparse = True
         return tags
+
+
+# --- what fit and prune are made of: functions of an estimator's parameters and the data ---
+
+
+def _open_run(est: BaseLotteryTicket, X, y, sample_weight
+              ) -> tuple[TargetEncoding, SearchRun]:
+    """Validate and encode the data and open the search ``est``'s parameters pick,
+    untrained: what ``open_search`` does, the target encoding returned rather than set
+    (scikit-learn's ``validate_data`` still sets ``n_features_in_`` on ``est``)."""
+    X, y = est._validate_fit_data(X, y)
+    sample_weight = _checked_sample_weight(sample_weight, X.shape[0])
+    default_net = est._uses_default_net()
+    if default_net:
+        _warn_if_unscaled(X)
+    target = est._target_type(estimator_name=type(est).__name__, default_net=default_net)
+    y = target.fit_transform(y)
+    search = _resolved_search(est)
+    seeds = draw_seeds(est.random_state)
+    # A given ticket says itself which weights are pruned (its names are checked
+    # against the net by the search).
+    prunable = (est.prunable if est.ticket is None
+                else lambda name, _, masks=est.ticket.masks: name in masks)
+    data = _split(est, X, y, seeds, sample_weight, target)
+    session = Session(_template(est, target, data.X_train), data, seeds, prunable=prunable,
+                      memory=_round_memory(est),
+                      scorer=functools.partial(_held_out_score, target))
+    return target, SearchRun(search, session, _pruning_rule(est, session.prunable),
+                             net_scorer=functools.partial(_net_scorer, target))
+
+
+def _resolved_search(est: BaseLotteryTicket) -> Search:
+    """The search object the parameters pick, a copy the fit may not change: a given
+    ``ticket`` is a :class:`~skticket._search.GivenTicket`; a name, its class with the
+    defaults."""
+    if est.ticket is not None:
+        return GivenTicket(ticket=est.ticket, init=est.ticket_init)
+    if isinstance(est.search, str):
+        return SEARCHES[est.search]()
+    return clone(est.search)
+
+
+def _template(est: BaseLotteryTicket, target: TargetEncoding, X: np.ndarray) -> NeuralNet:
+    """An unfitted clone of ``net`` (or the default net) sized from the training data."""
+    net = target.net(est.net)
+    net = sized_net(net, *X.shape, target.n_outputs, **target.module_defaults(net))
+    if est.verbose >= 2 and not net.verbose:
+        net.set_params(verbose=1)  # skorch's table of epochs, for every round
+    return net
+
+
+def _split(est: BaseLotteryTicket, X, y, seeds: dict[str, int],
+           sample_weight: np.ndarray | None, target: TargetEncoding) -> Data:
+    """The training data, with ``validation_fraction`` held out when ``score_tolerance``
+    scores the rounds."""
+    if est.score_tolerance is None:
+        return Data(X, y, w_train=sample_weight)
+    arrays = (X, y) if sample_weight is None else (X, y, sample_weight)
+    parts = train_test_split(*arrays, test_size=est.validation_fraction,
+                             stratify=target.stratify(y), random_state=seeds["split"])
+    X_train, X_valid, y_train, y_valid = parts[:4]
+    w_train, w_valid = parts[4:] if sample_weight is not None else (None, None)
+    return Data(X_train, y_train, X_valid, y_valid, w_train, w_valid)
+
+
+def _round_memory(est: BaseLotteryTicket) -> Memory | None:
+    """Where trained rounds are kept; without a random_state no two fits share a round,
+    so nothing is."""
+    if est.memory is None or est.random_state is None:
+        return None
+    memory = est.memory
+    return check_memory(os.fspath(memory) if isinstance(memory, os.PathLike) else memory)
+
+
+def _pruning_rule(est: BaseLotteryTicket, prunable: list[str]) -> PruningRule:
+    """The pruning parameters as they are now (``prune()`` reads them when it runs)."""
+    return PruningRule(
+        prune_fraction=est.prune_fraction, scope=est.scope,
+        layer_fractions=_checked_layer_fractions(est.layer_prune_fractions, prunable),
+        min_weights=est.min_weights_per_layer, target_sparsity=est.target_sparsity,
+        max_rounds=est.max_rounds, score_tolerance=est.score_tolerance,
+        rewind_step=est.rewind_step,
+    )
 
 
 @Substitution(**_SHARED_DOCS)
