@@ -32,7 +32,7 @@ from ._compact import (
     compact_module,
 )
 from ._docstring import Substitution
-from ._importance import module_input_importances, used_features
+from ._importance import InputImportancesMixin
 from ._nets import sized_net
 from ._predict import predict_nonlinearity, predict_outputs
 from ._progress import RoundProgress
@@ -199,22 +199,6 @@ def _checked_layer_fractions(fractions: dict[str, float] | None,
     return fractions
 
 
-def _warn_stopped(stop: BaseException, round_index: int, winning_index: int) -> None:
-    """Say why a search that completed some rounds ended early, and what it kept."""
-    if isinstance(stop, KeyboardInterrupt):
-        warnings.warn(
-            f"fit was interrupted (Ctrl-C) in round {round_index}. The winning ticket is "
-            f"round {winning_index}, the last round that completed; prune() goes on "
-            "from there.", FitInterruptedWarning, stacklevel=4,
-        )
-    else:
-        warnings.warn(
-            f"{stop} The search stopped there; the winning ticket is round "
-            f"{winning_index}, the last round whose training stayed finite.",
-            TrainingDivergedWarning, stacklevel=4,
-        )
-
-
 
 #: Parameter and attribute documentation both estimators share, written once
 #: (filled into their docstrings by Substitution).
@@ -351,7 +335,7 @@ _SHARED_DOCS = {
 }
 
 
-class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
+class BaseLotteryTicket(InputImportancesMixin, BaseEstimator, metaclass=ABCMeta):
     """Shared machinery of the two estimators; use one of them."""
 
     _parameter_constraints: dict = {
@@ -467,16 +451,12 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
     def open_search(self, X, y, sample_weight=None) -> SearchRun:
         """Validate and encode the data and open the search ``fit`` would run, untrained.
 
-        What ``fit`` does before its first round: checks ``X`` and ``y``, sets
-        ``n_features_in_`` (and ``feature_names_in_``) and the target encoding
-        (``classes_``; ``n_outputs_`` and the target's scaling for the
-        regressor), sizes the net, draws the seeds and opens a
-        :class:`~skticket.SearchRun` of the search the parameters pick (a
-        given ``ticket``, or ``search``), whose own parameters are validated
-        there. ``run.rounds()`` then trains the rounds one at a time, exactly
-        as ``fit`` would; :func:`skticket.ticket_curve` drives it that way.
-        It leaves the estimator looking fitted without ``net_``: call it on a
-        clone.
+        What ``fit`` does before its first round (it sets ``n_features_in_`` and
+        the target's fitted attributes, such as ``classes_``, sizes the net and
+        draws the seeds), as a :class:`~skticket.SearchRun` of the search the
+        parameters pick, whose ``rounds()`` trains the rounds one at a time
+        exactly as ``fit`` would; :func:`skticket.ticket_curve` drives it. It
+        leaves the estimator looking fitted without ``net_``: call it on a clone.
 
         Parameters
         ----------
@@ -500,61 +480,40 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
         >>> from sklearn.datasets import load_iris
         >>> from skticket import LotteryTicketClassifier
         >>> X, y = load_iris(return_X_y=True)
-        >>> est = LotteryTicketClassifier(target_sparsity=0.5, random_state=0)
-        >>> run = clone(est).set_params(net__max_epochs=3).open_search(X, y)
-        >>> run.search, run.planned_rounds()
-        (IMP(), 2)
-        >>> [round(r.record["sparsity"], 2) for r in run.rounds()]
-        [0.0, 0.5]
+        >>> est = LotteryTicketClassifier(target_sparsity=0.5).set_params(net__max_epochs=3)
+        >>> run = clone(est).open_search(X, y)
+        >>> run.search, [round(r.record["sparsity"], 2) for r in run.rounds()]
+        (IMP(), [0.0, 0.5])
         """
-        target, run = _open_run(self, X, y, sample_weight)
-        self._set_target(target)
+        attributes, run = _open_run(self, X, y, sample_weight)
+        self._set_fitted(attributes)
         return run
-
-    def _set_target(self, target: TargetEncoding) -> None:
-        self._target_ = target
-        for name, value in target.fitted_attributes().items():
-            setattr(self, name, value)
 
     def _start_point(self) -> dict[str, str]:
         return start_point(self.net, self.prunable, self.rewind_step, self.random_state)
 
-    def _set_fitted(self, session: Session, progress: SearchProgress, winning: Round) -> None:
-        """Train the baseline ticket if asked for, and set the fitted attributes."""
-        if winning.init != self.ticket_init:
-            winning = session.baseline(winning.masks, winning.index, self.ticket_init)
-        self.net_ = winning.result.net
-        # The whole start state (biases and buffers too): what training the ticket
-        # again, on this data or other, needs.
-        self.winning_ticket_ = winning.ticket()
-        # The search itself is kept (without data) so that prune() can go on.
-        self._session_ = session.detached()
-        self._search_progress_ = progress
-
-    # --- the public API -------------------------------------------------------
+    def _set_fitted(self, attributes: dict) -> None:
+        for name, value in attributes.items():
+            setattr(self, name, value)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
         """Find the winning ticket by the chosen ``search`` (or train the given ``ticket``).
 
-        With ``search="imp"``, round 0 trains the dense net; each later round
-        prunes the lowest-magnitude share of the surviving weights, rewinds the
-        survivors and trains the ticket. The search stops once the ticket just
-        trained meets ``target_sparsity``, ``max_rounds`` or (with
-        ``score_tolerance``) falls out of tolerance, or every layer is at
-        ``min_weights_per_layer``. ``"early_bird"`` and ``"snip"`` draw the
-        ticket in one step and train it once (see the ``search`` parameter).
+        With ``search="imp"``, round 0 trains the dense net and each later round
+        prunes, rewinds the survivors and trains the ticket, until
+        ``target_sparsity``, ``max_rounds``, ``score_tolerance`` or
+        ``min_weights_per_layer`` stops it; the ``search`` parameter describes
+        the others.
 
-        A search can also end early, keeping what it found. A Ctrl-C during a
-        pruning round, or a round whose training produces non-finite values,
-        ends the search with a warning; the winning ticket is then the last
-        round that completed, ``rounds_`` lists the completed rounds, and
-        ``prune()`` goes on from there. Before the dense round completes there
-        is nothing to keep: a Ctrl-C propagates as ``KeyboardInterrupt`` and a
-        divergence raises. A fit that raises leaves the estimator as it found
-        it (unfitted, or with its previous fit), and the global random states,
-        torch's thread count and default dtype as they were. Neither an
-        interrupted nor a diverged round is ever stored in ``memory``.
+        A search can also end early, keeping what it found (see Warns): the
+        winning ticket is then the last round that completed, ``rounds_`` lists
+        the completed rounds, and ``prune()`` goes on from there. Before the
+        dense round completes there is nothing to keep (see Raises). A fit that
+        raises leaves the estimator as it found it (unfitted, or with its
+        previous fit), and the global random states, torch's thread count and
+        default dtype as they were. Neither an interrupted nor a diverged round
+        is ever stored in ``memory``.
 
         Parameters
         ----------
@@ -598,24 +557,11 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
             A pruning round diverged; the search stopped before it.
         """
         with _all_or_nothing(self), preserved_global_state(self._device()):
-            target, run = _open_run(self, X, y, sample_weight)
-            self._set_target(target)
-            rounds, winning = [], None
-            try:
-                with RoundProgress(self.verbose, run.planned_rounds(),
-                                   type(self).__name__) as bar:
-                    for trained in run.rounds():
-                        rounds.append(trained.record)
-                        bar.round_done(trained.record)
-                        if trained.accepted:
-                            winning = trained
-            except (KeyboardInterrupt, TrainingDivergedError) as stop:
-                if winning is None:  # not even the dense round completed: nothing to keep
-                    raise
-                _warn_stopped(stop, run.progress.next_round, winning.index)
-            self.rounds_ = rounds
+            attributes, run = _open_run(self, X, y, sample_weight)
+            self._set_fitted(attributes)
+            self.rounds_, winning = _trained_rounds(run, self.verbose, type(self).__name__)
             self._start_point_ = self._start_point()
-            self._set_fitted(run.session, run.progress, winning)
+            self._set_fitted(_won(run.session, run.progress, winning, self.ticket_init))
         return self
 
     def _device(self) -> str:
@@ -654,17 +600,7 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
         """
         check_is_fitted(self)
         with _all_or_nothing(self), preserved_global_state(self._device()):
-            check_start_point(self._start_point_, self._start_point())
-            X, y = self._validate_fit_data(X, y, reset=False)
-            sample_weight = _checked_sample_weight(sample_weight, X.shape[0])
-            target = self._target_
-            y = target.transform(y)
-            session = self._session_.attached(
-                _split(self, X, y, self._session_.seeds, sample_weight, target),
-                memory=_round_memory(self), scorer=functools.partial(_held_out_score, target))
-            # A copy: the fitted search stays as it is unless this round completes.
-            progress = copy.copy(self._search_progress_)
-            trained = prune_once(session, _pruning_rule(self, session.prunable), progress)
+            session, progress, trained = _next_round(self, X, y, sample_weight)
             if trained is None:
                 warnings.warn(
                     "Every pruned layer is at min_weights_per_layer; prune() removed nothing.",
@@ -674,23 +610,20 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
             with RoundProgress(self.verbose, 1, type(self).__name__) as bar:
                 bar.round_done(trained.record)
             self.rounds_ = [*self.rounds_, trained.record]
-            self._set_fitted(session, progress, trained)
+            self._set_fitted(_won(session, progress, trained, self.ticket_init))
         return self
 
     def compact(self, *, sparse_threshold: float = CSR_MIN_SPARSITY,
                 batch_size: int = BATCH_SIZE) -> CompactClassifier | CompactRegressor:
         """The fitted ticket as a smaller network, for fast prediction.
 
-        Rebuilds the trained net of the ticket without its pruned weights:
-        hidden units with no incoming weights are folded into the next layer's
-        bias (their activation is a constant), units with no outgoing weights
-        are dropped, and each layer still sparser than ``sparse_threshold``
-        multiplies with a CSR matrix. Predictions equal the estimator's up to
-        float32 rounding (within 1e-5).
-
-        Needs an MLP-like module: an ``nn.Sequential`` (such as
-        :class:`skticket.MLP`) of ``nn.Linear`` layers with elementwise
-        activations between them.
+        The ticket's trained net rebuilt without its pruned weights: hidden
+        units with no incoming weights are folded into the next layer's bias,
+        units with no outgoing weights are dropped, and each layer still sparser
+        than ``sparse_threshold`` multiplies with a CSR matrix. Predictions equal
+        the estimator's within 1e-5 (float32 rounding). Needs an MLP-like module:
+        an ``nn.Sequential`` (such as :class:`skticket.MLP`) of ``nn.Linear``
+        layers with elementwise activations between them.
 
         Parameters
         ----------
@@ -716,16 +649,13 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
 
         Examples
         --------
-        >>> import numpy as np, torch
+        >>> import numpy as np
         >>> from sklearn.datasets import load_iris
-        >>> from skorch import NeuralNetClassifier
-        >>> from skticket import LotteryTicketClassifier, MLP
+        >>> from skticket import LotteryTicketClassifier
         >>> X, y = load_iris(return_X_y=True)
-        >>> net = NeuralNetClassifier(MLP, module__hidden_units=(32,), max_epochs=10, lr=0.05,
-        ...                           optimizer=torch.optim.Adam, train_split=None, verbose=0)
-        >>> clf = LotteryTicketClassifier(net, prune_fraction=0.7, target_sparsity=0.9,
-        ...                               random_state=0).fit(X, y)
-        >>> small = clf.compact()
+        >>> clf = LotteryTicketClassifier(prune_fraction=0.7, target_sparsity=0.9, random_state=0)
+        >>> small = clf.set_params(net__module__hidden_units=(32,), net__max_epochs=10).fit(
+        ...     X, y).compact()
         >>> small.module_.widths[1] < 32  # hidden units left of the 32
         True
         >>> bool(np.allclose(small.predict_proba(X), clf.predict_proba(X), atol=1e-5))
@@ -739,55 +669,6 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
         return self._compact_type(module, n_features_in=self.n_features_in_,
                                   nonlinearity=predict_nonlinearity(self.net_),
                                   batch_size=int(batch_size), **self._target_.compact_params())
-
-    @property
-    def feature_importances_(self) -> np.ndarray:
-        """Per input feature, its share of the ticket's surviving first-layer weight magnitude.
-
-        For input j, the sum of ``|w|`` over its trained, unpruned weights into
-        the first ``nn.Linear`` layer that reads the inputs, counting only the
-        units of that layer that still pass something on to the next layer;
-        normalized to sum to 1. An input the ticket no longer reads (every
-        first-layer weight of it pruned, or leading only to units with no
-        surviving outgoing weight) gets exactly 0, so that
-        ``SelectFromModel(LotteryTicketClassifier(target_sparsity=0.99))``
-        keeps the inputs the ticket uses. It says how strongly the net is
-        wired to each input, not how much the predictions depend on it
-        (inputs on different scales, later layers and the activations all
-        change that): ``sklearn.inspection.permutation_importance`` measures
-        that. Read from ``net_`` and ``winning_ticket_`` (so it follows
-        ``prune()``); an ``AttributeError`` when no ``nn.Linear`` reads the
-        inputs (a convolutional net).
-
-        Returns
-        -------
-        ndarray of shape (n_features_in_,)
-        """
-        check_is_fitted(self, "net_")
-        return module_input_importances(self.net_.module_, self.n_features_in_)
-
-    @property
-    def used_features_(self) -> np.ndarray:
-        """The names of the inputs the ticket still reads (non-zero
-        ``feature_importances_``), in input order: ``feature_names_in_`` when
-        ``fit`` saw named columns, else ``x0``, ``x1``, ... as scikit-learn names
-        unnamed features.
-
-        Returns
-        -------
-        ndarray of str
-        """
-        check_is_fitted(self, "net_")
-        return used_features(self.net_.module_, self.n_features_in_,
-                             getattr(self, "feature_names_in_", None))
-
-    def _validate_fit_data(self, X, y, reset: bool = True):
-        X, y = validate_data(
-            self, X, y, reset=reset, dtype=[np.float32, np.float64], accept_sparse="csr",
-            # The classifier checks a 2-D y itself: a label indicator matrix, or refused.
-            multi_output=True, y_numeric=self._target_type.numeric,
-        )
-        return _as_net_input(X), y
 
     def _validated_X(self, X) -> np.ndarray:
         check_is_fitted(self)
@@ -805,12 +686,12 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
 # --- what fit and prune are made of: functions of an estimator's parameters and the data ---
 
 
-def _open_run(est: BaseLotteryTicket, X, y, sample_weight
-              ) -> tuple[TargetEncoding, SearchRun]:
+def _open_run(est: BaseLotteryTicket, X, y, sample_weight) -> tuple[dict, SearchRun]:
     """Validate and encode the data and open the search ``est``'s parameters pick,
-    untrained: what ``open_search`` does, the target encoding returned rather than set
-    (scikit-learn's ``validate_data`` still sets ``n_features_in_`` on ``est``)."""
-    X, y = est._validate_fit_data(X, y)
+    untrained: what ``open_search`` does, the fitted attributes of the target encoding
+    returned rather than set (scikit-learn's ``validate_data`` still sets
+    ``n_features_in_`` on ``est``)."""
+    X, y = _validated_fit_data(est, X, y, reset=True)
     sample_weight = _checked_sample_weight(sample_weight, X.shape[0])
     default_net = est._uses_default_net()
     if default_net:
@@ -827,8 +708,81 @@ def _open_run(est: BaseLotteryTicket, X, y, sample_weight
     session = Session(_template(est, target, data.X_train), data, seeds, prunable=prunable,
                       memory=_round_memory(est),
                       scorer=functools.partial(_held_out_score, target))
-    return target, SearchRun(search, session, _pruning_rule(est, session.prunable),
-                             net_scorer=functools.partial(_net_scorer, target))
+    run = SearchRun(search, session, _pruning_rule(est, session.prunable),
+                    net_scorer=functools.partial(_net_scorer, target))
+    return {"_target_": target, **target.fitted_attributes()}, run
+
+
+def _won(session: Session, progress: SearchProgress, winning: Round, ticket_init: str) -> dict:
+    """The fitted attributes of a search's winning round, its baseline trained first when
+    ``ticket_init`` asks for one."""
+    if winning.init != ticket_init:
+        winning = session.baseline(winning.masks, winning.index, ticket_init)
+    # The whole start state (biases and buffers too) is what training the ticket again,
+    # on this data or other, needs; the search itself is kept (without data) so that
+    # prune() can go on.
+    return {"net_": winning.result.net, "winning_ticket_": winning.ticket(),
+            "_session_": session.detached(), "_search_progress_": progress}
+
+
+def _validated_fit_data(est: BaseLotteryTicket, X, y, *, reset: bool):
+    """``X`` as the net takes it, and ``y`` checked (scikit-learn's ``validate_data``,
+    which with ``reset`` sets ``n_features_in_`` on ``est``)."""
+    X, y = validate_data(
+        est, X, y, reset=reset, dtype=[np.float32, np.float64], accept_sparse="csr",
+        # The classifier checks a 2-D y itself: a label indicator matrix, or refused.
+        multi_output=True, y_numeric=est._target_type.numeric,
+    )
+    return _as_net_input(X), y
+
+
+def _trained_rounds(run: SearchRun, verbose: int, name: str) -> tuple[list[dict], Round]:
+    """Train the run's rounds: the records of those trained, and the winning ticket.
+
+    A Ctrl-C or a divergence after a round was accepted ends the search with a
+    warning, keeping that round; before, there is nothing to keep and it propagates.
+    """
+    records, winning = [], None
+    try:
+        with RoundProgress(verbose, run.planned_rounds(), name) as bar:
+            for trained in run.rounds():
+                records.append(trained.record)
+                bar.round_done(trained.record)
+                if trained.accepted:
+                    winning = trained
+    except (KeyboardInterrupt, TrainingDivergedError) as stop:
+        if winning is None:  # not even the dense round completed
+            raise
+        # stacklevel 4: the caller of fit (through fit and scikit-learn's _fit_context).
+        if isinstance(stop, KeyboardInterrupt):
+            warnings.warn(
+                f"fit was interrupted (Ctrl-C) in round {run.progress.next_round}. The "
+                f"winning ticket is round {winning.index}, the last round that completed; "
+                "prune() goes on from there.", FitInterruptedWarning, stacklevel=4)
+        else:
+            warnings.warn(
+                f"{stop} The search stopped there; the winning ticket is round "
+                f"{winning.index}, the last round whose training stayed finite.",
+                TrainingDivergedWarning, stacklevel=4)
+    return records, winning
+
+
+def _next_round(est: BaseLotteryTicket, X, y, sample_weight
+                ) -> tuple[Session, SearchProgress, Round | None]:
+    """One more pruning round of ``est``'s search, trained on the data: the session on
+    that data, the search's progress (a copy: the fitted one stays as it is unless
+    the round completes) and the round (None when every pruned layer is at its
+    floor)."""
+    check_start_point(est._start_point_, est._start_point())
+    X, y = _validated_fit_data(est, X, y, reset=False)
+    sample_weight = _checked_sample_weight(sample_weight, X.shape[0])
+    target = est._target_
+    y = target.transform(y)
+    session = est._session_.attached(
+        _split(est, X, y, est._session_.seeds, sample_weight, target),
+        memory=_round_memory(est), scorer=functools.partial(_held_out_score, target))
+    progress = copy.copy(est._search_progress_)
+    return session, progress, prune_once(session, _pruning_rule(est, session.prunable), progress)
 
 
 def _resolved_search(est: BaseLotteryTicket) -> Search:
