@@ -199,7 +199,6 @@ def _checked_layer_fractions(fractions: dict[str, float] | None,
     return fractions
 
 
-
 #: Parameter and attribute documentation both estimators share, written once
 #: (filled into their docstrings by Substitution).
 _SHARED_DOCS = {
