@@ -730,7 +730,7 @@ def _validated_fit_data(est: BaseLotteryTicket, X, y, *, reset: bool):
     X, y = validate_data(
         est, X, y, reset=reset, dtype=[np.float32, np.float64], accept_sparse="csr",
         # The classifier checks a 2-D y itself: a label indicator matrix, or refused.
-        multi_output=True, y_numeric=est._target_type.numeric,
+        multi_output=True, y_numeric=est._target_type.y_numeric,
     )
     return _as_net_input(X), y
 
@@ -931,7 +931,7 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
     @property
     def _multilabel_(self) -> bool:
         # skticket.onnx refuses an estimator fitted on multilabel targets by this name.
-        return self._target_.multilabel
+        return self._target_.multilabel_
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities of the winning ticket's trained net.

@@ -99,7 +99,7 @@ class TargetEncoding(ABC):
     default_net_class: ClassVar[type[NeuralNet]]
     refused_nets: ClassVar[tuple[type[NeuralNet], ...]]
     #: Whether ``y`` must be numeric (scikit-learn's ``validate_data(y_numeric=...)``).
-    numeric: ClassVar[bool]
+    y_numeric: ClassVar[bool]
 
     def __init__(self, *, estimator_name: str, default_net: bool) -> None:
         self.estimator_name = estimator_name
@@ -179,18 +179,27 @@ class ClassLabels(TargetEncoding):
     ``MLPClassifier`` trains it, gets one output per label and a loss over one
     probability per label (``classes_`` the label indices, from
     ``LabelBinarizer``).
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The class labels, or the label indices.
+    multilabel_ : bool
+        Whether ``y`` is a label indicator matrix.
+    label_dtype_ : numpy dtype
+        For a label indicator matrix, its dtype (what ``decode`` returns).
     """
 
     default_net_class = DefaultClassifierNet
     refused_nets = (NeuralNetRegressor, NeuralNetBinaryClassifier)
-    numeric = False
+    y_numeric = False
 
     def fit_transform(self, y: np.ndarray) -> np.ndarray:
         check_classification_targets(y)
-        self.multilabel = type_of_target(y) == "multilabel-indicator"
-        if self.multilabel:
+        self.multilabel_ = type_of_target(y) == "multilabel-indicator"
+        if self.multilabel_:
             self.classes_ = LabelBinarizer().fit(y).classes_
-            self.label_dtype = y.dtype
+            self.label_dtype_ = y.dtype
             return np.asarray(y, dtype=np.float32)
         y = self._column(y)
         if np.ndim(y) == 2:
@@ -211,7 +220,7 @@ class ClassLabels(TargetEncoding):
         return column_or_1d(y, warn=True) if np.ndim(y) == 2 and np.shape(y)[1] == 1 else y
 
     def transform(self, y: np.ndarray) -> np.ndarray:
-        if self.multilabel:
+        if self.multilabel_:
             if np.ndim(y) != 2 or np.shape(y)[1] != len(self.classes_) or not np.isin(
                     y, (0, 1)).all():
                 raise ValueError(f"y must be a label indicator matrix of {len(self.classes_)} "
@@ -228,18 +237,18 @@ class ClassLabels(TargetEncoding):
     def codes(self, proba: np.ndarray) -> np.ndarray:
         """Encoded predictions of the probabilities: class indices, or (multilabel) 1
         where the label's probability is above :data:`MULTILABEL_THRESHOLD`."""
-        if self.multilabel:
+        if self.multilabel_:
             return (proba > MULTILABEL_THRESHOLD).astype(np.int64)
         return proba.argmax(axis=1)
 
     def decode(self, outputs: np.ndarray) -> np.ndarray:
         codes = self.codes(outputs)
-        return codes.astype(self.label_dtype) if self.multilabel else self.classes_[codes]
+        return codes.astype(self.label_dtype_) if self.multilabel_ else self.classes_[codes]
 
     def score(self, y, outputs, sample_weight=None) -> float:
         # Accuracy; multilabel: subset accuracy (a row counts when every label is right).
         predicted = self.codes(outputs)
-        hits = np.all(y == predicted, axis=1) if self.multilabel else y == predicted
+        hits = np.all(y == predicted, axis=1) if self.multilabel_ else y == predicted
         return float(np.average(hits, weights=sample_weight))
 
     @property
@@ -251,13 +260,13 @@ class ClassLabels(TargetEncoding):
 
     def compact_params(self) -> dict[str, Any]:
         return {"classes": self.classes_,
-                "multilabel_dtype": self.label_dtype if self.multilabel else None}
+                "multilabel_dtype": self.label_dtype_ if self.multilabel_ else None}
 
     def stratify(self, y: np.ndarray) -> np.ndarray | None:
         return y if y.ndim == 1 else None
 
     def net_params(self, net: NeuralNet) -> dict[str, Any]:
-        if not self.multilabel:
+        if not self.multilabel_:
             return {}
         if is_criterion(net.criterion, nn.NLLLoss):
             if not self.default_net:
@@ -290,51 +299,60 @@ class RegressionTarget(TargetEncoding):
     (B, 1) prediction against a (B,) target would silently broadcast in
     ``MSELoss``); with the default net, standardized per output by a
     :class:`TargetScaling`, and ``predict`` transforms back.
+
+    Attributes
+    ----------
+    is_1d_ : bool
+        Whether ``y`` was 1-D (``decode`` returns it so).
+    n_targets_ : int
+        Number of targets.
+    scaling_ : TargetScaling or None
+        The standardization the net trains under; None with a net of one's own.
     """
 
     default_net_class = DefaultRegressorNet
     refused_nets = (NeuralNetClassifier, NeuralNetBinaryClassifier)
-    numeric = True
+    y_numeric = True
 
     def fit_transform(self, y: np.ndarray) -> np.ndarray:
         y = np.asarray(y, dtype=np.float64)
-        self.is_1d = y.ndim == 1
-        self.n_targets = 1 if y.ndim == 1 else y.shape[1]
+        self.is_1d_ = y.ndim == 1
+        self.n_targets_ = 1 if y.ndim == 1 else y.shape[1]
         # The default net trains on the standardized target: Adam at its learning
         # rate from a small init cannot reach a target in the hundreds in a few
         # hundred steps, and MSE on it diverges.
-        self.scaling = TargetScaling.of(y.reshape(len(y), -1)) if self.default_net else None
+        self.scaling_ = TargetScaling.of(y.reshape(len(y), -1)) if self.default_net else None
         return self._encoded(y)
 
     def transform(self, y: np.ndarray) -> np.ndarray:
         y = np.asarray(y, dtype=np.float64)
-        if (y.ndim == 1) != self.is_1d or y.reshape(len(y), -1).shape[1] != self.n_targets:
-            raise ValueError(f"y has shape {y.shape}; fit saw {self.n_targets} target(s).")
+        if (y.ndim == 1) != self.is_1d_ or y.reshape(len(y), -1).shape[1] != self.n_targets_:
+            raise ValueError(f"y has shape {y.shape}; fit saw {self.n_targets_} target(s).")
         return self._encoded(y)
 
     def _encoded(self, y: np.ndarray) -> np.ndarray:
         y = y.reshape(len(y), -1)
-        if self.scaling is not None:
-            y = self.scaling.transform(y)
+        if self.scaling_ is not None:
+            y = self.scaling_.transform(y)
         return y.astype(np.float32)
 
     def decode(self, outputs: np.ndarray) -> np.ndarray:
-        if self.scaling is not None:
-            outputs = self.scaling.inverse(outputs)
-        return outputs.ravel() if self.is_1d else outputs
+        if self.scaling_ is not None:
+            outputs = self.scaling_.inverse(outputs)
+        return outputs.ravel() if self.is_1d_ else outputs
 
     def score(self, y, outputs, sample_weight=None) -> float:
         return r2_score(y, outputs, sample_weight=sample_weight)
 
     @property
     def n_outputs(self) -> int:
-        return self.n_targets
+        return self.n_targets_
 
     def fitted_attributes(self) -> dict[str, Any]:
-        scaling = self.scaling
-        return {"n_outputs_": self.n_targets,
+        scaling = self.scaling_
+        return {"n_outputs_": self.n_targets_,
                 "target_mean_": None if scaling is None else scaling.offset,
                 "target_scale_": None if scaling is None else scaling.scale}
 
     def compact_params(self) -> dict[str, Any]:
-        return {"target_is_1d": self.is_1d, "target_scaling": self.scaling}
+        return {"target_is_1d": self.is_1d_, "target_scaling": self.scaling_}

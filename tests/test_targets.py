@@ -65,7 +65,7 @@ def test_a_label_indicator_matrix_is_one_output_per_label():
     Y = np.array([[1, 0, 1], [0, 0, 1], [1, 1, 0]], dtype=np.int32)
     target = labels()
     encoded = target.fit_transform(Y)
-    assert target.multilabel and target.n_outputs == 3 and encoded.dtype == np.float32
+    assert target.multilabel_ and target.n_outputs == 3 and encoded.dtype == np.float32
     np.testing.assert_array_equal(target.classes_, [0, 1, 2])
     proba = np.array([[0.9, 0.5, 0.7], [0.1, 0.2, 0.6], [0.8, 0.6, 0.4]])
     # 1 above 0.5, exactly 0.5 is not; the labels' own dtype.
@@ -111,8 +111,8 @@ def test_the_regression_target_is_standardized_as_standard_scaler_does():
     target = regression()
     encoded = target.fit_transform(y)
     scaler = StandardScaler().fit(y)
-    np.testing.assert_array_equal(target.scaling.offset, scaler.mean_)
-    np.testing.assert_array_equal(target.scaling.scale, scaler.scale_)
+    np.testing.assert_array_equal(target.scaling_.offset, scaler.mean_)
+    np.testing.assert_array_equal(target.scaling_.scale, scaler.scale_)
     np.testing.assert_array_equal(encoded, scaler.transform(y).astype(np.float32))
     np.testing.assert_allclose(target.decode(encoded.astype(np.float64)), y, rtol=1e-6)
     attributes = target.fitted_attributes()
@@ -126,7 +126,7 @@ def test_a_users_net_trains_on_the_target_as_given_in_two_dimensions():
     target = regression(default_net=False)
     y = np.array([1.0, 250.0, 3.0])
     encoded = target.fit_transform(y)
-    assert target.scaling is None and target.fitted_attributes()["target_scale_"] is None
+    assert target.scaling_ is None and target.fitted_attributes()["target_scale_"] is None
     np.testing.assert_array_equal(encoded, y[:, None].astype(np.float32))
     assert target.decode(np.array([[2.0], [5.0]])).shape == (2,)  # 1-D as fit saw it
 
