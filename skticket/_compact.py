@@ -32,7 +32,6 @@ import os
 import warnings
 import weakref
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Generic, NamedTuple, TypeVar
 
 import numpy as np
@@ -46,6 +45,7 @@ from torch import nn
 from ._activations import EXACT, PROBED, as_module, entry_of, is_identity, rows_kind
 from ._mlp import MLP
 from ._rng import preserved_torch_rng
+from ._targets import TargetScaling
 
 __all__ = [
     "BATCH_SIZE",
@@ -235,43 +235,6 @@ def _forward_step(function: Callable[[torch.Tensor], torch.Tensor], width: int |
         probe = functools.partial(_probe_rows, function, width, dtype)
         return _ForwardStep(function, rowwise=False, kernel=_Kernel(key, probe))
     return _ForwardStep(function, rowwise=rows == EXACT)
-
-
-@dataclass(frozen=True, eq=False)
-class TargetScaling:
-    """The default regressor's target standardization, and its inverse: one object that
-    training, ``predict``, the compact predictor and ONNX export all use.
-
-    Attributes
-    ----------
-    offset : ndarray of shape (n_outputs,)
-        Each target's mean.
-    scale : ndarray of shape (n_outputs,)
-        Each target's standard deviation (1 where it is 0).
-
-    Examples
-    --------
-    >>> scaling = TargetScaling.of(np.array([[1.0], [3.0]]))
-    >>> scaling.transform(np.array([[3.0]])).tolist(), scaling.inverse(np.array([[1.0]])).tolist()
-    ([[1.0]], [[3.0]])
-    """
-
-    offset: np.ndarray
-    scale: np.ndarray
-
-    @classmethod
-    def of(cls, y: np.ndarray) -> TargetScaling:
-        """The standardization of the (n_samples, n_outputs) target ``y``."""
-        scale = y.std(axis=0)
-        return cls(offset=y.mean(axis=0), scale=np.where(scale > 0, scale, 1.0))
-
-    def transform(self, y: np.ndarray) -> np.ndarray:
-        """The target as the net trains on it."""
-        return (y - self.offset) / self.scale
-
-    def inverse(self, predictions: np.ndarray) -> np.ndarray:
-        """The net's outputs in the target's units."""
-        return predictions * self.scale + self.offset
 
 
 #: Values of a sparse X densified at once for a prediction (16 MiB of float32).

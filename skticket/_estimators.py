@@ -5,52 +5,40 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import inspect
+import functools
 import os
 import warnings
-from abc import ABCMeta, abstractmethod
+from abc import ABCMeta
 from collections.abc import Callable, Iterable, Iterator
 from numbers import Integral, Real
 
 import numpy as np
-import torch
 from joblib import Memory
 from scipy.sparse import issparse
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context, clone
-from sklearn.metrics import accuracy_score, r2_score
+from sklearn.metrics import accuracy_score
 from sklearn.model_selection import train_test_split
-from sklearn.utils._param_validation import HasMethods, Hidden, Interval, StrOptions
-from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.sparsefuncs import mean_variance_axis
-from sklearn.utils.validation import (
-    check_array,
-    check_is_fitted,
-    check_memory,
-    column_or_1d,
-    validate_data,
-)
-from skorch import NeuralNet, NeuralNetBinaryClassifier, NeuralNetClassifier, NeuralNetRegressor
+from sklearn.utils.validation import check_array, check_is_fitted, check_memory, validate_data
+from skorch import NeuralNet
 from torch import nn
 
-from ._cache import content_hash
 from ._compact import (
     BATCH_SIZE,
     CSR_MIN_SPARSITY,
     CompactClassifier,
     CompactRegressor,
-    TargetScaling,
     compact_module,
 )
 from ._docstring import Substitution
-from ._importance import feature_names, module_input_importances
-from ._nets import DefaultClassifierNet, DefaultRegressorNet, auto_batch_size
+from ._importance import InputImportancesMixin
+from ._nets import sized_net
 from ._predict import predict_nonlinearity, predict_outputs
 from ._progress import RoundProgress
 from ._rng import draw_seeds, preserved_global_state
 from ._search import (
     SEARCHES,
-    SNIP,
-    EarlyBird,
     GivenTicket,
     PruningRule,
     Search,
@@ -58,7 +46,8 @@ from ._search import (
     SearchRun,
     prune_once,
 )
-from ._session import Data, Round, Session
+from ._session import Data, Round, Session, check_start_point, start_point
+from ._targets import ClassLabels, RegressionTarget, TargetEncoding, is_criterion
 from ._ticket import Ticket
 from .exceptions import (
     FitInterruptedWarning,
@@ -68,15 +57,6 @@ from .exceptions import (
 )
 
 __all__ = ["BaseLotteryTicket", "LotteryTicketClassifier", "LotteryTicketRegressor"]
-
-def _module_takes(module, name: str) -> bool:
-    if isinstance(module, nn.Module):
-        return False
-    try:
-        return name in inspect.signature(module).parameters
-    except (TypeError, ValueError):
-        return False
-
 
 def _as_net_input(X):
     """X as the net takes it: float32, and writable (torch warns on read-only
@@ -180,19 +160,43 @@ def _plain_labels(y, classes: np.ndarray) -> np.ndarray | None:
     return labels
 
 
-def _is_criterion(criterion, loss: type[nn.Module]) -> bool:
-    """Whether a net's ``criterion`` (a class or an instance) is a ``loss``."""
-    return (isinstance(criterion, type) and issubclass(criterion, loss)) or isinstance(
-        criterion, loss)
+def _held_out_score(target: TargetEncoding, net: NeuralNet, X, y,
+                    sample_weight: np.ndarray | None = None) -> float:
+    """A trained net's score on ``X`` against the encoded target ``y``: what a search's
+    held-out rows are scored with."""
+    return float(target.score(y, predict_outputs(net, X), sample_weight))
 
 
+def _net_scorer(target: TargetEncoding, y, metric: Callable | None = None
+                ) -> Callable[[NeuralNet, np.ndarray], float]:
+    """``score(net, X)`` of a trained net against ``y``, as the user gave it: what
+    :meth:`SearchRun.net_scorer` of an estimator's runs returns.
 
-#: The deprecated top-level parameters: the search class each belongs to, and its name there.
-_DEPRECATED: dict[str, tuple[type[Search], str]] = {
-    "early_bird_window": (EarlyBird, "window"),
-    "early_bird_tolerance": (EarlyBird, "tolerance"),
-    "snip_batches": (SNIP, "batches"),
-}
+    Without ``metric``, the estimator's own score (accuracy or R^2); a
+    ``metric(y_true, y_pred)`` sees the predictions as ``predict`` returns them.
+    """
+    if metric is None:
+        y_encoded = target.transform(np.asarray(y))
+        return lambda net, X: _held_out_score(target, net, X, y_encoded)
+    return lambda net, X: float(metric(y, target.decode(predict_outputs(net, X))))
+
+
+def _checked_layer_fractions(fractions: dict[str, float] | None,
+                             names: list[str]) -> dict[str, float]:
+    """``layer_prune_fractions`` checked against the pruned parameters' ``names``."""
+    fractions = dict(fractions or {})
+    unknown = sorted(set(fractions) - set(names))
+    if unknown:
+        raise ValueError(
+            f"layer_prune_fractions names {unknown}, which are not pruned parameters; "
+            f"the pruned parameters are {names}."
+        )
+    for name, value in fractions.items():
+        if not isinstance(value, Real) or not 0 < value < 1:
+            raise ValueError(
+                f"layer_prune_fractions[{name!r}] must be a float in (0, 1), got {value!r}."
+            )
+    return fractions
 
 
 #: Parameter and attribute documentation both estimators share, written once
@@ -291,15 +295,6 @@ _SHARED_DOCS = {
         ``get_params(deep=True)``, set by ``set_params`` and gridable
         (``{"search__tolerance": [0.02, 0.1]}``), as ``net__*`` are; a
         subclass of :class:`~skticket.Search` is a search of your own.
-    early_bird_window : int, default="deprecated"
-        Deprecated: use ``search=EarlyBird(window=...)``. Still applied to
-        ``search="early_bird"``, with a ``FutureWarning``, for one release.
-    early_bird_tolerance : float, default="deprecated"
-        Deprecated: use ``search=EarlyBird(tolerance=...)`` (as for
-        ``early_bird_window``).
-    snip_batches : int, default="deprecated"
-        Deprecated: use ``search=SNIP(batches=...)`` (as for
-        ``early_bird_window``).
     ticket : Ticket or None, default=None
         A ticket to train on this data instead of searching (transfer), for
         example another estimator's ``winning_ticket_``: ``fit`` trains its
@@ -339,7 +334,7 @@ _SHARED_DOCS = {
 }
 
 
-class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
+class BaseLotteryTicket(InputImportancesMixin, BaseEstimator, metaclass=ABCMeta):
     """Shared machinery of the two estimators; use one of them."""
 
     _parameter_constraints: dict = {
@@ -359,13 +354,6 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
         "verbose": ["verbose"],
         "memory": [None, str, os.PathLike, HasMethods(["cache"])],
         "search": [StrOptions(set(SEARCHES)), Search],
-        # Deprecated: the searches' own parameters now (search=EarlyBird(window=...)).
-        "early_bird_window": [Interval(Integral, 1, None, closed="left"),
-                              Hidden(StrOptions({"deprecated"}))],
-        "early_bird_tolerance": [Interval(Real, 0, 1, closed="both"),
-                                 Hidden(StrOptions({"deprecated"}))],
-        "snip_batches": [Interval(Integral, 1, None, closed="left"),
-                         Hidden(StrOptions({"deprecated"}))],
         "ticket": [None, Ticket],
     }
 
@@ -388,9 +376,6 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
         verbose: int = 0,
         memory: str | os.PathLike | Memory | None = None,
         search: str | Search = "imp",
-        early_bird_window: int | str = "deprecated",
-        early_bird_tolerance: float | str = "deprecated",
-        snip_batches: int | str = "deprecated",
         ticket: Ticket | None = None,
     ) -> None:
         self.net = net
@@ -409,17 +394,12 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
         self.verbose = verbose
         self.memory = memory
         self.search = search
-        self.early_bird_window = early_bird_window
-        self.early_bird_tolerance = early_bird_tolerance
-        self.snip_batches = snip_batches
         self.ticket = ticket
 
-    # --- what the two estimators do differently -------------------------------
-
-    _default_net_class: type[NeuralNet]
-    _rejected_nets: tuple[type[NeuralNet], ...]
-
-    # --- the default net, tunable through net__* --------------------------------
+    # What differs between the two estimators: what their target is to the net (the
+    # default net, encoding and decoding, the score), and their compact predictor.
+    _target_type: type[TargetEncoding]
+    _compact_type: type[CompactClassifier | CompactRegressor]
 
     def get_params(self, deep: bool = True) -> dict:
         """Parameters of this estimator; with ``deep``, those of its net as ``net__*`` and of
@@ -435,7 +415,7 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
         params = super().get_params(deep=deep)
         if deep and self.net is None:
             params.update({f"net__{name}": value for name, value
-                           in self._default_net_class().get_params(deep=True).items()})
+                           in self._target_type.default_net_class().get_params(deep=True).items()})
         if deep and isinstance(self.search, str) and self.search in SEARCHES:
             params.update({f"search__{name}": value for name, value
                            in SEARCHES[self.search]().get_params(deep=True).items()})
@@ -454,7 +434,7 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
         """
         if self.net is None and "net" not in params and any(
                 name.startswith("net__") for name in params):
-            self.net = self._default_net_class()
+            self.net = self._target_type.default_net_class()
         if any(name.startswith("search__") for name in params):
             search = params.get("search", self.search)
             if isinstance(search, str) and search in SEARCHES:
@@ -465,170 +445,17 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
         return super().set_params(**params)
 
     def _uses_default_net(self) -> bool:
-        return self.net is None or isinstance(self.net, self._default_net_class)
-
-    @abstractmethod
-    def _encode_target(self, y: np.ndarray, reset: bool) -> np.ndarray:
-        """The target as the net trains on it; with ``reset``, learn its encoding."""
-
-    @abstractmethod
-    def _n_outputs(self) -> int:
-        """Outputs of the module: classes, or targets."""
-
-    @abstractmethod
-    def _predict_encoded(self, net: NeuralNet, X: np.ndarray) -> np.ndarray:
-        """Predictions of ``net`` in the encoded target space."""
-
-    @abstractmethod
-    def _score_encoded(self, y_true: np.ndarray, y_pred: np.ndarray,
-                       sample_weight: np.ndarray | None = None) -> float:
-        """The estimator's score (accuracy, R^2) in the encoded target space."""
-
-    @abstractmethod
-    def _compact_predictor(self, module, batch_size: int):
-        """The compact predictor of this kind of estimator around ``module``."""
-
-    def _module_defaults(self, net: NeuralNet) -> dict:
-        return {}
-
-    def _net_defaults(self, net: NeuralNet) -> dict:
-        """Net parameters the data decides (the classifier's multilabel loss)."""
-        return {}
-
-    # --- building blocks ------------------------------------------------------
-
-    def _sized_template(self, X: np.ndarray) -> NeuralNet:
-        """An unfitted clone of ``net`` sized from the training data ``X``.
-
-        The module's ``n_features`` and ``n_outputs`` (when its constructor
-        takes them and they are not set), and ``batch_size="auto"`` as the rows
-        it stands for.
-        """
-        if self.net is None:
-            net = self._default_net_class()
-        else:
-            if isinstance(self.net, self._rejected_nets):
-                raise TypeError(
-                    f"{type(self).__name__} cannot wrap a {type(self.net).__name__}; pass a "
-                    f"skorch {self._default_net_class.__name__} (or a NeuralNet) as net."
-                )
-            net = clone(self.net)
-        # What the targets decide of the net (the multilabel loss) first: the module's
-        # defaults depend on its criterion.
-        decided = self._net_defaults(net)
-        if decided:
-            net.set_params(**decided)
-        user_params = net.get_params(deep=False)
-        sizing = {"n_features": X.shape[1], "n_outputs": self._n_outputs(),
-                  **self._module_defaults(net)}
-        fill = {
-            f"module__{key}": value
-            for key, value in sizing.items()
-            if f"module__{key}" not in user_params and _module_takes(net.module, key)
-        }
-        if isinstance(net.batch_size, str) and net.batch_size == "auto":
-            fill["batch_size"] = auto_batch_size(X.shape[0])
-        if fill:
-            net.set_params(**fill)
-        if self.verbose >= 2 and not net.verbose:
-            net.set_params(verbose=1)  # skorch's table of epochs, for every round
-        return net
-
-    def _check_layer_fractions(self, names: list[str]) -> dict[str, float]:
-        fractions = dict(self.layer_prune_fractions or {})
-        unknown = sorted(set(fractions) - set(names))
-        if unknown:
-            raise ValueError(
-                f"layer_prune_fractions names {unknown}, which are not pruned parameters; "
-                f"the pruned parameters are {names}."
-            )
-        for name, value in fractions.items():
-            if not isinstance(value, Real) or not 0 < value < 1:
-                raise ValueError(
-                    f"layer_prune_fractions[{name!r}] must be a float in (0, 1), got {value!r}."
-                )
-        return fractions
-
-    def _split(self, X, y, seeds, sample_weight: np.ndarray | None = None) -> Data:
-        if self.score_tolerance is None:
-            return Data(X, y, w_train=sample_weight)
-        stratify = y if isinstance(self, ClassifierMixin) and y.ndim == 1 else None
-        arrays = (X, y) if sample_weight is None else (X, y, sample_weight)
-        parts = train_test_split(*arrays, test_size=self.validation_fraction,
-                                 stratify=stratify, random_state=seeds["split"])
-        X_train, X_valid, y_train, y_valid = parts[:4]
-        w_train, w_valid = parts[4:] if sample_weight is not None else (None, None)
-        return Data(X_train, y_train, X_valid, y_valid, w_train, w_valid)
-
-    def _round_memory(self) -> Memory | None:
-        """Where trained rounds are kept; without a random_state no two fits share a
-        round, so nothing is."""
-        if self.memory is None or self.random_state is None:
-            return None
-        memory = self.memory
-        return check_memory(os.fspath(memory) if isinstance(memory, os.PathLike) else memory)
-
-    def _held_out_score(self, net: NeuralNet, X: np.ndarray, y: np.ndarray,
-                        sample_weight: np.ndarray | None = None) -> float:
-        return float(self._score_encoded(y, self._predict_encoded(net, X), sample_weight))
-
-    def _pruning_rule(self, prunable: list[str]) -> PruningRule:
-        """The pruning parameters as they are now (``prune()`` reads them when it runs)."""
-        return PruningRule(
-            prune_fraction=self.prune_fraction, scope=self.scope,
-            layer_fractions=self._check_layer_fractions(prunable),
-            min_weights=self.min_weights_per_layer, target_sparsity=self.target_sparsity,
-            max_rounds=self.max_rounds, score_tolerance=self.score_tolerance,
-            rewind_step=self.rewind_step,
-        )
-
-    def _resolved_search(self) -> Search:
-        """The search object the parameters pick, a copy the fit may not change.
-
-        A given ``ticket`` is a :class:`~skticket._search.GivenTicket`; a name,
-        its class with the defaults; the deprecated ``early_bird_*`` and
-        ``snip_batches`` parameters, when set, still apply to a search named by
-        a string (with a ``FutureWarning`` naming the replacement).
-        """
-        deprecated = {name: getattr(self, name) for name in _DEPRECATED
-                      if not (isinstance(getattr(self, name), str)
-                              and getattr(self, name) == "deprecated")}
-        for name, value in deprecated.items():
-            cls, param = _DEPRECATED[name]
-            warnings.warn(
-                f"{name} is deprecated and will be removed in the next release; use "
-                f"search={cls.__name__}({param}=...) instead (here {cls.__name__}({param}="
-                f"{value!r})).", FutureWarning, stacklevel=5)
-        if self.ticket is not None:
-            return GivenTicket(ticket=self.ticket, init=self.ticket_init)
-        if isinstance(self.search, str):
-            search = SEARCHES[self.search]()
-            for name, value in deprecated.items():
-                cls, param = _DEPRECATED[name]
-                if isinstance(search, cls):
-                    search.set_params(**{param: value})
-            return search
-        for name in deprecated:
-            cls, param = _DEPRECATED[name]
-            if isinstance(self.search, cls):
-                raise ValueError(
-                    f"{name} is deprecated and cannot be combined with search="
-                    f"{self.search!r}; set {param} on the search object instead.")
-        return clone(self.search)
+        return self.net is None or isinstance(self.net, self._target_type.default_net_class)
 
     def open_search(self, X, y, sample_weight=None) -> SearchRun:
         """Validate and encode the data and open the search ``fit`` would run, untrained.
 
-        What ``fit`` does before its first round: checks ``X`` and ``y``, sets
-        ``n_features_in_`` (and ``feature_names_in_``) and the target encoding
-        (``classes_``; ``n_outputs_`` and the target's scaling for the
-        regressor), sizes the net, draws the seeds and opens a
-        :class:`~skticket.SearchRun` of the search the parameters pick (a
-        given ``ticket``, or ``search``), whose own parameters are validated
-        there. ``run.rounds()`` then trains the rounds one at a time, exactly
-        as ``fit`` would; :func:`skticket.ticket_curve` drives it that way.
-        It leaves the estimator looking fitted without ``net_``: call it on a
-        clone.
+        What ``fit`` does before its first round (it sets ``n_features_in_`` and
+        the target's fitted attributes, such as ``classes_``, sizes the net and
+        draws the seeds), as a :class:`~skticket.SearchRun` of the search the
+        parameters pick, whose ``rounds()`` trains the rounds one at a time
+        exactly as ``fit`` would; :func:`skticket.ticket_curve` drives it. It
+        leaves the estimator looking fitted without ``net_``: call it on a clone.
 
         Parameters
         ----------
@@ -652,107 +479,40 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
         >>> from sklearn.datasets import load_iris
         >>> from skticket import LotteryTicketClassifier
         >>> X, y = load_iris(return_X_y=True)
-        >>> est = LotteryTicketClassifier(target_sparsity=0.5, random_state=0)
-        >>> run = clone(est).set_params(net__max_epochs=3).open_search(X, y)
-        >>> run.search, run.planned_rounds()
-        (IMP(), 2)
-        >>> [round(r.record["sparsity"], 2) for r in run.rounds()]
-        [0.0, 0.5]
+        >>> est = LotteryTicketClassifier(target_sparsity=0.5).set_params(net__max_epochs=3)
+        >>> run = clone(est).open_search(X, y)
+        >>> run.search, [round(r.record["sparsity"], 2) for r in run.rounds()]
+        (IMP(), [0.0, 0.5])
         """
-        X, y = self._validate_fit_data(X, y)
-        sample_weight = _checked_sample_weight(sample_weight, X.shape[0])
-        if self._uses_default_net():
-            _warn_if_unscaled(X)
-        y = self._encode_target(y, reset=True)
-        search = self._resolved_search()
-        seeds = draw_seeds(self.random_state)
-        # A given ticket says itself which weights are pruned (its names are
-        # checked against the net by the search).
-        prunable = (self.prunable if self.ticket is None
-                    else lambda name, _, masks=self.ticket.masks: name in masks)
-        data = self._split(X, y, seeds, sample_weight)
-        session = Session(self._sized_template(data.X_train), data, seeds, prunable=prunable,
-                          memory=self._round_memory(), scorer=self._held_out_score)
-        return SearchRun(search, session, self._pruning_rule(session.prunable),
-                         net_scorer=self._net_scorer)
-
-    def _net_scorer(self, y, metric=None) -> Callable[[NeuralNet, np.ndarray], float]:
-        """``score(net, X)`` of a trained net against ``y``, as the user gave it.
-
-        Without ``metric``, the estimator's own score (accuracy or R^2); a
-        ``metric(y_true, y_pred)`` sees the labels (or the 1-d target) as the
-        user gave them, as ``score`` would. What :meth:`SearchRun.net_scorer`
-        of this estimator's runs returns.
-        """
-        if metric is None:
-            y_encoded = self._encode_target(np.asarray(y), reset=False)
-            return lambda net, X: self._held_out_score(net, X, y_encoded)
-        return lambda net, X: float(metric(y, self._decode(self._predict_encoded(net, X))))
-
-    @abstractmethod
-    def _decode(self, predictions: np.ndarray) -> np.ndarray:
-        """Encoded predictions as ``predict`` returns them."""
+        attributes, run = _open_run(self, X, y, sample_weight)
+        self._set_fitted(attributes)
+        return run
 
     def _start_point(self) -> dict[str, str]:
-        """A hash of each parameter that decides where a search starts from.
+        return start_point(self.net, self.prunable, self.rewind_step, self.random_state)
 
-        The net (its class and each of its parameters, as ``net__*``),
-        ``prunable``, ``rewind_step`` and ``random_state`` decide theta_0, the
-        rewind point, the pruned names and the seeds: ``prune()`` can only go on
-        from a search they still describe. A RandomState instance changes with
-        every draw, so only its being one is recorded.
-        """
-        values = {"prunable": self.prunable, "rewind_step": self.rewind_step,
-                  "random_state": (self.random_state
-                                   if self.random_state is None
-                                   or isinstance(self.random_state, Integral)
-                                   else np.random.RandomState)}
-        if self.net is None:
-            values["net"] = None
-        else:
-            values["net"] = type(self.net)
-            # What the net prints changes no result.
-            values.update({f"net__{name}": value
-                           for name, value in self.net.get_params(deep=False).items()
-                           if name != "verbose"})
-        return {name: content_hash(value) for name, value in values.items()}
-
-    def _set_fitted(self, session: Session, progress: SearchProgress, winning: Round) -> None:
-        """Train the baseline ticket if asked for, and set the fitted attributes."""
-        if winning.init != self.ticket_init:
-            winning = session.baseline(winning.masks, winning.index, self.ticket_init)
-        self.net_ = winning.result.net
-        # The whole start state (biases and buffers too): what training the ticket
-        # again, on this data or other, needs.
-        self.winning_ticket_ = winning.ticket()
-        # The search itself is kept (without data) so that prune() can go on.
-        self._session_ = session.detached()
-        self._search_progress_ = progress
-
-    # --- the public API -------------------------------------------------------
+    def _set_fitted(self, attributes: dict) -> None:
+        for name, value in attributes.items():
+            setattr(self, name, value)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
         """Find the winning ticket by the chosen ``search`` (or train the given ``ticket``).
 
-        With ``search="imp"``, round 0 trains the dense net; each later round
-        prunes the lowest-magnitude share of the surviving weights, rewinds the
-        survivors and trains the ticket. The search stops once the ticket just
-        trained meets ``target_sparsity``, ``max_rounds`` or (with
-        ``score_tolerance``) falls out of tolerance, or every layer is at
-        ``min_weights_per_layer``. ``"early_bird"`` and ``"snip"`` draw the
-        ticket in one step and train it once (see the ``search`` parameter).
+        With ``search="imp"``, round 0 trains the dense net and each later round
+        prunes, rewinds the survivors and trains the ticket, until
+        ``target_sparsity``, ``max_rounds``, ``score_tolerance`` or
+        ``min_weights_per_layer`` stops it; the ``search`` parameter describes
+        the others.
 
-        A search can also end early, keeping what it found. A Ctrl-C during a
-        pruning round, or a round whose training produces non-finite values,
-        ends the search with a warning; the winning ticket is then the last
-        round that completed, ``rounds_`` lists the completed rounds, and
-        ``prune()`` goes on from there. Before the dense round completes there
-        is nothing to keep: a Ctrl-C propagates as ``KeyboardInterrupt`` and a
-        divergence raises. A fit that raises leaves the estimator as it found
-        it (unfitted, or with its previous fit), and the global random states,
-        torch's thread count and default dtype as they were. Neither an
-        interrupted nor a diverged round is ever stored in ``memory``.
+        A search can also end early, keeping what it found (see Warns): the
+        winning ticket is then the last round that completed, ``rounds_`` lists
+        the completed rounds, and ``prune()`` goes on from there. Before the
+        dense round completes there is nothing to keep (see Raises). A fit that
+        raises leaves the estimator as it found it (unfitted, or with its
+        previous fit), and the global random states, torch's thread count and
+        default dtype as they were. Neither an interrupted nor a diverged round
+        is ever stored in ``memory``.
 
         Parameters
         ----------
@@ -796,43 +556,15 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
             A pruning round diverged; the search stopped before it.
         """
         with _all_or_nothing(self), preserved_global_state(self._device()):
-            run = self.open_search(X, y, sample_weight)
-            rounds, winning = [], None
-            try:
-                with RoundProgress(self.verbose, run.planned_rounds(),
-                                   type(self).__name__) as bar:
-                    for trained in run.rounds():
-                        rounds.append(trained.record)
-                        bar.round_done(trained.record)
-                        if trained.accepted:
-                            winning = trained
-            except (KeyboardInterrupt, TrainingDivergedError) as stop:
-                if winning is None:  # not even the dense round completed: nothing to keep
-                    raise
-                self._warn_stopped(stop, run.progress.next_round, winning.index)
-            self.rounds_ = rounds
+            attributes, run = _open_run(self, X, y, sample_weight)
+            self._set_fitted(attributes)
+            self.rounds_, winning = _trained_rounds(run, self.verbose, type(self).__name__)
             self._start_point_ = self._start_point()
-            self._set_fitted(run.session, run.progress, winning)
+            self._set_fitted(_won(run.session, run.progress, winning, self.ticket_init))
         return self
 
     def _device(self) -> str:
         return "cpu" if self.net is None else self.net.device
-
-    @staticmethod
-    def _warn_stopped(stop: BaseException, round_index: int, winning_index: int) -> None:
-        """Say why a search that completed some rounds ended early, and what it kept."""
-        if isinstance(stop, KeyboardInterrupt):
-            warnings.warn(
-                f"fit was interrupted (Ctrl-C) in round {round_index}. The winning ticket is "
-                f"round {winning_index}, the last round that completed; prune() goes on "
-                "from there.", FitInterruptedWarning, stacklevel=4,
-            )
-        else:
-            warnings.warn(
-                f"{stop} The search stopped there; the winning ticket is round "
-                f"{winning_index}, the last round whose training stayed finite.",
-                TrainingDivergedWarning, stacklevel=4,
-            )
 
     @_fit_context(prefer_skip_nested_validation=True)
     def prune(self, X, y, sample_weight=None):
@@ -867,17 +599,7 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
         """
         check_is_fitted(self)
         with _all_or_nothing(self), preserved_global_state(self._device()):
-            self._check_start_point()
-            X, y = self._validate_fit_data(X, y, reset=False)
-            sample_weight = _checked_sample_weight(sample_weight, X.shape[0])
-            y = self._encode_target(y, reset=False)
-            session = self._session_.attached(
-                self._split(X, y, self._session_.seeds, sample_weight),
-                memory=self._round_memory(),
-                scorer=self._held_out_score)
-            # A copy: the fitted search stays as it is unless this round completes.
-            progress = copy.copy(self._search_progress_)
-            trained = prune_once(session, self._pruning_rule(session.prunable), progress)
+            session, progress, trained = _next_round(self, X, y, sample_weight)
             if trained is None:
                 warnings.warn(
                     "Every pruned layer is at min_weights_per_layer; prune() removed nothing.",
@@ -887,33 +609,20 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
             with RoundProgress(self.verbose, 1, type(self).__name__) as bar:
                 bar.round_done(trained.record)
             self.rounds_ = [*self.rounds_, trained.record]
-            self._set_fitted(session, progress, trained)
+            self._set_fitted(_won(session, progress, trained, self.ticket_init))
         return self
-
-    def _check_start_point(self) -> None:
-        now = self._start_point()
-        for name, value in self._start_point_.items():
-            if now.get(name) != value:
-                raise ValueError(
-                    f"{name} changed since fit, and it decides where the search starts from "
-                    "(the initial weights, the rewind point, the pruned parameters or the "
-                    "seeds): prune() cannot go on from that search. Call fit again."
-                )
 
     def compact(self, *, sparse_threshold: float = CSR_MIN_SPARSITY,
                 batch_size: int = BATCH_SIZE) -> CompactClassifier | CompactRegressor:
         """The fitted ticket as a smaller network, for fast prediction.
 
-        Rebuilds the trained net of the ticket without its pruned weights:
-        hidden units with no incoming weights are folded into the next layer's
-        bias (their activation is a constant), units with no outgoing weights
-        are dropped, and each layer still sparser than ``sparse_threshold``
-        multiplies with a CSR matrix. Predictions equal the estimator's up to
-        float32 rounding (within 1e-5).
-
-        Needs an MLP-like module: an ``nn.Sequential`` (such as
-        :class:`skticket.MLP`) of ``nn.Linear`` layers with elementwise
-        activations between them.
+        The ticket's trained net rebuilt without its pruned weights: hidden
+        units with no incoming weights are folded into the next layer's bias,
+        units with no outgoing weights are dropped, and each layer still sparser
+        than ``sparse_threshold`` multiplies with a CSR matrix. Predictions equal
+        the estimator's within 1e-5 (float32 rounding). Needs an MLP-like module:
+        an ``nn.Sequential`` (such as :class:`skticket.MLP`) of ``nn.Linear``
+        layers with elementwise activations between them.
 
         Parameters
         ----------
@@ -939,16 +648,13 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
 
         Examples
         --------
-        >>> import numpy as np, torch
+        >>> import numpy as np
         >>> from sklearn.datasets import load_iris
-        >>> from skorch import NeuralNetClassifier
-        >>> from skticket import LotteryTicketClassifier, MLP
+        >>> from skticket import LotteryTicketClassifier
         >>> X, y = load_iris(return_X_y=True)
-        >>> net = NeuralNetClassifier(MLP, module__hidden_units=(32,), max_epochs=10, lr=0.05,
-        ...                           optimizer=torch.optim.Adam, train_split=None, verbose=0)
-        >>> clf = LotteryTicketClassifier(net, prune_fraction=0.7, target_sparsity=0.9,
-        ...                               random_state=0).fit(X, y)
-        >>> small = clf.compact()
+        >>> clf = LotteryTicketClassifier(prune_fraction=0.7, target_sparsity=0.9, random_state=0)
+        >>> small = clf.set_params(net__module__hidden_units=(32,), net__max_epochs=10).fit(
+        ...     X, y).compact()
         >>> small.module_.widths[1] < 32  # hidden units left of the 32
         True
         >>> bool(np.allclose(small.predict_proba(X), clf.predict_proba(X), atol=1e-5))
@@ -959,56 +665,9 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
         module = compact_module(self.net_.module_, self.winning_ticket_.masks,
                                 sparse_threshold=sparse_threshold)
-        return self._compact_predictor(module, int(batch_size))
-
-    @property
-    def feature_importances_(self) -> np.ndarray:
-        """Per input feature, its share of the ticket's surviving first-layer weight magnitude.
-
-        For input j, the sum of ``|w|`` over its trained, unpruned weights into
-        the first ``nn.Linear`` layer that reads the inputs, counting only the
-        units of that layer that still pass something on to the next layer;
-        normalized to sum to 1. An input the ticket no longer reads (every
-        first-layer weight of it pruned, or leading only to units with no
-        surviving outgoing weight) gets exactly 0, so that
-        ``SelectFromModel(LotteryTicketClassifier(target_sparsity=0.99))``
-        keeps the inputs the ticket uses. It says how strongly the net is
-        wired to each input, not how much the predictions depend on it
-        (inputs on different scales, later layers and the activations all
-        change that): ``sklearn.inspection.permutation_importance`` measures
-        that. Read from ``net_`` and ``winning_ticket_`` (so it follows
-        ``prune()``); an ``AttributeError`` when no ``nn.Linear`` reads the
-        inputs (a convolutional net).
-
-        Returns
-        -------
-        ndarray of shape (n_features_in_,)
-        """
-        check_is_fitted(self, "net_")
-        return module_input_importances(self.net_.module_, self.n_features_in_)
-
-    @property
-    def used_features_(self) -> np.ndarray:
-        """The names of the inputs the ticket still reads (non-zero
-        ``feature_importances_``), in input order: ``feature_names_in_`` when
-        ``fit`` saw named columns, else ``x0``, ``x1``, ... as scikit-learn names
-        unnamed features.
-
-        Returns
-        -------
-        ndarray of str
-        """
-        importances = self.feature_importances_
-        names = feature_names(self.n_features_in_, getattr(self, "feature_names_in_", None))
-        return names[importances > 0]
-
-    def _validate_fit_data(self, X, y, reset: bool = True):
-        X, y = validate_data(
-            self, X, y, reset=reset, dtype=[np.float32, np.float64], accept_sparse="csr",
-            # The classifier checks a 2-D y itself: a label indicator matrix, or refused.
-            multi_output=True, y_numeric=not isinstance(self, ClassifierMixin),
-        )
-        return _as_net_input(X), y
+        return self._compact_type(module, n_features_in=self.n_features_in_,
+                                  nonlinearity=predict_nonlinearity(self.net_),
+                                  batch_size=int(batch_size), **self._target_.compact_params())
 
     def _validated_X(self, X) -> np.ndarray:
         check_is_fitted(self)
@@ -1021,6 +680,162 @@ class BaseLotteryTicket(BaseEstimator, metaclass=ABCMeta):
         tags.input_tags.allow_nan = False
         tags.input_tags.sparse = True
         return tags
+
+
+# --- what fit and prune are made of: functions of an estimator's parameters and the data ---
+
+
+def _open_run(est: BaseLotteryTicket, X, y, sample_weight) -> tuple[dict, SearchRun]:
+    """Validate and encode the data and open the search ``est``'s parameters pick,
+    untrained: what ``open_search`` does, the fitted attributes of the target encoding
+    returned rather than set (scikit-learn's ``validate_data`` still sets
+    ``n_features_in_`` on ``est``)."""
+    X, y = _validated_fit_data(est, X, y, reset=True)
+    sample_weight = _checked_sample_weight(sample_weight, X.shape[0])
+    default_net = est._uses_default_net()
+    if default_net:
+        _warn_if_unscaled(X)
+    target = est._target_type(estimator_name=type(est).__name__, default_net=default_net)
+    y = target.fit_transform(y)
+    search = _resolved_search(est)
+    seeds = draw_seeds(est.random_state)
+    # A given ticket says itself which weights are pruned (its names are checked
+    # against the net by the search).
+    prunable = (est.prunable if est.ticket is None
+                else lambda name, _, masks=est.ticket.masks: name in masks)
+    data = _split(est, X, y, seeds, sample_weight, target)
+    session = Session(_template(est, target, data.X_train), data, seeds, prunable=prunable,
+                      memory=_round_memory(est),
+                      scorer=functools.partial(_held_out_score, target))
+    run = SearchRun(search, session, _pruning_rule(est, session.prunable),
+                    net_scorer=functools.partial(_net_scorer, target))
+    return {"_target_": target, **target.fitted_attributes()}, run
+
+
+def _won(session: Session, progress: SearchProgress, winning: Round, ticket_init: str) -> dict:
+    """The fitted attributes of a search's winning round, its baseline trained first when
+    ``ticket_init`` asks for one."""
+    if winning.init != ticket_init:
+        winning = session.baseline(winning.masks, winning.index, ticket_init)
+    # The whole start state (biases and buffers too) is what training the ticket again,
+    # on this data or other, needs; the search itself is kept (without data) so that
+    # prune() can go on.
+    return {"net_": winning.result.net, "winning_ticket_": winning.ticket(),
+            "_session_": session.detached(), "_search_progress_": progress}
+
+
+def _validated_fit_data(est: BaseLotteryTicket, X, y, *, reset: bool):
+    """``X`` as the net takes it, and ``y`` checked (scikit-learn's ``validate_data``,
+    which with ``reset`` sets ``n_features_in_`` on ``est``)."""
+    X, y = validate_data(
+        est, X, y, reset=reset, dtype=[np.float32, np.float64], accept_sparse="csr",
+        # The classifier checks a 2-D y itself: a label indicator matrix, or refused.
+        multi_output=True, y_numeric=est._target_type.y_numeric,
+    )
+    return _as_net_input(X), y
+
+
+def _trained_rounds(run: SearchRun, verbose: int, name: str) -> tuple[list[dict], Round]:
+    """Train the run's rounds: the records of those trained, and the winning ticket.
+
+    A Ctrl-C or a divergence after a round was accepted ends the search with a
+    warning, keeping that round; before, there is nothing to keep and it propagates.
+    """
+    records, winning = [], None
+    try:
+        with RoundProgress(verbose, run.planned_rounds(), name) as bar:
+            for trained in run.rounds():
+                records.append(trained.record)
+                bar.round_done(trained.record)
+                if trained.accepted:
+                    winning = trained
+    except (KeyboardInterrupt, TrainingDivergedError) as stop:
+        if winning is None:  # not even the dense round completed
+            raise
+        # stacklevel 4: the caller of fit (through fit and scikit-learn's _fit_context).
+        if isinstance(stop, KeyboardInterrupt):
+            warnings.warn(
+                f"fit was interrupted (Ctrl-C) in round {run.progress.next_round}. The "
+                f"winning ticket is round {winning.index}, the last round that completed; "
+                "prune() goes on from there.", FitInterruptedWarning, stacklevel=4)
+        else:
+            warnings.warn(
+                f"{stop} The search stopped there; the winning ticket is round "
+                f"{winning.index}, the last round whose training stayed finite.",
+                TrainingDivergedWarning, stacklevel=4)
+    return records, winning
+
+
+def _next_round(est: BaseLotteryTicket, X, y, sample_weight
+                ) -> tuple[Session, SearchProgress, Round | None]:
+    """One more pruning round of ``est``'s search, trained on the data: the session on
+    that data, the search's progress (a copy: the fitted one stays as it is unless
+    the round completes) and the round (None when every pruned layer is at its
+    floor)."""
+    check_start_point(est._start_point_, est._start_point())
+    X, y = _validated_fit_data(est, X, y, reset=False)
+    sample_weight = _checked_sample_weight(sample_weight, X.shape[0])
+    target = est._target_
+    y = target.transform(y)
+    session = est._session_.attached(
+        _split(est, X, y, est._session_.seeds, sample_weight, target),
+        memory=_round_memory(est), scorer=functools.partial(_held_out_score, target))
+    progress = copy.copy(est._search_progress_)
+    return session, progress, prune_once(session, _pruning_rule(est, session.prunable), progress)
+
+
+def _resolved_search(est: BaseLotteryTicket) -> Search:
+    """The search object the parameters pick, a copy the fit may not change: a given
+    ``ticket`` is a :class:`~skticket._search.GivenTicket`; a name, its class with the
+    defaults."""
+    if est.ticket is not None:
+        return GivenTicket(ticket=est.ticket, init=est.ticket_init)
+    if isinstance(est.search, str):
+        return SEARCHES[est.search]()
+    return clone(est.search)
+
+
+def _template(est: BaseLotteryTicket, target: TargetEncoding, X: np.ndarray) -> NeuralNet:
+    """An unfitted clone of ``net`` (or the default net) sized from the training data."""
+    net = target.net(est.net)
+    net = sized_net(net, *X.shape, target.n_outputs, **target.module_defaults(net))
+    if est.verbose >= 2 and not net.verbose:
+        net.set_params(verbose=1)  # skorch's table of epochs, for every round
+    return net
+
+
+def _split(est: BaseLotteryTicket, X, y, seeds: dict[str, int],
+           sample_weight: np.ndarray | None, target: TargetEncoding) -> Data:
+    """The training data, with ``validation_fraction`` held out when ``score_tolerance``
+    scores the rounds."""
+    if est.score_tolerance is None:
+        return Data(X, y, w_train=sample_weight)
+    arrays = (X, y) if sample_weight is None else (X, y, sample_weight)
+    parts = train_test_split(*arrays, test_size=est.validation_fraction,
+                             stratify=target.stratify(y), random_state=seeds["split"])
+    X_train, X_valid, y_train, y_valid = parts[:4]
+    w_train, w_valid = parts[4:] if sample_weight is not None else (None, None)
+    return Data(X_train, y_train, X_valid, y_valid, w_train, w_valid)
+
+
+def _round_memory(est: BaseLotteryTicket) -> Memory | None:
+    """Where trained rounds are kept; without a random_state no two fits share a round,
+    so nothing is."""
+    if est.memory is None or est.random_state is None:
+        return None
+    memory = est.memory
+    return check_memory(os.fspath(memory) if isinstance(memory, os.PathLike) else memory)
+
+
+def _pruning_rule(est: BaseLotteryTicket, prunable: list[str]) -> PruningRule:
+    """The pruning parameters as they are now (``prune()`` reads them when it runs)."""
+    return PruningRule(
+        prune_fraction=est.prune_fraction, scope=est.scope,
+        layer_fractions=_checked_layer_fractions(est.layer_prune_fractions, prunable),
+        min_weights=est.min_weights_per_layer, target_sparsity=est.target_sparsity,
+        max_rounds=est.max_rounds, score_tolerance=est.score_tolerance,
+        rewind_step=est.rewind_step,
+    )
 
 
 @Substitution(**_SHARED_DOCS)
@@ -1110,106 +925,13 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
     True
     """
 
-    _default_net_class = DefaultClassifierNet
-    _rejected_nets = (NeuralNetRegressor, NeuralNetBinaryClassifier)
+    _target_type = ClassLabels
+    _compact_type = CompactClassifier
 
-    def _encode_target(self, y, reset):
-        if reset:
-            check_classification_targets(y)
-            self._multilabel_ = type_of_target(y) == "multilabel-indicator"
-            if self._multilabel_:
-                # One sigmoid output per label, as MLPClassifier trains them.
-                self.classes_ = np.arange(y.shape[1])
-                self._label_dtype_ = y.dtype
-                return np.asarray(y, dtype=np.float32)
-            if np.ndim(y) == 2 and np.shape(y)[1] == 1:
-                y = column_or_1d(y, warn=True)  # a column vector of labels, as scikit-learn
-            if np.ndim(y) == 2:
-                raise ValueError(
-                    f"{type(self).__name__} takes a 1-D y of labels or a 2-D label indicator "
-                    f"matrix (multilabel); got a 2-D y of kind {type_of_target(y)!r}.")
-            self.classes_, encoded = np.unique(y, return_inverse=True)
-            if len(self.classes_) < 2:
-                raise ValueError(
-                    f"{type(self).__name__} needs samples of at least 2 classes in y; "
-                    f"got only one class: {self.classes_[0]!r}."
-                )
-            return encoded.astype(np.int64)
-        if self._multilabel_:
-            if np.ndim(y) != 2 or np.shape(y)[1] != len(self.classes_) or not np.isin(
-                    y, (0, 1)).all():
-                raise ValueError(f"y must be a label indicator matrix of {len(self.classes_)} "
-                                 f"columns of 0 and 1, as in fit; got shape {np.shape(y)}.")
-            return np.asarray(y, dtype=np.float32)
-        if np.ndim(y) == 2 and np.shape(y)[1] == 1:
-            y = column_or_1d(y, warn=True)
-        if np.ndim(y) != 1:
-            raise ValueError(f"y must be 1-D labels, as in fit; got shape {np.shape(y)}.")
-        unseen = np.setdiff1d(y, self.classes_)
-        if len(unseen):
-            raise ValueError(f"y holds labels not seen in fit: {unseen.tolist()}.")
-        return np.searchsorted(self.classes_, y).astype(np.int64)
-
-    def _n_outputs(self):
-        return len(self.classes_)
-
-    def _module_defaults(self, net):
-        # skorch's default criterion, NLLLoss, takes the log of the module's
-        # output, so the module must emit probabilities.
-        return {"output_activation": "softmax"} if _is_criterion(net.criterion, nn.NLLLoss) else {}
-
-    def _net_defaults(self, net):
-        if not self._multilabel_:
-            return {}
-        if _is_criterion(net.criterion, nn.NLLLoss):
-            if not self._uses_default_net():
-                raise ValueError(
-                    "Multilabel targets need a loss over one probability per label, such as "
-                    "torch.nn.BCEWithLogitsLoss; the net's criterion is NLLLoss.")
-            # The default net: one logit per label and binary cross-entropy.
-            criterion = nn.BCEWithLogitsLoss
-        else:
-            criterion = net.criterion
-        defaults = {"criterion": criterion}
-        auto = isinstance(net.predict_nonlinearity, str) and net.predict_nonlinearity == "auto"
-        if auto and _is_criterion(criterion, nn.BCEWithLogitsLoss):
-            # skorch's "auto" after BCEWithLogitsLoss makes a binary classifier's two
-            # columns; for one logit per label the probabilities are their sigmoids.
-            defaults["predict_nonlinearity"] = torch.sigmoid
-        return defaults
-
-    def _labels(self, proba: np.ndarray) -> np.ndarray:
-        """Encoded predictions of the probabilities: class indices, or (multilabel) the
-        labels whose probability is above 0.5."""
-        if self._multilabel_:
-            return (proba > 0.5).astype(np.int64)
-        return proba.argmax(axis=1)
-
-    def _predict_encoded(self, net, X):
-        return self._labels(self._proba(net, X))
-
-    def _score_encoded(self, y_true, y_pred, sample_weight=None):
-        # Both are encoded labels of the same rows; multilabel: subset accuracy.
-        hits = np.all(y_true == y_pred, axis=1) if self._multilabel_ else y_true == y_pred
-        return float(np.average(hits, weights=sample_weight))
-
-    def _decode(self, predictions):
-        if self._multilabel_:
-            return predictions.astype(self._label_dtype_)
-        return self.classes_[predictions]
-
-    def _compact_predictor(self, module, batch_size):
-        return CompactClassifier(module, classes=self.classes_,
-                                 n_features_in=self.n_features_in_,
-                                 nonlinearity=predict_nonlinearity(self.net_),
-                                 batch_size=batch_size,
-                                 multilabel_dtype=(self._label_dtype_ if self._multilabel_
-                                                   else None))
-
-    def _proba(self, net, X):
-        # float64, as scikit-learn's own estimators return; each row independent
-        # of the others in the call.
-        return predict_outputs(net, X)
+    @property
+    def _multilabel_(self) -> bool:
+        # skticket.onnx refuses an estimator fitted on multilabel targets by this name.
+        return self._target_.multilabel_
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities of the winning ticket's trained net.
@@ -1224,8 +946,10 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
             Columns in the order of ``classes_``; for multilabel targets, each
             label's own probability (the rows need not sum to 1).
         """
-        X = self._validated_X(X)
-        return self._proba(self.net_, X)
+        X = self._validated_X(X)  # checks that the estimator is fitted
+        # float64, as scikit-learn's own estimators return; each row independent of the
+        # others in the call.
+        return predict_outputs(self.net_, X)
 
     def predict(self, X) -> np.ndarray:
         """Class labels predicted by the winning ticket's trained net.
@@ -1240,7 +964,8 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
             Labels; for multilabel targets the indicator matrix (1 where the
             label's probability is above 0.5).
         """
-        return self._decode(self._labels(self.predict_proba(X)))
+        proba = self.predict_proba(X)  # checks that the estimator is fitted
+        return self._target_.decode(proba)
 
     def score(self, X, y, sample_weight=None) -> float:
         """Mean accuracy on ``(X, y)``: what ``accuracy_score(y, self.predict(X))`` returns
@@ -1269,7 +994,7 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
         tags = super().__sklearn_tags__()
         # Multilabel targets need one logit per label: the default net switches
         # to BCEWithLogitsLoss, a net of one's own must not use NLLLoss.
-        tags.classifier_tags.multi_label = self._uses_default_net() or not _is_criterion(
+        tags.classifier_tags.multi_label = self._uses_default_net() or not is_criterion(
             self.net.criterion, nn.NLLLoss)
         return tags
 
@@ -1326,53 +1051,8 @@ class LotteryTicketRegressor(RegressorMixin, BaseLotteryTicket):
     (3,)
     """
 
-    _default_net_class = DefaultRegressorNet
-    _rejected_nets = (NeuralNetClassifier, NeuralNetBinaryClassifier)
-
-    def _encode_target(self, y, reset):
-        y = np.asarray(y, dtype=np.float64)
-        if reset:
-            self._target_is_1d_ = y.ndim == 1
-            self.n_outputs_ = 1 if y.ndim == 1 else y.shape[1]
-            self._target_scaling_ = None
-            if self._uses_default_net():
-                # The default net trains on the standardized target: Adam at
-                # its learning rate from a small init cannot reach a target in
-                # the hundreds in a few hundred steps, and MSE on it diverges.
-                self._target_scaling_ = TargetScaling.of(y.reshape(len(y), -1))
-            scaling = self._target_scaling_
-            self.target_mean_ = None if scaling is None else scaling.offset
-            self.target_scale_ = None if scaling is None else scaling.scale
-        elif (y.ndim == 1) != self._target_is_1d_ or y.reshape(len(y), -1).shape[1] != (
-            self.n_outputs_
-        ):
-            raise ValueError(f"y has shape {y.shape}; fit saw {self.n_outputs_} target(s).")
-        # skorch regressors train on 2-D targets; a (B, 1) prediction against a
-        # (B,) target would silently broadcast in MSELoss.
-        y = y.reshape(len(y), -1)
-        if self._target_scaling_ is not None:
-            y = self._target_scaling_.transform(y)
-        return y.astype(np.float32)
-
-    def _n_outputs(self):
-        return self.n_outputs_
-
-    def _predict_encoded(self, net, X):
-        return predict_outputs(net, X)
-
-    def _score_encoded(self, y_true, y_pred, sample_weight=None):
-        return r2_score(y_true, y_pred, sample_weight=sample_weight)
-
-    def _decode(self, predictions):
-        if self._target_scaling_ is not None:
-            predictions = self._target_scaling_.inverse(predictions)
-        return predictions.ravel() if self._target_is_1d_ else predictions
-
-    def _compact_predictor(self, module, batch_size):
-        return CompactRegressor(module, n_features_in=self.n_features_in_,
-                                nonlinearity=predict_nonlinearity(self.net_),
-                                target_is_1d=self._target_is_1d_, batch_size=batch_size,
-                                target_scaling=self._target_scaling_)
+    _target_type = RegressionTarget
+    _compact_type = CompactRegressor
 
     def predict(self, X) -> np.ndarray:
         """Predictions of the winning ticket's trained net.
@@ -1385,8 +1065,8 @@ class LotteryTicketRegressor(RegressorMixin, BaseLotteryTicket):
         -------
         ndarray of shape (n_samples,) or (n_samples, n_targets)
         """
-        X = self._validated_X(X)
-        return self._decode(self._predict_encoded(self.net_, X))
+        X = self._validated_X(X)  # checks that the estimator is fitted
+        return self._target_.decode(predict_outputs(self.net_, X))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

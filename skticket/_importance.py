@@ -8,10 +8,11 @@ is plain numpy on the trained weights, so that it is tested on its own.
 from __future__ import annotations
 
 import numpy as np
+from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-__all__ = ["feature_names", "first_layer_weights", "input_importances",
-           "module_input_importances"]
+__all__ = ["InputImportancesMixin", "feature_names", "first_layer_weights",
+           "input_importances", "module_input_importances", "used_features"]
 
 
 def _linear_chain(module: nn.Module, n_features: int) -> list[tuple[str, nn.Linear]]:
@@ -89,3 +90,55 @@ def feature_names(n_features: int, names: np.ndarray | None) -> np.ndarray:
         return np.asarray(names, dtype=object)
     return np.asarray([f"x{i}" for i in range(n_features)], dtype=object)
 
+
+
+def used_features(module: nn.Module, n_features: int, names: np.ndarray | None) -> np.ndarray:
+    """The names (:func:`feature_names`) of the inputs a trained module still reads: those
+    of non-zero :func:`module_input_importances`, in input order."""
+    return feature_names(n_features, names)[module_input_importances(module, n_features) > 0]
+
+
+class InputImportancesMixin:
+    """``feature_importances_`` and ``used_features_`` of an estimator whose fitted ticket
+    is a trained skorch ``net_`` on ``n_features_in_`` inputs."""
+
+    @property
+    def feature_importances_(self) -> np.ndarray:
+        """Per input feature, its share of the ticket's surviving first-layer weight magnitude.
+
+        For input j, the sum of ``|w|`` over its trained, unpruned weights into
+        the first ``nn.Linear`` layer that reads the inputs, counting only the
+        units of that layer that still pass something on to the next layer;
+        normalized to sum to 1. An input the ticket no longer reads (every
+        first-layer weight of it pruned, or leading only to units with no
+        surviving outgoing weight) gets exactly 0, so that
+        ``SelectFromModel(LotteryTicketClassifier(target_sparsity=0.99))``
+        keeps the inputs the ticket uses. It says how strongly the net is
+        wired to each input, not how much the predictions depend on it
+        (inputs on different scales, later layers and the activations all
+        change that): ``sklearn.inspection.permutation_importance`` measures
+        that. Read from ``net_`` and ``winning_ticket_`` (so it follows
+        ``prune()``); an ``AttributeError`` when no ``nn.Linear`` reads the
+        inputs (a convolutional net).
+
+        Returns
+        -------
+        ndarray of shape (n_features_in_,)
+        """
+        check_is_fitted(self, "net_")
+        return module_input_importances(self.net_.module_, self.n_features_in_)
+
+    @property
+    def used_features_(self) -> np.ndarray:
+        """The names of the inputs the ticket still reads (non-zero
+        ``feature_importances_``), in input order: ``feature_names_in_`` when
+        ``fit`` saw named columns, else ``x0``, ``x1``, ... as scikit-learn names
+        unnamed features.
+
+        Returns
+        -------
+        ndarray of str
+        """
+        check_is_fitted(self, "net_")
+        return used_features(self.net_.module_, self.n_features_in_,
+                             getattr(self, "feature_names_in_", None))

@@ -22,20 +22,25 @@ Every setting is an ordinary skorch parameter: ``net__max_epochs``,
 every row (the rule then watches the training loss and keeps the last
 epoch, scikit-learn's MLP default), or ``net__callbacks__converged=None`` to
 train a fixed number of epochs.
+
+:func:`sized_net` sizes any net, default or given, from the training data
+when an estimator fits it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
+from typing import Any
 
 import torch
-from skorch import NeuralNetClassifier, NeuralNetRegressor
+from skorch import NeuralNet, NeuralNetClassifier, NeuralNetRegressor
 from skorch.callbacks import EarlyStopping
 from skorch.dataset import ValidSplit
 
 from ._mlp import MLP
 
-__all__ = ["DefaultClassifierNet", "DefaultRegressorNet"]
+__all__ = ["DefaultClassifierNet", "DefaultRegressorNet", "auto_batch_size", "sized_net"]
 
 #: The default net's hidden layers and learning rate (benchmarks/bench_real_tables.py).
 HIDDEN_UNITS = (256, 256)
@@ -60,6 +65,63 @@ def auto_batch_size(n_rows: int) -> int:
     (150, 200)
     """
     return max(1, min(AUTO_BATCH_ROWS, int(n_rows)))
+
+
+def _module_takes(module, name: str) -> bool:
+    """Whether the module class (or factory) ``module`` has a parameter ``name``; a
+    module instance is used as it is."""
+    if isinstance(module, torch.nn.Module):
+        return False
+    try:
+        return name in inspect.signature(module).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def sized_net(net: NeuralNet, n_rows: int, n_features: int, n_outputs: int,
+              **module_defaults: Any) -> NeuralNet:
+    """``net`` sized for training data of ``n_rows`` rows and ``n_features`` features.
+
+    The module's ``n_features`` and ``n_outputs``, and each of
+    ``module_defaults``, are filled in when the module's constructor takes them
+    and the net does not set them (as SciKeras sizes a model from the data
+    when it fits); ``batch_size="auto"`` becomes :func:`auto_batch_size` of
+    ``n_rows``. Sets them on ``net``, which must be unfitted and the caller's
+    own (a clone), and returns it.
+
+    Parameters
+    ----------
+    net : skorch NeuralNet
+        Unfitted; changed in place.
+    n_rows, n_features : int
+        The shape of the training data.
+    n_outputs : int
+        Outputs of the module: classes, labels or targets.
+    **module_defaults
+        Further module parameters to fill in the same way (the classifier's
+        ``output_activation``).
+
+    Returns
+    -------
+    NeuralNet
+        ``net``.
+
+    Examples
+    --------
+    >>> net = sized_net(DefaultClassifierNet(), 150, 4, 3, output_activation="softmax")
+    >>> params = net.get_params()
+    >>> params["module__n_features"], params["module__n_outputs"], params["batch_size"]
+    (4, 3, 150)
+    """
+    set_by_net = net.get_params(deep=False)
+    sizing = {"n_features": n_features, "n_outputs": n_outputs, **module_defaults}
+    fill = {f"module__{key}": value for key, value in sizing.items()
+            if f"module__{key}" not in set_by_net and _module_takes(net.module, key)}
+    if isinstance(net.batch_size, str) and net.batch_size == "auto":
+        fill["batch_size"] = auto_batch_size(n_rows)
+    if fill:
+        net.set_params(**fill)
+    return net
 
 
 class Converged(EarlyStopping):

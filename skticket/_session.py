@@ -227,3 +227,51 @@ def _diverged(error: TrainingDivergedError, template: NeuralNet,
     )
     diverged.round = round_index
     return diverged
+
+
+# --- where a search starts from: what prune() must find unchanged -----------------------
+
+
+def start_point(net: NeuralNet | None, prunable, rewind_step: int,
+                random_state) -> dict[str, str]:
+    """A hash of each estimator parameter that decides where a search starts from.
+
+    The net (its class and each of its parameters, as ``net__*``),
+    ``prunable``, ``rewind_step`` and ``random_state`` decide theta_0, the
+    rewind point, the pruned names and the seeds: ``prune()`` can only go on
+    from a search they still describe (:func:`check_start_point`). A
+    RandomState instance changes with every draw, so only its being one is
+    recorded.
+    """
+    from ._cache import content_hash
+
+    values = {"prunable": prunable, "rewind_step": rewind_step,
+              "random_state": (random_state if random_state is None
+                               or isinstance(random_state, int | np.integer)
+                               else np.random.RandomState)}
+    if net is None:
+        values["net"] = None
+    else:
+        values["net"] = type(net)
+        # What the net prints changes no result.
+        values.update({f"net__{name}": value
+                       for name, value in net.get_params(deep=False).items()
+                       if name != "verbose"})
+    return {name: content_hash(value) for name, value in values.items()}
+
+
+def check_start_point(recorded: dict[str, str], now: dict[str, str]) -> None:
+    """Refuse to go on from a search whose :func:`start_point` changed.
+
+    Raises
+    ------
+    ValueError
+        Naming the first parameter whose hash in ``now`` differs from ``recorded``.
+    """
+    for name, value in recorded.items():
+        if now.get(name) != value:
+            raise ValueError(
+                f"{name} changed since fit, and it decides where the search starts from "
+                "(the initial weights, the rewind point, the pruned parameters or the "
+                "seeds): prune() cannot go on from that search. Call fit again."
+            )

@@ -6,7 +6,6 @@ import inspect
 import pathlib
 import re
 import textwrap
-import warnings
 from numbers import Integral
 
 import numpy as np
@@ -38,6 +37,7 @@ from skticket import (
 )
 from skticket._hooks import EarlyBirdStop
 from skticket._pruning import target_active_count
+from skticket._search import SEARCHES
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -401,58 +401,18 @@ def test_the_estimator_holds_no_branch_on_a_searchs_name():
     assert not re.search(r"search\s*==\s*['\"]", search_code)
 
 
-# --- the parameters they replace --------------------------------------------------------------
-
-
-@pytest.mark.parametrize("old, search, new", [
-    ({"early_bird_window": 1, "early_bird_tolerance": 1.0}, "early_bird",
-     EarlyBird(window=1, tolerance=1.0)),
-    ({"snip_batches": 3}, "snip", SNIP(batches=3)),
-])
-def test_old_parameters_warn_and_still_work(cancer, old, search, new):
-    X, y = cancer
-    est = estimator(search=search, net=net(max_epochs=4), **old)
-    with pytest.warns(FutureWarning) as caught:
-        est.fit(X, y)
-    messages = [str(w.message) for w in caught if w.category is FutureWarning]
-    for name, value in old.items():
-        param = name.rsplit("_", 1)[-1]
-        replacement = f"use search={type(new).__name__}({param}=...)"
-        assert any(m.startswith(f"{name} is deprecated") and replacement in m
-                   for m in messages), (name, messages)
-        assert est.get_params()[name] == value
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", FutureWarning)
-        same = estimator(search=new, net=net(max_epochs=4)).fit(X, y)
-        default = estimator(search=search, net=net(max_epochs=4)).fit(X, y)
-    for name, mask in same.winning_ticket_.masks.items():
-        np.testing.assert_array_equal(est.winning_ticket_.masks[name], mask)
-    np.testing.assert_array_equal(est.predict_proba(X), same.predict_proba(X))
-    assert [r["epochs"] for r in est.rounds_] == [r["epochs"] for r in same.rounds_]
-    # ... and not the defaults' result: the old parameters did apply.
-    assert ([r["epochs"] for r in est.rounds_] != [r["epochs"] for r in default.rounds_]
-            or any(not np.array_equal(est.winning_ticket_.masks[n], m)
-                   for n, m in default.winning_ticket_.masks.items()))
-
-
-def test_old_parameters_default_to_deprecated_and_do_not_warn(cancer):
-    X, y = cancer
-    est = estimator(search="early_bird", net=net(max_epochs=2))
-    assert {est.get_params()[k] for k in ("early_bird_window", "early_bird_tolerance",
-                                          "snip_batches")} == {"deprecated"}
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", FutureWarning)
-        est.fit(X, y)
-
-
-def test_an_old_parameter_with_an_object_of_its_search_is_refused(cancer):
-    X, y = cancer
-    est = estimator(search=EarlyBird(window=3), early_bird_window=4, net=net(max_epochs=1))
-    with pytest.warns(FutureWarning), pytest.raises(ValueError, match="set window on the search"):
-        est.fit(X, y)
-    # With another search it is ignored, as it always was (with the warning).
-    with pytest.warns(FutureWarning, match="snip_batches is deprecated"):
-        estimator(search=IMP(), snip_batches=2, net=net(max_epochs=1), max_rounds=1).fit(X, y)
+def test_a_searchs_parameters_are_its_own_not_the_estimators():
+    # A search's parameters reach the estimator only as search__*: the estimator's
+    # signature repeats none of them (the old early_bird_window / snip_batches).
+    estimator_params = set(inspect.signature(LotteryTicketClassifier).parameters)
+    for cls in set(SEARCHES.values()):
+        own = set(inspect.signature(cls).parameters)
+        prefixed = {f"{name}_{param}" for name in SEARCHES for param in own}
+        assert not (estimator_params & prefixed), cls.__name__
+    with pytest.raises(ValueError, match="early_bird_window"):
+        LotteryTicketClassifier().set_params(early_bird_window=3)
+    search = LotteryTicketClassifier(search="early_bird").set_params(search__window=3).search
+    assert isinstance(search, EarlyBird) and search.window == 3
 
 
 # --- a search of one's own, from the user guide -----------------------------------------------
