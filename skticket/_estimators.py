@@ -207,7 +207,7 @@ _SHARED_DOCS = {
         pooled weights under ``scope="global"``): after k rounds ``(1-p)^k``
         remain, so 90% sparsity takes 4 rounds (0.2, Frankle & Carbin's rate,
         takes 11, at about the same accuracy on the real-table benchmark:
-        see the README's "Defaults"). ``prune_fraction=target_sparsity,
+        see the user guide's "Defaults" page). ``prune_fraction=target_sparsity,
         max_rounds=1`` is one-shot pruning.
     target_sparsity : float or None, default=0.8
         Stop once this share of the prunable weights is zero. The last round

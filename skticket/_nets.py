@@ -2,9 +2,10 @@
 
 :class:`DefaultClassifierNet` and :class:`DefaultRegressorNet` are skorch
 nets with defaults chosen on a benchmark of real tables
-(``benchmarks/bench_real_tables.py``; the README's "Defaults" section has its
-table): an :class:`~skticket.MLP` with two hidden layers of 256 units (a 90%
-ticket of scikit-learn's 100-unit MLP is too small for many tables), Adam at
+(``benchmarks/bench_real_tables.py``; the user guide's "Defaults" page,
+``docs/guide/defaults.rst``, has its table): an :class:`~skticket.MLP` with
+two hidden layers of 256 units (a 90% ticket of scikit-learn's 100-unit MLP is
+too small for many tables), Adam at
 lr 0.001 (on its fused kernel, as every torch optimizer that has one runs in a
 search; wider nets collapsed at 0.01), batches of ``min(200, n_samples)`` as
 scikit-learn's MLPs take them, silent, and trained until they converge: 10%
@@ -244,7 +245,8 @@ _SHARED_DOC = """
     criterion : torch loss, default={criterion}
     optimizer : torch optimizer, default=torch.optim.Adam
         Run with ``fused=True`` in a search unless ``optimizer__fused`` or
-        ``optimizer__foreach`` is set (see the README's section on speed).
+        ``optimizer__foreach`` is set (see the user guide's
+        performance page, ``docs/guide/performance.rst``).
     lr : float, default=0.001
     max_epochs : int, default=200
         At most this many epochs; the ``"converged"`` callback usually ends a

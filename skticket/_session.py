@@ -19,7 +19,7 @@ import numpy as np
 from joblib import Memory
 from skorch import NeuralNet
 
-from ._cache import CachedTrainingResult, cached_training
+from ._cache import CachedTrainingResult, cached_training, content_hash
 from ._pruning import n_active, permute_masks, rewound_weights, sparsity
 from ._rng import round_seed
 from ._ticket import Ticket
@@ -243,7 +243,6 @@ def start_point(net: NeuralNet | None, prunable, rewind_step: int,
     RandomState instance changes with every draw, so only its being one is
     recorded.
     """
-    from ._cache import content_hash
 
     values = {"prunable": prunable, "rewind_step": rewind_step,
               "random_state": (random_state if random_state is None
