@@ -71,22 +71,26 @@ def _plain_inference(net: NeuralNet) -> bool:
 def _float64_layers(net: NeuralNet) -> list[nn.Module] | None:
     """The modules of ``net``'s module in order, where it predicts in float64, else None.
 
-    That is, an MLP-like module on the CPU made of linear layers and modules of
-    the activation table only (they compute in any dtype and draw nothing in
-    eval mode), without forward hooks (a hook expects the module's own forward
-    to run), in a net that runs skorch's own evaluation step and inference.
+    That is, an MLP-like module on the CPU made of ``nn.Linear`` layers and
+    modules of the activation table only (they compute in any dtype and draw
+    nothing in eval mode), without forward hooks (a hook expects the module's
+    own forward to run), in a net that runs skorch's own evaluation step and
+    inference.
     """
-    module = net.module_
     if (type(net).evaluation_step is not NeuralNet.evaluation_step
-            or type(net).infer is not NeuralNet.infer
-            or any(p.device.type != "cpu" for p in module.parameters())
-            or any(has_forward_hooks(m) for m in module.modules())):
+            or type(net).infer is not NeuralNet.infer):
         return None
     try:
-        children = [child for _, child in mlp_children(module)]
+        children = [child for _, child in mlp_children(net.module_)]
     except TypeError:
         return None
-    if not all(isinstance(c, nn.Linear) or entry_of(c) is not None for c in children):
+    for child in children:
+        if type(child).forward is nn.Linear.forward:
+            if child.weight.device.type != "cpu":
+                return None
+        elif entry_of(child) is None:  # a Linear's subclass with its own forward too
+            return None
+    if any(has_forward_hooks(m) for m in net.module_.modules()):
         return None
     return children
 
@@ -142,10 +146,10 @@ def predict_outputs(net: NeuralNet, X: np.ndarray) -> np.ndarray:
 
 
 def _float64_forward(layers: list[nn.Module], rows: torch.Tensor) -> torch.Tensor:
-    """The layers applied in float64 to ``rows``, as in eval mode."""
+    """The layers (of :func:`_float64_layers`) applied in float64 to ``rows``, as in eval mode."""
     h = rows.to(torch.float64)
     for layer in layers:
-        if isinstance(layer, nn.Linear):
+        if isinstance(layer, nn.Linear):  # with nn.Linear's own forward
             bias = None if layer.bias is None else layer.bias.double()
             h = functional.linear(h, layer.weight.double(), bias)
         elif not isinstance(layer, (nn.Dropout, nn.AlphaDropout)):  # identities in eval mode

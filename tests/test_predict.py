@@ -97,7 +97,7 @@ def assert_same_rows(est, X, index, whole_values, whole_labels):
     (a value near zero is a difference of larger terms, each rounded to float64).
     """
     values, labels = values_and_labels(est)
-    scale = 0 if labels is not None else RTOL * np.abs(whole_values).max(axis=0)
+    scale = 0 if labels is not None else RTOL * float(np.abs(whole_values).max())
     np.testing.assert_allclose(values(X[index]), whole_values[index], rtol=RTOL, atol=scale)
     if labels is not None:
         np.testing.assert_array_equal(labels(X[index]), whole_labels[index])
