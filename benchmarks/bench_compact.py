@@ -5,7 +5,7 @@ medians over repeats:
 
 1. the crossover: one layer as a dense and as a CSR ``CompactLinear`` over
    random masks of growing sparsity, 10,000 rows in the compact predictor's
-   batches; the crossover is the lowest swept sparsity from which CSR wins at
+   batches, in float64 as compact networks compute; the crossover is the lowest swept sparsity from which CSR wins at
    every higher one (``skticket._compact.CSR_MIN_SPARSITY`` is set from it);
 2. a 95%-sparse ticket of a 64-512-512-10 MLP found by IMP (local pruning) on
    load_digits: predicting 10,000 rows with ``compact()`` against the masked
@@ -56,19 +56,19 @@ def batched(fn, X: torch.Tensor, batch_size: int):
 
 def crossover(args) -> float:
     print("### 1. Crossover: one layer, dense vs CSR, random masks\n")
-    print(f"{args.rows} rows in batches of {args.batch_size}, transposed layout as in "
-          "CompactMLP; times in ms, median of repeats.\n")
+    print(f"{args.rows} rows in batches of {args.batch_size}, float64 in the transposed "
+          "layout as in CompactMLP; times in ms, median of repeats.\n")
     gen = torch.Generator().manual_seed(0)
     rows, crossovers = [], {}
     for n_in, n_out in SHAPES:
-        X = torch.randn(args.rows, n_in, generator=gen)
+        X = torch.randn(args.rows, n_in, generator=gen, dtype=torch.float64)
         chunks = [X[i:i + args.batch_size].T.contiguous()
                   for i in range(0, len(X), args.batch_size)]
         wins = {}
         for sparsity in SPARSITIES:
-            weight = torch.randn(n_out, n_in, generator=gen)
+            weight = torch.randn(n_out, n_in, generator=gen, dtype=torch.float64)
             weight *= torch.rand(n_out, n_in, generator=gen) >= sparsity
-            bias = torch.randn(n_out, generator=gen)
+            bias = torch.randn(n_out, generator=gen, dtype=torch.float64)
             dense = CompactLinear(weight, bias)
             sparse = CompactLinear(weight.to_sparse_csr(), bias)
             with torch.inference_mode():

@@ -5,8 +5,9 @@ load_digits standardized, the default estimator (one hidden layer of 100) at
 units). On 10,000 rows (digits tiled) and on one row, medians over repeats,
 sides alternating:
 
-- the estimator's ``predict``, ``predict_proba`` and ``score`` (through the
-  net's compacted copy, rows independent of each other);
+- the estimator's ``predict``, ``predict_proba`` and ``score`` (in float64:
+  on 10,000 rows through the net's compacted copy, made on each call; on one
+  row through the layers as they are);
 - skorch's own ``net_.predict`` on the same trained net (a DataLoader fetching
   rows one at a time: the estimator's path before the blocks);
 - ``compact().predict``;
@@ -20,17 +21,11 @@ skorch's own path makes one call per repeat (it is 40 times slower), the
 others ``--calls``.
 
     python benchmarks/bench_predict.py --threads 1
-    python benchmarks/bench_predict.py --threads 1 --kernels blocks
-
-``--kernels blocks`` runs the CSR products and the softmax in fixed-shape
-blocks, as on a CPU where their run-time probe fails (``SKTICKET_KERNELS``);
-the default, ``probe``, runs them as this machine's probe judges them.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import warnings
 
 import numpy as np
@@ -49,7 +44,6 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import StandardScaler
 
 from skticket import LotteryTicketClassifier
-from skticket._compact import KERNELS_ENV, kernel_verdicts
 
 
 def onnx_predictor(est, X):
@@ -75,11 +69,8 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=10,
                         help="calls on all rows per repeat and side")
     parser.add_argument("--one-row-calls", type=int, default=300)
-    parser.add_argument("--kernels", choices=["probe", "blocks"], default="probe",
-                        help="probed kernels as the probe judges them, or always in blocks")
     parser.set_defaults(repeats=15)
     args = parser.parse_args()
-    os.environ[KERNELS_ENV] = args.kernels
     setup(args)
     print_header("Predict time: estimator, skorch, compact(), MLPClassifier, onnxruntime")
 
@@ -121,8 +112,6 @@ def main() -> None:
             rows.append([f"{n:,}", name, f"{1e3 * median(per_call[name]):.3f}",
                          f"{paired_ratio(per_call[name], reference):.2f}"])
     print(table(["rows", "side", "ms per call", "/ MLPClassifier.predict"], rows))
-    print(f"\nkernels: {args.kernels}; probe verdicts (kernel, shape, dtype, threads: whole "
-          f"passes): {kernel_verdicts()}")
 
 
 if __name__ == "__main__":

@@ -6,9 +6,11 @@ subclass's):
 * whether it acts on each unit alone (``elementwise``), so that
   :func:`~skticket._compact.compact_module` may remove units around it and it
   may sit between two linear layers;
-* how a forward pass may run it without a row's result depending on the other
-  rows (``rows``): :data:`EXACT`, :data:`PROBED` or :data:`BLOCKS`;
 * its ONNX nodes (``onnx``), used by :mod:`skticket.onnx`.
+
+Every module of the table computes in any float dtype and draws nothing in
+eval mode, so an MLP-like net made of them predicts in float64
+(:mod:`skticket._predict`).
 
 The functions a skorch net may apply to its predictions (its
 ``predict_nonlinearity``) are described by the module they compute
@@ -30,23 +32,8 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-__all__ = ["ACTIVATIONS", "BLOCKS", "EXACT", "PROBED", "Activation", "as_module",
-           "entry_of", "is_identity", "predict_nonlinearity", "rows_kind"]
-
-#: One comparison, selection or multiplication per value (ReLU, a clamp, a
-#: slope, the identity): correctly rounded whatever the kernel (vectorized body
-#: or remainder loop, any instruction set), so a whole pass computes each row
-#: on its own by construction.
-EXACT = "exact"
-#: Each row through the same vectorized code (a softmax over the features): so
-#: torch's kernels are written, but nothing promises it; a whole pass only
-#: where a probe confirmed it on this machine (see ``skticket._compact``),
-#: fixed-shape blocks otherwise.
-PROBED = "probed"
-#: Anything else (tanh, sigmoid, GELU, ...): a vectorized body and a remainder
-#: loop may round differently, and where a value falls depends on the size of
-#: the tensor, so fixed-shape blocks.
-BLOCKS = "blocks"
+__all__ = ["ACTIVATIONS", "Activation", "as_module", "entry_of", "is_identity",
+           "predict_nonlinearity"]
 
 
 class Activation(NamedTuple):
@@ -54,7 +41,6 @@ class Activation(NamedTuple):
 
     module: type[nn.Module]
     elementwise: bool
-    rows: str
     onnx: Callable[[Any, str, nn.Module], str]
 
 
@@ -100,46 +86,46 @@ def _same(g, x: str, m: nn.Module) -> str:
 
 
 #: Every module class skticket knows, in one place. Dropout is the identity at
-#: inference (in training mode it draws, see ``skticket._compact``).
+#: inference (predictions run in eval mode).
 ACTIVATIONS: tuple[Activation, ...] = tuple(Activation(*row) for row in [
-    (nn.Identity, True, EXACT, _same),
-    (nn.Dropout, True, EXACT, _same),
-    (nn.AlphaDropout, True, EXACT, _same),
-    (nn.ReLU, True, EXACT, lambda g, x, m: g.node("Relu", [x])),
-    (nn.ReLU6, True, EXACT, lambda g, x, m: g.node("Clip", [x, g.const(0.0), g.const(6.0)])),
-    (nn.LeakyReLU, True, EXACT,
+    (nn.Identity, True, _same),
+    (nn.Dropout, True, _same),
+    (nn.AlphaDropout, True, _same),
+    (nn.ReLU, True, lambda g, x, m: g.node("Relu", [x])),
+    (nn.ReLU6, True, lambda g, x, m: g.node("Clip", [x, g.const(0.0), g.const(6.0)])),
+    (nn.LeakyReLU, True,
      lambda g, x, m: g.node("LeakyRelu", [x], alpha=float(m.negative_slope))),
-    (nn.Hardtanh, True, EXACT,
+    (nn.Hardtanh, True,
      lambda g, x, m: g.node("Clip", [x, g.const(m.min_val), g.const(m.max_val)])),
-    (nn.Threshold, True, EXACT, lambda g, x, m: g.node("Where", [
+    (nn.Threshold, True, lambda g, x, m: g.node("Where", [
         g.node("Greater", [x, g.const(m.threshold)]), x, g.const(m.value)])),
-    (nn.ELU, True, BLOCKS, lambda g, x, m: g.node("Elu", [x], alpha=float(m.alpha))),
+    (nn.ELU, True, lambda g, x, m: g.node("Elu", [x], alpha=float(m.alpha))),
     # ONNX's Selu defaults are torch's constants.
-    (nn.SELU, True, BLOCKS, lambda g, x, m: g.node("Selu", [x])),
-    (nn.CELU, True, BLOCKS, lambda g, x, m: g.node("Celu", [x], alpha=float(m.alpha))),
-    (nn.GELU, True, BLOCKS, _gelu),
-    (nn.SiLU, True, BLOCKS, lambda g, x, m: g.node("Mul", [x, g.node("Sigmoid", [x])])),
-    (nn.Mish, True, BLOCKS,
+    (nn.SELU, True, lambda g, x, m: g.node("Selu", [x])),
+    (nn.CELU, True, lambda g, x, m: g.node("Celu", [x], alpha=float(m.alpha))),
+    (nn.GELU, True, _gelu),
+    (nn.SiLU, True, lambda g, x, m: g.node("Mul", [x, g.node("Sigmoid", [x])])),
+    (nn.Mish, True,
      lambda g, x, m: g.node("Mul", [x, g.node("Tanh", [_softplus(g, x)])])),
-    (nn.Sigmoid, True, BLOCKS, lambda g, x, m: g.node("Sigmoid", [x])),
-    (nn.Tanh, True, BLOCKS, lambda g, x, m: g.node("Tanh", [x])),
-    (nn.Softplus, True, BLOCKS, _torch_softplus),
-    (nn.Softsign, True, BLOCKS, lambda g, x, m: g.node("Softsign", [x])),
-    (nn.Hardsigmoid, True, BLOCKS,
+    (nn.Sigmoid, True, lambda g, x, m: g.node("Sigmoid", [x])),
+    (nn.Tanh, True, lambda g, x, m: g.node("Tanh", [x])),
+    (nn.Softplus, True, _torch_softplus),
+    (nn.Softsign, True, lambda g, x, m: g.node("Softsign", [x])),
+    (nn.Hardsigmoid, True,
      lambda g, x, m: g.node("HardSigmoid", [x], alpha=1 / 6, beta=0.5)),
-    (nn.Hardswish, True, BLOCKS, lambda g, x, m: g.node(
+    (nn.Hardswish, True, lambda g, x, m: g.node(
         "Mul", [x, g.node("HardSigmoid", [x], alpha=1 / 6, beta=0.5)])),
-    (nn.LogSigmoid, True, BLOCKS,
+    (nn.LogSigmoid, True,
      lambda g, x, m: g.node("Neg", [_softplus(g, g.node("Neg", [x]))])),
-    (nn.Tanhshrink, True, BLOCKS, lambda g, x, m: g.node("Sub", [x, g.node("Tanh", [x])])),
-    (nn.Softshrink, True, BLOCKS, lambda g, x, m: g.node(
+    (nn.Tanhshrink, True, lambda g, x, m: g.node("Sub", [x, g.node("Tanh", [x])])),
+    (nn.Softshrink, True, lambda g, x, m: g.node(
         "Shrink", [x], lambd=float(m.lambd), bias=float(m.lambd))),
-    (nn.Hardshrink, True, BLOCKS,
+    (nn.Hardshrink, True,
      lambda g, x, m: g.node("Shrink", [x], lambd=float(m.lambd), bias=0.0)),
     # Not elementwise: only before the first or after the last linear layer.
-    (nn.Softmax, False, PROBED,
+    (nn.Softmax, False,
      lambda g, x, m: g.node("Softmax", [x], axis=_softmax_axis(m.dim))),
-    (nn.LogSoftmax, False, PROBED,
+    (nn.LogSoftmax, False,
      lambda g, x, m: g.node("LogSoftmax", [x], axis=_softmax_axis(m.dim))),
 ])
 
@@ -156,26 +142,12 @@ def entry_of(module: nn.Module) -> Activation | None:
     return None
 
 
-def rows_kind(module: nn.Module) -> str:
-    """How ``module`` may run on a pass: :data:`EXACT`, :data:`PROBED` or :data:`BLOCKS`.
-
-    A softmax counts as row-wise only over the features (``dim`` of -1, 1 or
-    None) of a ``(n_samples, features)`` tensor.
-    """
-    entry = entry_of(module)
-    if entry is None:
-        return BLOCKS
-    if entry.rows == PROBED and getattr(module, "dim", None) not in (None, -1, 1):
-        return BLOCKS
-    return entry.rows
-
-
 # --- predict nonlinearities -------------------------------------------------------------
 
 try:
     # What skorch applies for predict_nonlinearity=None (and 'auto' with most
     # criteria). skorch exports no public identity; recognising it keeps the
-    # identity free (no blocks, nothing to convert). tests/test_private_api.py
+    # identity free (nothing to apply, nothing to convert). tests/test_private_api.py
     # checks it is still what skorch returns.
     from skorch.utils import _identity as _SKORCH_IDENTITY
 except ImportError:  # pragma: no cover - then it is an unknown function: correct, slower

@@ -620,9 +620,9 @@ class BaseLotteryTicket(InputImportancesMixin, BaseEstimator, metaclass=ABCMeta)
         units with no incoming weights are folded into the next layer's bias,
         units with no outgoing weights are dropped, and each layer still sparser
         than ``sparse_threshold`` multiplies with a CSR matrix. Predictions equal
-        the estimator's within 1e-5 (float32 rounding). Needs an MLP-like module:
-        an ``nn.Sequential`` (such as :class:`skticket.MLP`) of ``nn.Linear``
-        layers with elementwise activations between them.
+        the estimator's to float64 rounding: both compute in float64. Needs an
+        MLP-like module: an ``nn.Sequential`` (such as :class:`skticket.MLP`) of
+        ``nn.Linear`` layers with elementwise activations between them.
 
         Parameters
         ----------
@@ -630,10 +630,10 @@ class BaseLotteryTicket(InputImportancesMixin, BaseEstimator, metaclass=ABCMeta)
             Layers with a larger share of zero weights (after compaction) use a
             CSR matmul, the others a dense one; the default is the crossover
             measured on a 2-core CPU. 1.0 keeps every layer dense.
-        batch_size : int, default=4096
-            Rows per forward pass of the compact network (rounded to whole
-            blocks): small enough that sparse products work in cache. Only
-            speed and memory depend on it, never the predictions.
+        batch_size : int, default=2048
+            Rows per forward pass of the compact network: small enough that
+            sparse products work in cache. Only speed and memory depend on it
+            (the predictions only to float64 rounding).
 
         Returns
         -------

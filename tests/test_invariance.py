@@ -2,10 +2,12 @@
 
 The kernels a machine runs depend on its instruction sets (MKL's CSR product
 computes columns in vectorized blocks on AVX2 and AVX-512 Intel CPUs; torch's
-own kernels are compiled for several), so the guarantee is checked here under
-limits that change them: ``MKL_ENABLE_INSTRUCTIONS`` (MKL only lowers what it
-uses) and ``ATEN_CPU_CAPABILITY`` (torch's vectorized kernels), each set in
-a fresh process before torch is imported. Each process fits small tickets
+own kernels are compiled for several). Predictions compute in float64, so the
+promise (labels identical, values equal to 1e-12 relative) holds by numerics
+whatever the kernels; it is checked here under limits that change them:
+``MKL_ENABLE_INSTRUCTIONS`` (MKL only lowers what it uses) and
+``ATEN_CPU_CAPABILITY`` (torch's vectorized kernels), each set in a fresh
+process before torch is imported. Each process fits small tickets
 once and checks many calls (see ``invariance_worker.py``).
 """
 
@@ -32,8 +34,7 @@ CONFIGS = {
 
 @pytest.mark.parametrize("config", list(CONFIGS))
 def test_rows_apart_under_instruction_set_limits(config):
-    env = {key: value for key, value in os.environ.items()
-           if key not in LIMITS and key != "SKTICKET_KERNELS"}
+    env = {key: value for key, value in os.environ.items() if key not in LIMITS}
     env.update(CONFIGS[config])
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
     result = subprocess.run([sys.executable, str(WORKER)], capture_output=True, text=True,
@@ -43,9 +44,9 @@ def test_rows_apart_under_instruction_set_limits(config):
     report = json.loads(lines[-1])
     assert result.returncode == 0 and report["n_failures"] == 0, (
         f"{report['n_failures']} calls gave rows other than the whole call under {config} "
-        f"(capability {report['capability']}; probe verdicts {report['verdicts']}); first: "
-        f"{report['failures']}\n{result.stderr[-3000:]}")
+        f"(capability {report['capability']}); first (estimator, threads, rows, relative "
+        f"difference, same labels): {report['failures']}\n{result.stderr[-3000:]}")
     # The limit took effect where it can be read back (torch's own capability).
     if CONFIGS[config].get("ATEN_CPU_CAPABILITY") == "default":
         assert report["capability"] == "DEFAULT"
-    assert report["verdicts"], "no kernel was probed: the check met no CSR product"
+    assert report["compared"] > 500, report

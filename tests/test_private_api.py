@@ -17,7 +17,7 @@ from torch import nn
 
 from skticket import MLP
 from skticket._activations import as_module, is_identity, predict_nonlinearity
-from skticket._compact import has_forward_hooks, tensor_version
+from skticket._predict import has_forward_hooks
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,10 +72,10 @@ def test_skorchs_identity_is_recognised():
 
 
 def test_torch_still_keeps_forward_hooks_where_skticket_reads_them():
-    # skticket._compact.has_forward_hooks reads Module._forward_hooks and
+    # skticket._predict.has_forward_hooks reads Module._forward_hooks and
     # Module._forward_pre_hooks.
     message = ("torch no longer keeps a module's forward hooks in _forward_hooks / "
-               "_forward_pre_hooks: update skticket._compact.has_forward_hooks")
+               "_forward_pre_hooks: update skticket._predict.has_forward_hooks")
     module = nn.Linear(3, 2)
     assert not has_forward_hooks(module), message
     handle = module.register_forward_hook(lambda *args: None)
@@ -89,27 +89,11 @@ def test_torch_still_keeps_forward_hooks_where_skticket_reads_them():
     assert has_forward_hooks(module), message
 
 
-def test_torch_still_counts_in_place_changes_where_skticket_reads_them():
-    # skticket._compact.tensor_version reads Tensor._version.
-    message = ("torch's Tensor._version no longer moves on in-place changes: update "
-               "skticket._compact.tensor_version (the compacted copy would go stale)")
-    weight = nn.Linear(3, 2).weight
-    before = tensor_version(weight)
-    assert isinstance(before, int), message
-    with torch.no_grad():
-        weight.mul_(2.0)
-    assert tensor_version(weight) != before, message
-    after = tensor_version(weight)
-    with torch.no_grad():
-        weight.detach().add_(1.0)  # a detached view shares the counter
-    assert tensor_version(weight) != after, message
-
-
 def test_the_prediction_path_reads_no_other_private_name_of_a_dependency():
     # The isolated places above are the only ones; anything else is public API.
     allowed = {
         "_activations.py": {"_get_predict_nonlinearity", "skorch.utils import _identity"},
-        "_compact.py": {"._forward_hooks", "._forward_pre_hooks", "._version"},
+        "_predict.py": {"._forward_hooks", "._forward_pre_hooks"},
     }
     private = re.compile(r"(\.(_forward_hooks|_forward_pre_hooks|_backward_hooks|_parameters|"
                          r"_buffers|_modules|_version|_get_predict_nonlinearity)\b)|"
