@@ -146,6 +146,24 @@ class TicketPathPoint:
     ``scorer(point.estimator, X_test, y_test)`` scores the round as the
     scorer scores that fit.
 
+    Parameters
+    ----------
+    path : SearchPath
+        The path the round is on (made by :func:`ticket_path`, not by hand).
+    trained : Round
+        The trained round.
+    records : list of dict
+        The records of the path's rounds up to this one.
+    progress : SearchProgress
+        Where the search stood after this round.
+    winning : TicketPathPoint or None
+        The point of the last round the search accepted before this one (an
+        accepted point then becomes its own).
+    accepted : bool
+        Whether the search accepted the round.
+    origin : TicketPathPoint or None, default=None
+        For a point of :meth:`trained_from`, the search's point it trains again.
+
     Attributes
     ----------
     record : dict
