@@ -17,6 +17,7 @@ from ._estimators import LotteryTicketClassifier, LotteryTicketRegressor
 from ._hooks import TrainingHook
 from ._mlp import MLP
 from ._nets import DefaultClassifierNet, DefaultRegressorNet
+from ._path import TicketPathPoint, ticket_path
 from ._search import (
     IMP,
     SNIP,
@@ -48,10 +49,12 @@ __all__ = [
     "SparseMomentum",
     "SparseTraining",
     "Ticket",
+    "TicketPathPoint",
     "TrainingHook",
     "plot_ticket_curve",
     "summarize_ticket_curve",
     "ticket_curve",
+    "ticket_path",
 ]
 
 __version__ = "0.1.0"

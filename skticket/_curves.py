@@ -4,9 +4,9 @@
 every round's ticket on test data, next to the random baselines of the same
 mask; :func:`summarize_ticket_curve` reduces the repeats to mean and spread,
 and :func:`plot_ticket_curve` draws the result. Every net is trained by the
-search ``fit`` runs, driven the same way (the public
-:meth:`~skticket.LotteryTicketClassifier.open_search` and
-:class:`~skticket.SearchRun`), so the curve shows exactly what ``fit`` does.
+search ``fit`` runs, walked the same way (:func:`~skticket.ticket_path`), and
+scored through each round's fitted estimator, so the curve shows exactly what
+``fit`` does.
 """
 
 from __future__ import annotations
@@ -14,15 +14,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from numbers import Integral
+from operator import length_hint
 from typing import Any
 
 import numpy as np
 from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.base import clone
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import validate_data
 
 from ._estimators import BaseLotteryTicket
+from ._path import ticket_path
 from ._progress import RoundProgress
 from ._ticket import Ticket
 
@@ -87,42 +88,41 @@ def _row(kind: str, ticket: Ticket, score: float, accepted: bool) -> dict:
     }
 
 
+def _scorer(metric: Callable[[Any, Any], float] | None) -> Callable[..., float]:
+    """``scorer(estimator, X, y)``, scikit-learn's protocol: the estimator's ``score``, or
+    ``metric(y_true, y_pred)`` on its ``predict``."""
+    if metric is None:
+        return lambda estimator, X, y: float(estimator.score(X, y))
+    return lambda estimator, X, y: float(metric(y, estimator.predict(X)))
+
+
 def _repeat_rows(estimator: BaseLotteryTicket, seed: int, X_train, y_train, X_test, y_test,
                  kinds, metric, bar: RoundProgress | None = None):
-    """One search of a clone of ``estimator`` seeded with ``seed``: each round's tickets,
-    scored on the test data.
+    """One search path of ``estimator`` seeded with ``seed``: each round's tickets, scored
+    on the test data.
 
     Returns the ``(row, ticket)`` pairs (the dense net first, as the round-0
     ticket, when the search trains one) and the records of the rounds trained.
     ``bar``, if given, hears of each round as it is trained (and of the
     rounds planned, before the first).
     """
-    est = clone(estimator).set_params(random_state=int(seed))
-    # The search fit runs, driven as fit drives it, round by round.
-    run = est.open_search(X_train, y_train)
+    # The search fit runs, on a clone (ticket_path clones it).
+    path = ticket_path(clone(estimator).set_params(random_state=int(seed)), X_train, y_train)
     if bar is not None:
-        bar.plan(run.planned_rounds())
-    # The features as fit checks them (est now knows n_features_in_).
-    X_scored = validate_data(est, X_test, reset=False, dtype=[np.float32, np.float64],
-                             accept_sparse="csr")
-    X_scored = X_scored.astype(np.float32, copy=False)
-    score = run.net_scorer(y_test, metric)
+        bar.plan(length_hint(path) or None)
+    score = _scorer(metric)
     rows, records = [], []
-    for trained in run.rounds():
-        if trained.index == 0:
-            ticket = trained.ticket()
-            rows.append((_row("dense", ticket, score(trained.result.net, X_scored), True),
-                         ticket))
-        else:
-            for kind in kinds:
-                ticketed = (trained if kind == "rewind"
-                            else run.baseline(trained.masks, trained.index, kind))
-                ticket = ticketed.ticket()
-                rows.append((_row(kind, ticket, score(ticketed.result.net, X_scored),
-                                  trained.accepted), ticket))
-        records.append(trained.record)
+    for point in path:
+        # Each row scores its own training: the round as the search trained it
+        # ("rewind", or the dense net), or one of its baselines, kept as the ticket.
+        for kind in ("dense",) if point.round == 0 else kinds:
+            ticketed = point.trained_from(point.init if kind in ("dense", "rewind") else kind)
+            ticket = ticketed.ticket()
+            rows.append((_row(kind, ticket, score(ticketed.estimator, X_test, y_test),
+                              point.accepted or kind == "dense"), ticket))
+        records.append(point.record)
         if bar is not None:
-            bar.round_done(trained.record)
+            bar.round_done(point.record)
     return rows, records
 
 

@@ -34,6 +34,7 @@ from ._compact import (
 from ._docstring import Substitution
 from ._importance import InputImportancesMixin
 from ._nets import sized_net
+from ._path import SearchPath, TicketPathPoint, fitted_attributes, kept_attributes, trained_as
 from ._predict import predict_nonlinearity, predict_outputs
 from ._progress import RoundProgress
 from ._rng import draw_seeds, preserved_global_state
@@ -165,20 +166,6 @@ def _held_out_score(target: TargetEncoding, net: NeuralNet, X, y,
     """A trained net's score on ``X`` against the encoded target ``y``: what a search's
     held-out rows are scored with."""
     return float(target.score(y, predict_outputs(net, X), sample_weight))
-
-
-def _net_scorer(target: TargetEncoding, y, metric: Callable | None = None
-                ) -> Callable[[NeuralNet, np.ndarray], float]:
-    """``score(net, X)`` of a trained net against ``y``, as the user gave it: what
-    :meth:`SearchRun.net_scorer` of an estimator's runs returns.
-
-    Without ``metric``, the estimator's own score (accuracy or R^2); a
-    ``metric(y_true, y_pred)`` sees the predictions as ``predict`` returns them.
-    """
-    if metric is None:
-        y_encoded = target.transform(np.asarray(y))
-        return lambda net, X: _held_out_score(target, net, X, y_encoded)
-    return lambda net, X: float(metric(y, target.decode(predict_outputs(net, X))))
 
 
 def _checked_layer_fractions(fractions: dict[str, float] | None,
@@ -447,46 +434,40 @@ class BaseLotteryTicket(InputImportancesMixin, BaseEstimator, metaclass=ABCMeta)
     def _uses_default_net(self) -> bool:
         return self.net is None or isinstance(self.net, self._target_type.default_net_class)
 
-    def open_search(self, X, y, sample_weight=None) -> SearchRun:
-        """Validate and encode the data and open the search ``fit`` would run, untrained.
+    def _open_path(self, X, y, sample_weight) -> SearchPath:
+        """Validate and encode the data and open the path of the search the parameters
+        pick, untrained: where ``fit`` and :func:`~skticket.ticket_path` start.
 
-        What ``fit`` does before its first round (it sets ``n_features_in_`` and
-        the target's fitted attributes, such as ``classes_``, sizes the net and
-        draws the seeds), as a :class:`~skticket.SearchRun` of the search the
-        parameters pick, whose ``rounds()`` trains the rounds one at a time
-        exactly as ``fit`` would; :func:`skticket.ticket_curve` drives it. It
-        leaves the estimator looking fitted without ``net_``: call it on a clone.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Training data. A sparse matrix (any scipy format; kept as CSR) is
-            never densified whole: each batch is, as it is used.
-        y : array-like of shape (n_samples,) or (n_samples, n_targets)
-            Target values.
-        sample_weight : array-like of shape (n_samples,), default=None
-            Per-sample weights, as in :meth:`fit`.
-
-        Returns
-        -------
-        SearchRun
-            With ``planned_rounds()``, ``rounds()``, ``baseline(...)`` and
-            ``net_scorer(y, metric=None)``.
-
-        Examples
-        --------
-        >>> from sklearn.base import clone
-        >>> from sklearn.datasets import load_iris
-        >>> from skticket import LotteryTicketClassifier
-        >>> X, y = load_iris(return_X_y=True)
-        >>> est = LotteryTicketClassifier(target_sparsity=0.5).set_params(net__max_epochs=3)
-        >>> run = clone(est).open_search(X, y)
-        >>> run.search, [round(r.record["sparsity"], 2) for r in run.rounds()]
-        (IMP(), [0.0, 0.5])
+        scikit-learn's ``validate_data`` sets ``n_features_in_`` (and
+        ``feature_names_in_``) on this estimator; everything else the data give
+        (the target encoding, the sized net, the seeds) is in the path, for its
+        points' estimators and ``fit`` to set.
         """
-        attributes, run = _open_run(self, X, y, sample_weight)
-        self._set_fitted(attributes)
-        return run
+        with preserved_global_state(self._device()):
+            X, y = _validated_fit_data(self, X, y, reset=True)
+            sample_weight = _checked_sample_weight(sample_weight, X.shape[0])
+            default_net = self._uses_default_net()
+            if default_net:
+                _warn_if_unscaled(X)
+            target = self._target_type(estimator_name=type(self).__name__,
+                                       default_net=default_net)
+            y = target.fit_transform(y)
+            search = _resolved_search(self)
+            seeds = draw_seeds(self.random_state)
+            # A given ticket says itself which weights are pruned (its names are checked
+            # against the net by the search).
+            prunable = (self.prunable if self.ticket is None
+                        else lambda name, _, masks=self.ticket.masks: name in masks)
+            data = _split(self, X, y, seeds, sample_weight, target)
+            session = Session(_template(self, target, data.X_train), data, seeds,
+                              prunable=prunable, memory=_round_memory(self),
+                              scorer=functools.partial(_held_out_score, target))
+            run = SearchRun(search, session, _pruning_rule(self, session.prunable))
+        validated = {name: getattr(self, name) for name in ("n_features_in_", "feature_names_in_")
+                     if hasattr(self, name)}
+        fitted = {"_target_": target, **target.fitted_attributes(), **validated,
+                  "_start_point_": self._start_point()}
+        return SearchPath(self, run, fitted, self._device())
 
     def _start_point(self) -> dict[str, str]:
         return start_point(self.net, self.prunable, self.rewind_step, self.random_state)
@@ -556,11 +537,9 @@ class BaseLotteryTicket(InputImportancesMixin, BaseEstimator, metaclass=ABCMeta)
             A pruning round diverged; the search stopped before it.
         """
         with _all_or_nothing(self), preserved_global_state(self._device()):
-            attributes, run = _open_run(self, X, y, sample_weight)
-            self._set_fitted(attributes)
-            self.rounds_, winning = _trained_rounds(run, self.verbose, type(self).__name__)
-            self._start_point_ = self._start_point()
-            self._set_fitted(_won(run.session, run.progress, winning, self.ticket_init))
+            path = self._open_path(X, y, sample_weight)
+            last = _walked(path, self.verbose, type(self).__name__)
+            self._set_fitted(fitted_attributes(last))
         return self
 
     def _device(self) -> str:
@@ -608,8 +587,9 @@ class BaseLotteryTicket(InputImportancesMixin, BaseEstimator, metaclass=ABCMeta)
                 return self
             with RoundProgress(self.verbose, 1, type(self).__name__) as bar:
                 bar.round_done(trained.record)
-            self.rounds_ = [*self.rounds_, trained.record]
-            self._set_fitted(_won(session, progress, trained, self.ticket_init))
+            kept = trained_as(session, trained, self.ticket_init)
+            self._set_fitted(kept_attributes(session, progress, kept,
+                                             [*self.rounds_, trained.record]))
         return self
 
     def compact(self, *, sparse_threshold: float = CSR_MIN_SPARSITY,
@@ -685,45 +665,6 @@ class BaseLotteryTicket(InputImportancesMixin, BaseEstimator, metaclass=ABCMeta)
 # --- what fit and prune are made of: functions of an estimator's parameters and the data ---
 
 
-def _open_run(est: BaseLotteryTicket, X, y, sample_weight) -> tuple[dict, SearchRun]:
-    """Validate and encode the data and open the search ``est``'s parameters pick,
-    untrained: what ``open_search`` does, the fitted attributes of the target encoding
-    returned rather than set (scikit-learn's ``validate_data`` still sets
-    ``n_features_in_`` on ``est``)."""
-    X, y = _validated_fit_data(est, X, y, reset=True)
-    sample_weight = _checked_sample_weight(sample_weight, X.shape[0])
-    default_net = est._uses_default_net()
-    if default_net:
-        _warn_if_unscaled(X)
-    target = est._target_type(estimator_name=type(est).__name__, default_net=default_net)
-    y = target.fit_transform(y)
-    search = _resolved_search(est)
-    seeds = draw_seeds(est.random_state)
-    # A given ticket says itself which weights are pruned (its names are checked
-    # against the net by the search).
-    prunable = (est.prunable if est.ticket is None
-                else lambda name, _, masks=est.ticket.masks: name in masks)
-    data = _split(est, X, y, seeds, sample_weight, target)
-    session = Session(_template(est, target, data.X_train), data, seeds, prunable=prunable,
-                      memory=_round_memory(est),
-                      scorer=functools.partial(_held_out_score, target))
-    run = SearchRun(search, session, _pruning_rule(est, session.prunable),
-                    net_scorer=functools.partial(_net_scorer, target))
-    return {"_target_": target, **target.fitted_attributes()}, run
-
-
-def _won(session: Session, progress: SearchProgress, winning: Round, ticket_init: str) -> dict:
-    """The fitted attributes of a search's winning round, its baseline trained first when
-    ``ticket_init`` asks for one."""
-    if winning.init != ticket_init:
-        winning = session.baseline(winning.masks, winning.index, ticket_init)
-    # The whole start state (biases and buffers too) is what training the ticket again,
-    # on this data or other, needs; the search itself is kept (without data) so that
-    # prune() can go on.
-    return {"net_": winning.result.net, "winning_ticket_": winning.ticket(),
-            "_session_": session.detached(), "_search_progress_": progress}
-
-
 def _validated_fit_data(est: BaseLotteryTicket, X, y, *, reset: bool):
     """``X`` as the net takes it, and ``y`` checked (scikit-learn's ``validate_data``,
     which with ``reset`` sets ``n_features_in_`` on ``est``)."""
@@ -735,35 +676,35 @@ def _validated_fit_data(est: BaseLotteryTicket, X, y, *, reset: bool):
     return _as_net_input(X), y
 
 
-def _trained_rounds(run: SearchRun, verbose: int, name: str) -> tuple[list[dict], Round]:
-    """Train the run's rounds: the records of those trained, and the winning ticket.
+def _walked(path: SearchPath, verbose: int, name: str) -> TicketPathPoint:
+    """Train the path's rounds, with a progress bar: its last point.
 
     A Ctrl-C or a divergence after a round was accepted ends the search with a
     warning, keeping that round; before, there is nothing to keep and it propagates.
     """
-    records, winning = [], None
+    last = None
     try:
-        with RoundProgress(verbose, run.planned_rounds(), name) as bar:
-            for trained in run.rounds():
-                records.append(trained.record)
-                bar.round_done(trained.record)
-                if trained.accepted:
-                    winning = trained
+        with RoundProgress(verbose, path.planned_rounds, name) as bar:
+            for point in path:
+                bar.round_done(point.record)
+                last = point
     except (KeyboardInterrupt, TrainingDivergedError) as stop:
-        if winning is None:  # not even the dense round completed
+        if last is None or last.winning_round is None:  # not even the dense round completed
             raise
         # stacklevel 4: the caller of fit (through fit and scikit-learn's _fit_context).
         if isinstance(stop, KeyboardInterrupt):
             warnings.warn(
-                f"fit was interrupted (Ctrl-C) in round {run.progress.next_round}. The "
-                f"winning ticket is round {winning.index}, the last round that completed; "
-                "prune() goes on from there.", FitInterruptedWarning, stacklevel=4)
+                f"fit was interrupted (Ctrl-C) in round {path.run.progress.next_round}. The "
+                f"winning ticket is round {last.winning_round}, the last round that "
+                "completed; prune() goes on from there.", FitInterruptedWarning, stacklevel=4)
         else:
             warnings.warn(
                 f"{stop} The search stopped there; the winning ticket is round "
-                f"{winning.index}, the last round whose training stayed finite.",
+                f"{last.winning_round}, the last round whose training stayed finite.",
                 TrainingDivergedWarning, stacklevel=4)
-    return records, winning
+    if last is None:
+        raise ValueError(f"The search {path.run.search!r} trained no round.")
+    return last
 
 
 def _next_round(est: BaseLotteryTicket, X, y, sample_weight

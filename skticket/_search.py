@@ -10,9 +10,10 @@ estimator opens a :class:`SearchRun` on one fit's data (the
 :class:`~skticket._session.Session` every search shares, the
 :class:`PruningRule` the estimator's pruning parameters describe, and the
 :class:`SearchProgress` that says where the search stands) and hands it to the
-search's :meth:`Search.rounds`, which yields each trained round; the consumer
-(``fit``, ``ticket_curve``) records, reports and stops as it likes, and after
-any round the run's progress describes the winning ticket so far.
+search's :meth:`Search.rounds`, which yields each trained round; the search
+path (:mod:`skticket._path`, which ``fit``, ``ticket_path`` and
+``ticket_curve`` walk) records each, and after any round the run's progress
+describes the winning ticket so far.
 
 A new search is one new subclass of :class:`Search`: its ``__init__`` stores
 its parameters, ``_parameter_constraints`` validates them, ``rounds(run)``
@@ -26,10 +27,10 @@ snapshot, a stopping rule, masks that move) it asks for with training hooks
 from __future__ import annotations
 
 from abc import ABCMeta, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from numbers import Integral, Real
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -133,17 +134,12 @@ class SearchProgress:
         self.round = trained.index
 
 
-#: ``net_scorer(y, metric=None) -> score(net, X)``: what an estimator gives a run.
-NetScorer = Callable[..., Callable[[Any, np.ndarray], float]]
-
-
 class SearchRun:
     """A search opened on one fit's data: what drives it, and what it trains with.
 
-    An estimator's :meth:`~skticket.LotteryTicketClassifier.open_search` makes
-    one; ``fit`` and :func:`skticket.ticket_curve` drive it the same way::
+    An estimator opens one on the data of a fit, and its search path
+    (:func:`skticket.ticket_path`, which ``fit`` walks too) drives it::
 
-        run = estimator.open_search(X, y)
         total = run.planned_rounds()   # for a progress bar; None if unknown
         for trained in run.rounds():   # each trained round, as it is trained
             print(trained.record)
@@ -163,9 +159,6 @@ class SearchRun:
     progress : SearchProgress or None, default=None
         Where the search starts; ``None``: before round 0 (dense masks,
         rewinding to theta_0).
-    net_scorer : callable or None, default=None
-        ``net_scorer(y, metric=None)`` returns ``score(net, X)`` of a trained
-        net against ``y`` (the estimator's own metric when ``metric`` is None).
 
     Attributes
     ----------
@@ -176,8 +169,7 @@ class SearchRun:
     """
 
     def __init__(self, search: Search, session: Session, rule: PruningRule,
-                 progress: SearchProgress | None = None, *,
-                 net_scorer: NetScorer | None = None) -> None:
+                 progress: SearchProgress | None = None) -> None:
         if not isinstance(search, Search):
             raise TypeError(f"search must be a Search, got {type(search).__name__}.")
         search._validate_params()
@@ -185,7 +177,6 @@ class SearchRun:
         self.session = session
         self.rule = rule
         self.progress = SearchProgress.start(session) if progress is None else progress
-        self._net_scorer = net_scorer
 
     # --- driving the search ---------------------------------------------------
 
@@ -215,30 +206,6 @@ class SearchRun:
         Round
         """
         return self.session.baseline(masks, index, kind)
-
-    def net_scorer(self, y, metric: Callable[[Any, Any], float] | None = None
-                   ) -> Callable[[Any, np.ndarray], float]:
-        """``score(net, X)``: a trained net's score on ``X`` against ``y`` as the user gave it.
-
-        Without ``metric``, the estimator's own score (accuracy or R^2); a
-        ``metric(y_true, y_pred)`` sees the predictions as ``predict`` returns
-        them.
-
-        Parameters
-        ----------
-        y : array-like
-            The targets of the rows ``score`` will be given, as the user gave them.
-        metric : callable or None, default=None
-            ``metric(y_true, y_pred) -> float``; None: the estimator's score.
-
-        Returns
-        -------
-        callable
-            ``score(net, X) -> float``.
-        """
-        if self._net_scorer is None:
-            raise ValueError("This run was opened without a net scorer.")
-        return self._net_scorer(y, metric)
 
     # --- what a search trains with ---------------------------------------------
 

@@ -10,7 +10,7 @@ from sklearn.neural_network import MLPClassifier
 from skorch import NeuralNetClassifier
 from torch import nn
 
-from skticket import MLP, LotteryTicketClassifier, ticket_curve
+from skticket import MLP, LotteryTicketClassifier, ticket_curve, ticket_path
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def test_every_search_takes_multilabel_targets(labels, search):
 
 def test_the_held_out_score_is_subset_accuracy(labels):
     X, Y, _, _ = labels
-    run = LotteryTicketClassifier(score_tolerance=1.0, random_state=0).open_search(X, Y)
+    run = ticket_path(LotteryTicketClassifier(score_tolerance=1.0, random_state=0), X, Y).run
     data = run.session.data
     dense = next(iter(run.rounds()))
     proba = dense.result.net.predict_proba(data.X_valid)

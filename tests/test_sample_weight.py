@@ -16,7 +16,7 @@ from sklearn.utils.class_weight import compute_sample_weight
 from skorch import NeuralNetClassifier, NeuralNetRegressor
 from torch import nn
 
-from skticket import MLP, LotteryTicketClassifier, LotteryTicketRegressor
+from skticket import MLP, LotteryTicketClassifier, LotteryTicketRegressor, ticket_path
 from skticket._training import weighted_loss
 
 SEARCHES = ["imp", "early_bird", "snip", "gradual", "sparse_momentum", "rigl"]
@@ -133,7 +133,7 @@ def test_the_held_out_score_is_weighted(cancer):
     X, y = cancer
     weight = np.random.default_rng(0).random(len(y))
     est = estimator(score_tolerance=1.0, validation_fraction=0.3)
-    run = est.open_search(X, y, sample_weight=weight)
+    run = ticket_path(est, X, y, sample_weight=weight).run
     data = run.session.data
     assert data.w_valid is not None and len(data.w_valid) == len(data.X_valid)
     dense = next(iter(run.rounds()))

@@ -7,6 +7,7 @@ import pathlib
 import re
 import textwrap
 from numbers import Integral
+from operator import length_hint
 
 import numpy as np
 import pytest
@@ -34,6 +35,7 @@ from skticket import (
     SparseMomentum,
     Ticket,
     ticket_curve,
+    ticket_path,
 )
 from skticket._hooks import EarlyBirdStop
 from skticket._pruning import target_active_count
@@ -379,18 +381,18 @@ def test_grid_search_over_a_named_searchs_parameters(cancer):
 def test_each_search_plans_its_own_rounds(cancer, search, rounds):
     X, y = cancer
     est = estimator(search=search, net=net(max_epochs=2), prune_fraction=0.5, target_sparsity=0.9)
-    run = clone(est).open_search(X, y)
-    assert isinstance(run, SearchRun) and run.search is not search
-    assert run.planned_rounds() == rounds
-    assert len(list(run.rounds())) == rounds
+    path = ticket_path(est, X, y)
+    assert isinstance(path.run, SearchRun) and path.run.search is not search
+    assert path.planned_rounds == length_hint(path) == rounds
+    assert len(list(path)) == rounds
     with_ticket = clone(est).set_params(ticket=clone(est).fit(X, y).winning_ticket_)
-    assert with_ticket.open_search(X, y).planned_rounds() == 1
+    assert length_hint(ticket_path(with_ticket, X, y)) == 1
 
 
 def test_imp_plans_none_without_a_target_or_a_round_limit(cancer):
     X, y = cancer
-    run = estimator(target_sparsity=None, net=net(max_epochs=1)).open_search(X, y)
-    assert run.planned_rounds() is None
+    path = ticket_path(estimator(target_sparsity=None, net=net(max_epochs=1)), X, y)
+    assert path.planned_rounds is None and length_hint(path, -1) == -1
 
 
 def test_the_estimator_holds_no_branch_on_a_searchs_name():

@@ -26,6 +26,7 @@ from skticket import (
     RigL,
     SparseMomentum,
     SparseTraining,
+    ticket_path,
 )
 from skticket._hooks import MaskSchedule
 from skticket._mask_updates import GradientRegrowth, GradualSchedule, MomentumRegrowth
@@ -234,7 +235,7 @@ def test_sparse_from_scratch_moves_the_mask(cancer):
     X, y = cancer
     for cls in (SparseMomentum, RigL):
         est = estimator(cls()).fit(X, y)
-        start = estimator(cls()).open_search(X, y)
+        start = ticket_path(estimator(cls()), X, y).run
         initial = start.search.start_masks(start)
         moved = sum(int((est.winning_ticket_.masks[name] & ~mask).sum())
                     for name, mask in initial.items())
@@ -245,7 +246,7 @@ def test_sparse_from_scratch_moves_the_mask(cancer):
 def test_the_ticket_is_the_final_mask_on_the_start_weights(cancer):
     X, y = cancer
     est = estimator(RigL()).fit(X, y)
-    run = estimator(RigL()).open_search(X, y)
+    run = ticket_path(estimator(RigL()), X, y).run
     theta_0 = run.session.theta_0
     ticket = est.winning_ticket_
     assert ticket.round == 1 and ticket.init == "rewind"
