@@ -21,6 +21,7 @@ import numpy as np
 from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.base import clone
 from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_array, check_consistent_length
 
 from ._estimators import BaseLotteryTicket
 from ._path import ticket_path
@@ -124,6 +125,22 @@ def _repeat_rows(estimator: BaseLotteryTicket, seed: int, X_train, y_train, X_te
         if bar is not None:
             bar.round_done(point.record)
     return rows, records
+
+
+def _check_test_data(X_train, X_test, y_test) -> None:
+    """Refuse test data no round could be scored on, before anything trains.
+
+    Each row is scored by a fitted estimator, which checks ``X_test`` again
+    (feature names too); this catches, up front, what would otherwise end
+    a curve after its first training.
+    """
+    X_test = check_array(X_test, accept_sparse="csr", dtype=[np.float32, np.float64],
+                         input_name="X_test")
+    check_consistent_length(X_test, y_test)
+    train_shape = np.shape(X_train)
+    if len(train_shape) == 2 and X_test.shape[1] != train_shape[1]:
+        raise ValueError(f"X_test has {X_test.shape[1]} features, but X_train has "
+                         f"{train_shape[1]}.")
 
 
 class _CurveProgress(RoundProgress):
@@ -255,6 +272,7 @@ def ticket_curve(
     rng = check_random_state(random_state)
     seeds = rng.randint(0, 2**31 - 1, size=n_repeats)
 
+    _check_test_data(X_train, X_test, y_test)
     args = (X_train, y_train, X_test, y_test, kinds, metric)
     with _CurveProgress(estimator.verbose if verbose is None else verbose,
                         n_repeats) as bar:

@@ -12,6 +12,7 @@ from sklearn.metrics import accuracy_score, r2_score
 from sklearn.preprocessing import StandardScaler
 from skorch import NeuralNetClassifier, NeuralNetRegressor
 
+import skticket._session
 from skticket import (
     MLP,
     LotteryTicketClassifier,
@@ -156,6 +157,21 @@ def test_tickets_subset_and_bad_arguments():
         ticket_curve(est, X_train, y_train, X_test, y_test, n_repeats=0)
     with pytest.raises(TypeError, match="LotteryTicketClassifier"):
         ticket_curve(StandardScaler(), X_train, y_train, X_test, y_test)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda X, y: (X[:, :3], y), "X_test has 3 features, but X_train has 4"),
+    (lambda X, y: (np.where(X == X[0, 0], np.nan, X), y), "X_test"),
+    (lambda X, y: (X, y[:-1]), "inconsistent numbers of samples"),
+])
+def test_bad_test_data_is_refused_before_anything_trains(monkeypatch, change, message):
+    X_train, y_train, X_test, y_test = _iris()
+    trainings = []
+    monkeypatch.setattr(skticket._session, "run_training",
+                        lambda spec: trainings.append(spec))
+    with pytest.raises(ValueError, match=message):
+        ticket_curve(_classifier(), X_train, y_train, *change(X_test, y_test))
+    assert trainings == []
 
 
 def test_summary_is_mean_and_spread_over_repeats(iris_curve):
