@@ -15,10 +15,9 @@ from numbers import Integral, Real
 import numpy as np
 from joblib import Memory
 from scipy.sparse import issparse
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context, clone
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
 from sklearn.metrics import accuracy_score
 from sklearn.model_selection import train_test_split
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.sparsefuncs import mean_variance_axis
 from sklearn.utils.validation import check_array, check_is_fitted, check_memory, validate_data
 from skorch import NeuralNet
@@ -31,6 +30,7 @@ from ._compact import (
     CompactRegressor,
     compact_module,
 )
+from ._compat import HasMethods, Interval, StrOptions, fit_context
 from ._docstring import Substitution
 from ._importance import InputImportancesMixin
 from ._nets import sized_net
@@ -495,7 +495,7 @@ class BaseLotteryTicket(InputImportancesMixin, BaseEstimator, metaclass=ABCMeta)
         for name, value in attributes.items():
             setattr(self, name, value)
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
         """Find the winning ticket by the chosen ``search`` (or train the given ``ticket``).
 
@@ -566,7 +566,7 @@ class BaseLotteryTicket(InputImportancesMixin, BaseEstimator, metaclass=ABCMeta)
     def _device(self) -> str:
         return "cpu" if self.net is None else self.net.device
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def prune(self, X, y, sample_weight=None):
         """One more pruning round from the winning ticket's trained net.
 

@@ -33,8 +33,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator
-from sklearn.utils._param_validation import Interval, StrOptions
 
+from ._compat import Interval, StrOptions, validate_params
 from ._hooks import EarlyBirdStop, LateResetCapture, MaskSchedule, TrainingHook
 from ._mask_updates import GradientRegrowth, GradualSchedule, MaskUpdates, MomentumRegrowth
 from ._pruning import (
@@ -180,7 +180,7 @@ class SearchRun:
                  net_scorer: NetScorer | None = None) -> None:
         if not isinstance(search, Search):
             raise TypeError(f"search must be a Search, got {type(search).__name__}.")
-        search._validate_params()
+        validate_params(search)
         self.search = search
         self.session = session
         self.rule = rule
