@@ -16,7 +16,6 @@ import numpy as np
 from joblib import Memory
 from scipy.sparse import issparse
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
-from sklearn.metrics import accuracy_score
 from sklearn.model_selection import train_test_split
 from sklearn.utils.sparsefuncs import mean_variance_axis
 from sklearn.utils.validation import check_array, check_is_fitted, check_memory, validate_data
@@ -47,7 +46,14 @@ from ._search import (
     prune_once,
 )
 from ._session import Data, Round, Session, check_start_point, start_point
-from ._targets import ClassLabels, RegressionTarget, TargetEncoding, is_criterion
+from ._targets import (
+    ClassLabels,
+    ClassPredictions,
+    RegressionTarget,
+    TargetEncoding,
+    TargetPredictions,
+    is_criterion,
+)
 from ._ticket import Ticket
 from .exceptions import (
     FitInterruptedWarning,
@@ -142,22 +148,6 @@ def _warn_if_unscaled(X: np.ndarray) -> None:
             "make_pipeline(StandardScaler(), estimator).",
             InputScaleWarning, stacklevel=5,
         )
-
-
-def _plain_labels(y, classes: np.ndarray) -> np.ndarray | None:
-    """``y`` as a 1-D array when it is one of labels of ``classes``' kind, else ``None``.
-
-    Integers (or booleans) against integer classes, strings against string
-    classes: for those ``accuracy_score``'s target checks find nothing to
-    refuse, and on a one-row call they cost several times the prediction.
-    """
-    if issparse(y):
-        return None
-    labels = np.asarray(y)
-    kinds = {labels.dtype.kind, classes.dtype.kind}
-    if labels.ndim != 1 or not (kinds <= set("iub") or kinds == {"U"}):
-        return None
-    return labels
 
 
 def _held_out_score(target: TargetEncoding, net: NeuralNet, X, y,
@@ -303,7 +293,15 @@ _SHARED_DOCS = {
         ones with ``"reinit"`` / ``"permute"``. A ticket whose names or shapes
         do not fit the sized net is refused with a ``ValueError`` naming the
         first mismatch. ``search`` is not used.""",
-    "rounds_": """    rounds_ : list of dict
+    "search_attributes": """    Attributes
+    ----------
+    winning_ticket_ : Ticket
+        The mask and the start state (every parameter and buffer of the module)
+        the returned net trained from.
+    net_ : skorch NeuralNet
+        The trained net of the winning ticket (or of its baseline): a fitted
+        clone of ``net`` (of the default net for ``None``).
+    rounds_ : list of dict
         One record per trained round, with keys ``round``, ``sparsity``,
         ``n_active``, ``train_loss``, ``valid_score``, ``epochs``, ``seconds``
         and ``cached``. ``cached`` is True for a round read from ``memory``
@@ -665,9 +663,16 @@ class BaseLotteryTicket(InputImportancesMixin, BaseEstimator, metaclass=ABCMeta)
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
         module = compact_module(self.net_.module_, self.winning_ticket_.masks,
                                 sparse_threshold=sparse_threshold)
-        return self._compact_type(module, n_features_in=self.n_features_in_,
+        return self._compact_type(module, target=self._target_,
+                                  n_features_in=self.n_features_in_,
                                   nonlinearity=predict_nonlinearity(self.net_),
-                                  batch_size=int(batch_size), **self._target_.compact_params())
+                                  batch_size=int(batch_size))
+
+    def _outputs(self, X) -> np.ndarray:
+        """The trained net's outputs for ``X`` (checked, and the estimator fitted), in float64,
+        each row independent of the others in the call."""
+        X = self._validated_X(X)  # checks that the estimator is fitted
+        return predict_outputs(self.net_, X)
 
     def _validated_X(self, X) -> np.ndarray:
         check_is_fitted(self)
@@ -839,7 +844,7 @@ def _pruning_rule(est: BaseLotteryTicket, prunable: list[str]) -> PruningRule:
 
 
 @Substitution(**_SHARED_DOCS)
-class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
+class LotteryTicketClassifier(ClassPredictions, ClassifierMixin, BaseLotteryTicket):
     """Find a winning ticket of a skorch classifier: IMP, early-bird, SNIP or sparse training.
 
     Parameters
@@ -869,14 +874,7 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
         ticket is the sparsest round still within it.
 %(parameters_after_score_tolerance)s
 
-    Attributes
-    ----------
-    winning_ticket_ : Ticket
-        The mask and the start state (every parameter and buffer of the module)
-        the returned net trained from.
-    net_ : skorch NeuralNetClassifier
-        The trained net of the winning ticket (or of its baseline).
-%(rounds_)s
+%(search_attributes)s
     classes_ : ndarray of shape (n_classes,)
         The class labels; for multilabel targets, the label indices
         ``0 .. n_labels - 1``.
@@ -928,68 +926,6 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
     _target_type = ClassLabels
     _compact_type = CompactClassifier
 
-    @property
-    def _multilabel_(self) -> bool:
-        # skticket.onnx refuses an estimator fitted on multilabel targets by this name.
-        return self._target_.multilabel_
-
-    def predict_proba(self, X) -> np.ndarray:
-        """Class probabilities of the winning ticket's trained net.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-
-        Returns
-        -------
-        ndarray of shape (n_samples, n_classes)
-            Columns in the order of ``classes_``; for multilabel targets, each
-            label's own probability (the rows need not sum to 1).
-        """
-        X = self._validated_X(X)  # checks that the estimator is fitted
-        # float64, as scikit-learn's own estimators return; each row independent of the
-        # others in the call.
-        return predict_outputs(self.net_, X)
-
-    def predict(self, X) -> np.ndarray:
-        """Class labels predicted by the winning ticket's trained net.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-
-        Returns
-        -------
-        ndarray of shape (n_samples,) or (n_samples, n_labels)
-            Labels; for multilabel targets the indicator matrix (1 where the
-            label's probability is above 0.5).
-        """
-        proba = self.predict_proba(X)  # checks that the estimator is fitted
-        return self._target_.decode(proba)
-
-    def score(self, X, y, sample_weight=None) -> float:
-        """Mean accuracy on ``(X, y)``: what ``accuracy_score(y, self.predict(X))`` returns
-        (for multilabel targets, subset accuracy: a row counts when every label is right).
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,) or (n_samples, n_labels)
-            True labels.
-        sample_weight : array-like of shape (n_samples,), default=None
-
-        Returns
-        -------
-        float
-        """
-        y_pred = self.predict(X)
-        labels = _plain_labels(y, self.classes_)
-        if labels is None or sample_weight is not None or len(labels) != len(y_pred):
-            # Everything else (weights, mixed or continuous targets, a length
-            # mismatch) goes through scikit-learn's checks and messages.
-            return float(accuracy_score(y, y_pred, sample_weight=sample_weight))
-        return float(np.mean(labels == y_pred))
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         # Multilabel targets need one logit per label: the default net switches
@@ -1000,7 +936,7 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
 
 
 @Substitution(**_SHARED_DOCS)
-class LotteryTicketRegressor(RegressorMixin, BaseLotteryTicket):
+class LotteryTicketRegressor(TargetPredictions, RegressorMixin, BaseLotteryTicket):
     """Find a winning ticket of a skorch regressor: IMP, early-bird, SNIP or sparse training.
 
     Parameters
@@ -1019,14 +955,7 @@ class LotteryTicketRegressor(RegressorMixin, BaseLotteryTicket):
         Stop once the held-out R^2 falls more than this below the dense round's.
 %(parameters_after_score_tolerance)s
 
-    Attributes
-    ----------
-    winning_ticket_ : Ticket
-        The mask and the start state (every parameter and buffer of the module)
-        the returned net trained from.
-    net_ : skorch NeuralNetRegressor
-        The trained net of the winning ticket (or of its baseline).
-%(rounds_)s
+%(search_attributes)s
     n_outputs_ : int
         Number of targets.
     target_mean_, target_scale_ : ndarray of shape (n_outputs_,) or None
@@ -1053,20 +982,6 @@ class LotteryTicketRegressor(RegressorMixin, BaseLotteryTicket):
 
     _target_type = RegressionTarget
     _compact_type = CompactRegressor
-
-    def predict(self, X) -> np.ndarray:
-        """Predictions of the winning ticket's trained net.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-
-        Returns
-        -------
-        ndarray of shape (n_samples,) or (n_samples, n_targets)
-        """
-        X = self._validated_X(X)  # checks that the estimator is fitted
-        return self._target_.decode(predict_outputs(self.net_, X))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

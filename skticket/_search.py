@@ -527,7 +527,8 @@ class EarlyBird(Search):
 
     See Also
     --------
-    IMP : Iterative magnitude pruning, the default search.
+    IMP : Trains the dense net to the end and prunes it over several rounds.
+    SNIP : Prunes before any training, by connection sensitivity.
 
     Examples
     --------
@@ -593,7 +594,8 @@ class SNIP(Search):
 
     See Also
     --------
-    IMP : Iterative magnitude pruning, the default search.
+    EarlyBird : Draws the mask from a dense training that stops once it settles.
+    IMP : Prunes trained weights by magnitude, a training per round.
 
     Examples
     --------
