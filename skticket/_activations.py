@@ -44,6 +44,8 @@ class Activation(NamedTuple):
     module: type[nn.Module]
     elementwise: bool
     onnx: Callable[[Any, str, nn.Module], str]
+    #: The word scikit-learn's MLPs use for it, which ``MLP(activation=...)`` takes too.
+    name: str | None = None
 
 
 # --- ONNX nodes ---------------------------------------------------------------------------
@@ -90,10 +92,10 @@ def _same(g, x: str, m: nn.Module) -> str:
 #: Every module class skticket knows, in one place. Dropout is the identity at
 #: inference (predictions run in eval mode).
 ACTIVATIONS: tuple[Activation, ...] = tuple(Activation(*row) for row in [
-    (nn.Identity, True, _same),
+    (nn.Identity, True, _same, "identity"),
     (nn.Dropout, True, _same),
     (nn.AlphaDropout, True, _same),
-    (nn.ReLU, True, lambda g, x, m: g.node("Relu", [x])),
+    (nn.ReLU, True, lambda g, x, m: g.node("Relu", [x]), "relu"),
     (nn.ReLU6, True, lambda g, x, m: g.node("Clip", [x, g.const(0.0), g.const(6.0)])),
     (nn.LeakyReLU, True,
      lambda g, x, m: g.node("LeakyRelu", [x], alpha=float(m.negative_slope))),
@@ -109,8 +111,8 @@ ACTIVATIONS: tuple[Activation, ...] = tuple(Activation(*row) for row in [
     (nn.SiLU, True, lambda g, x, m: g.node("Mul", [x, g.node("Sigmoid", [x])])),
     (nn.Mish, True,
      lambda g, x, m: g.node("Mul", [x, g.node("Tanh", [_softplus(g, x)])])),
-    (nn.Sigmoid, True, lambda g, x, m: g.node("Sigmoid", [x])),
-    (nn.Tanh, True, lambda g, x, m: g.node("Tanh", [x])),
+    (nn.Sigmoid, True, lambda g, x, m: g.node("Sigmoid", [x]), "logistic"),
+    (nn.Tanh, True, lambda g, x, m: g.node("Tanh", [x]), "tanh"),
     (nn.Softplus, True, _torch_softplus),
     (nn.Softsign, True, lambda g, x, m: g.node("Softsign", [x])),
     (nn.Hardsigmoid, True,

@@ -54,7 +54,7 @@ from ._targets import (
     TargetPredictions,
     is_criterion,
 )
-from ._ticket import Ticket
+from ._ticket import TICKET_KINDS, Ticket
 from .exceptions import (
     FitInterruptedWarning,
     InputScaleWarning,
@@ -344,7 +344,7 @@ class BaseLotteryTicket(InputImportancesMixin, BaseEstimator, metaclass=ABCMeta)
         "layer_prune_fractions": [None, dict],
         "min_weights_per_layer": [Interval(Integral, 1, None, closed="left")],
         "rewind_step": [Interval(Integral, 0, None, closed="left")],
-        "ticket_init": [StrOptions({"rewind", "reinit", "permute"})],
+        "ticket_init": [StrOptions(set(TICKET_KINDS))],
         "score_tolerance": [None, Interval(Real, 0, None, closed="left")],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "prunable": [None, list, tuple, callable],

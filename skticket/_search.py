@@ -45,7 +45,7 @@ from ._pruning import (
 )
 from ._rng import round_seed
 from ._session import Round, Session
-from ._ticket import Ticket
+from ._ticket import TICKET_KINDS, Ticket
 from ._training import ModuleState, prunable_weights
 
 __all__ = [
@@ -981,7 +981,7 @@ class GivenTicket(Search):
 
     _parameter_constraints: ClassVar[dict] = {
         "ticket": [Ticket],
-        "init": [StrOptions({"rewind", "reinit", "permute"})],
+        "init": [StrOptions(set(TICKET_KINDS))],
     }
 
     def __init__(self, *, ticket: Ticket | None = None, init: str = "rewind") -> None:

@@ -13,7 +13,7 @@ from skorch import NeuralNetClassifier, NeuralNetRegressor
 from torch import nn
 
 from skticket import MLP, LotteryTicketClassifier, LotteryTicketRegressor
-from skticket._activations import ACTIVATIONS
+from skticket._activations import ACTIVATIONS, entry_of
 from skticket._compact import (
     CSR_MIN_SPARSITY,
     CompactClassifier,
@@ -236,6 +236,19 @@ def test_estimator_with_unsupported_module_raises(digits):
     with pytest.raises(ValueError, match="features"):
         LotteryTicketClassifier(max_rounds=0, random_state=0).fit(X[:50], y[:50]).compact(
         ).predict(X[:5, :10])
+
+
+@pytest.mark.parametrize("name", ["relu", "tanh", "logistic", "identity"])
+def test_each_word_mlp_takes_for_an_activation_is_a_row_of_the_table(name):
+    # scikit-learn's words for MLP(activation=...) come from the table itself.
+    module = MLP(n_features=2, n_outputs=1, hidden_units=(3,), activation=name)
+    entry = entry_of(module.activation_0)
+    assert entry is not None and entry.name == name
+
+
+def test_a_word_the_table_lacks_is_refused_with_the_words_it_has():
+    with pytest.raises(ValueError, match=r"\['identity', 'logistic', 'relu', 'tanh'\]"):
+        MLP(n_features=2, n_outputs=1, activation="gelu")
 
 
 @pytest.mark.parametrize("entry", ACTIVATIONS, ids=lambda entry: entry.module.__name__)
