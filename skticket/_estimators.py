@@ -35,6 +35,7 @@ from ._importance import InputImportancesMixin
 from ._nets import sized_net
 from ._predict import predict_nonlinearity, predict_outputs
 from ._progress import RoundProgress
+from ._pruning import checked_layer_fractions
 from ._rng import draw_seeds, preserved_global_state
 from ._search import (
     SEARCHES,
@@ -169,24 +170,6 @@ def _net_scorer(target: TargetEncoding, y, metric: Callable | None = None
         y_encoded = target.transform(np.asarray(y))
         return lambda net, X: _held_out_score(target, net, X, y_encoded)
     return lambda net, X: float(metric(y, target.decode(predict_outputs(net, X))))
-
-
-def _checked_layer_fractions(fractions: dict[str, float] | None,
-                             names: list[str]) -> dict[str, float]:
-    """``layer_prune_fractions`` checked against the pruned parameters' ``names``."""
-    fractions = dict(fractions or {})
-    unknown = sorted(set(fractions) - set(names))
-    if unknown:
-        raise ValueError(
-            f"layer_prune_fractions names {unknown}, which are not pruned parameters; "
-            f"the pruned parameters are {names}."
-        )
-    for name, value in fractions.items():
-        if not isinstance(value, Real) or not 0 < value < 1:
-            raise ValueError(
-                f"layer_prune_fractions[{name!r}] must be a float in (0, 1), got {value!r}."
-            )
-    return fractions
 
 
 #: Parameter and attribute documentation both estimators share, written once
@@ -836,7 +819,8 @@ def _pruning_rule(est: BaseLotteryTicket, prunable: list[str]) -> PruningRule:
     """The pruning parameters as they are now (``prune()`` reads them when it runs)."""
     return PruningRule(
         prune_fraction=est.prune_fraction, scope=est.scope,
-        layer_fractions=_checked_layer_fractions(est.layer_prune_fractions, prunable),
+        layer_fractions=checked_layer_fractions(est.layer_prune_fractions, prunable,
+                                                param="layer_prune_fractions"),
         min_weights=est.min_weights_per_layer, target_sparsity=est.target_sparsity,
         max_rounds=est.max_rounds, score_tolerance=est.score_tolerance,
         rewind_step=est.rewind_step,
