@@ -175,6 +175,8 @@ def _net_scorer(target: TargetEncoding, y, metric: Callable | None = None
 #: Parameter and attribute documentation both estimators share, written once
 #: (filled into their docstrings by Substitution).
 _SHARED_DOCS = {
+    # The names ``search`` takes: SEARCHES' keys, rendered rather than restated.
+    "search_names": "{" + ", ".join(f'"{name}"' for name in SEARCHES) + "}",
     "parameters_before_score_tolerance": """    prune_fraction : float, default=0.5
         Share of each layer's surviving weights removed per round (of the
         pooled weights under ``scope="global"``): after k rounds ``(1-p)^k``
@@ -238,8 +240,7 @@ _SHARED_DOCS = {
         per fold. Results are identical to an uncached fit. Safe with
         ``n_jobs > 1`` (two processes may both train a missing round). Nothing
         is stored when ``random_state`` is None. ``None``: no caching.
-    search : Search or {"imp", "early_bird", "snip", "gradual", "sparse_momentum", \
-"rigl"}, default="imp"
+    search : Search or %(search_names)s, default="imp"
         How the ticket is found: a search object, with its own parameters,
         or the name of one, which means its class with the defaults.
         :class:`~skticket.IMP` (``"imp"``): iterative magnitude pruning, as

@@ -36,7 +36,7 @@ from sklearn.base import BaseEstimator
 
 from ._compat import Interval, StrOptions, validate_params
 from ._hooks import EarlyBirdStop, LateResetCapture, MaskSchedule, TrainingHook
-from ._mask_updates import GradientRegrowth, GradualSchedule, MaskUpdates, MomentumRegrowth
+from ._mask_schedules import GradientRegrowth, GradualSchedule, MaskUpdateSchedule, MomentumRegrowth
 from ._pruning import (
     MagnitudeRule,
     n_active,
@@ -669,7 +669,7 @@ class SparseTraining(Search):
         """
 
     @abstractmethod
-    def schedule(self, run: SearchRun) -> MaskUpdates:
+    def schedule(self, run: SearchRun) -> MaskUpdateSchedule:
         """When and how the masks move during the training.
 
         Parameters
@@ -679,7 +679,7 @@ class SparseTraining(Search):
 
         Returns
         -------
-        MaskUpdates
+        MaskUpdateSchedule
             A frozen description of the updates (part of the ``memory`` key).
         """
 
