@@ -839,10 +839,9 @@ class LotteryTicketClassifier(ClassPredictions, ClassifierMixin, BaseLotteryTick
         module's constructor takes ``n_features`` / ``n_outputs`` (as
         :class:`skticket.MLP` does) and they are not set, the input width and
         the number of classes are filled in. ``None``: a
-        :class:`~skticket.DefaultClassifierNet` (its docstring gives its
-        settings: an :class:`MLP` of two hidden layers of 256 units, Adam,
-        trained until the loss on 10% held-out rows stops improving, the
-        best epoch kept; chosen on ``benchmarks/bench_real_tables.py``). Every
+        :class:`~skticket.DefaultClassifierNet` (an :class:`MLP` trained with
+        Adam until its loss on held-out rows stops improving; its docstring
+        gives every setting, chosen on ``benchmarks/bench_real_tables.py``). Every
         training runs a torch optimizer on its fused (or foreach) kernels
         unless ``net__optimizer__fused`` or ``net__optimizer__foreach`` is set.
         Tune it through ``net__*`` as any net
