@@ -6,8 +6,11 @@ private attribute of their objects: each is here, with what it is, why no
 public API does the job, and which module uses it. ``tests/test_compat.py``
 checks each one against the installed versions and fails with a message
 saying what changed and where to look; it also checks that no other module
-imports a private name of a dependency. (imbalanced-learn's
-``utils/_sklearn_compat.py`` is the model.)
+imports a private name of a dependency or reads a private attribute that
+skticket does not define. (imbalanced-learn's ``utils/_sklearn_compat.py`` is
+the model.) The estimators' and searches' ``_parameter_constraints`` are the
+one private name skticket defines for a dependency to read, the contract of
+scikit-learn's parameter validation below.
 
 What skticket uses of its dependencies otherwise is public API; in
 particular scikit-learn's ``validate_data`` (public since 1.6, the floor) in
