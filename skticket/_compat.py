@@ -8,9 +8,10 @@ checks each one against the installed versions and fails with a message
 saying what changed and where to look; it also checks that no other module
 imports a private name of a dependency or reads a private attribute that
 skticket does not define. (imbalanced-learn's ``utils/_sklearn_compat.py`` is
-the model.) The estimators' and searches' ``_parameter_constraints`` are the
-one private name skticket defines for a dependency to read, the contract of
-scikit-learn's parameter validation below.
+the model.) Two private names are defined for a dependency to read: the
+estimators' and searches' ``_parameter_constraints`` (the contract of
+scikit-learn's parameter validation, below) and the default nets'
+``_default_callbacks`` (here, in :class:`ChangedDefaultCallbacks`).
 
 What skticket uses of its dependencies otherwise is public API; in
 particular scikit-learn's ``validate_data`` (public since 1.6, the floor) in
