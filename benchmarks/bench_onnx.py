@@ -62,7 +62,8 @@ def dense_twin(est) -> CompactClassifier:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         compact = compact_module(module, sparse_threshold=1.0)
-    return CompactClassifier(compact, classes=est.classes_, n_features_in=est.n_features_in_,
+    return CompactClassifier(compact, target=est.compact().target,
+                             n_features_in=est.n_features_in_,
                              nonlinearity=est.compact().nonlinearity)
 
 

@@ -16,10 +16,10 @@ The functions a skorch net may apply to its predictions (its
 ``predict_nonlinearity``) are described by the module they compute
 (:func:`as_module`), so the same table covers them.
 
-skorch has no public way to ask which function ``predict_proba`` applies; the
-two private names that answer it are read here and nowhere else
-(:func:`predict_nonlinearity`), and ``tests/test_private_api.py`` fails with a
-clear message when skorch changes them.
+skorch has no public way to ask which function ``predict_proba`` applies;
+:func:`predict_nonlinearity` asks through the two private names of skorch that
+answer it, kept in :mod:`skticket._compat` (``tests/test_compat.py`` fails with a
+clear message when skorch changes them).
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
+from ._compat import SKORCH_IDENTITY, resolved_predict_nonlinearity
+
 __all__ = ["ACTIVATIONS", "Activation", "as_module", "entry_of", "is_identity",
            "predict_nonlinearity"]
 
@@ -42,6 +44,8 @@ class Activation(NamedTuple):
     module: type[nn.Module]
     elementwise: bool
     onnx: Callable[[Any, str, nn.Module], str]
+    #: The word scikit-learn's MLPs use for it, which ``MLP(activation=...)`` takes too.
+    name: str | None = None
 
 
 # --- ONNX nodes ---------------------------------------------------------------------------
@@ -88,10 +92,10 @@ def _same(g, x: str, m: nn.Module) -> str:
 #: Every module class skticket knows, in one place. Dropout is the identity at
 #: inference (predictions run in eval mode).
 ACTIVATIONS: tuple[Activation, ...] = tuple(Activation(*row) for row in [
-    (nn.Identity, True, _same),
+    (nn.Identity, True, _same, "identity"),
     (nn.Dropout, True, _same),
     (nn.AlphaDropout, True, _same),
-    (nn.ReLU, True, lambda g, x, m: g.node("Relu", [x])),
+    (nn.ReLU, True, lambda g, x, m: g.node("Relu", [x]), "relu"),
     (nn.ReLU6, True, lambda g, x, m: g.node("Clip", [x, g.const(0.0), g.const(6.0)])),
     (nn.LeakyReLU, True,
      lambda g, x, m: g.node("LeakyRelu", [x], alpha=float(m.negative_slope))),
@@ -107,8 +111,8 @@ ACTIVATIONS: tuple[Activation, ...] = tuple(Activation(*row) for row in [
     (nn.SiLU, True, lambda g, x, m: g.node("Mul", [x, g.node("Sigmoid", [x])])),
     (nn.Mish, True,
      lambda g, x, m: g.node("Mul", [x, g.node("Tanh", [_softplus(g, x)])])),
-    (nn.Sigmoid, True, lambda g, x, m: g.node("Sigmoid", [x])),
-    (nn.Tanh, True, lambda g, x, m: g.node("Tanh", [x])),
+    (nn.Sigmoid, True, lambda g, x, m: g.node("Sigmoid", [x]), "logistic"),
+    (nn.Tanh, True, lambda g, x, m: g.node("Tanh", [x]), "tanh"),
     (nn.Softplus, True, _torch_softplus),
     (nn.Softsign, True, lambda g, x, m: g.node("Softsign", [x])),
     (nn.Hardsigmoid, True,
@@ -144,15 +148,6 @@ def entry_of(module: nn.Module) -> Activation | None:
 
 # --- predict nonlinearities -------------------------------------------------------------
 
-try:
-    # What skorch applies for predict_nonlinearity=None (and 'auto' with most
-    # criteria). skorch exports no public identity; recognising it keeps the
-    # identity free (nothing to apply, nothing to convert). tests/test_private_api.py
-    # checks it is still what skorch returns.
-    from skorch.utils import _identity as _SKORCH_IDENTITY
-except ImportError:  # pragma: no cover - then it is an unknown function: correct, slower
-    _SKORCH_IDENTITY = None
-
 _SOFTMAXES = {torch.softmax: nn.Softmax, torch.nn.functional.softmax: nn.Softmax,
               torch.special.softmax: nn.Softmax, torch.log_softmax: nn.LogSoftmax,
               torch.nn.functional.log_softmax: nn.LogSoftmax,
@@ -162,7 +157,7 @@ _SIGMOIDS = (torch.sigmoid, torch.special.expit, torch.nn.functional.sigmoid)
 
 def is_identity(function: Callable | None) -> bool:
     """Whether ``function`` (a predict nonlinearity) is the identity: None or skorch's."""
-    return function is None or (_SKORCH_IDENTITY is not None and function is _SKORCH_IDENTITY)
+    return function is None or (SKORCH_IDENTITY is not None and function is SKORCH_IDENTITY)
 
 
 def as_module(function: Callable | None) -> nn.Module | None:
@@ -210,8 +205,6 @@ def predict_nonlinearity(net) -> Callable[[torch.Tensor], torch.Tensor] | None:
     if net.predict_nonlinearity is None:
         net.check_is_fitted()
         return None
-    # 'auto' is resolved from the net's criteria, and skorch has no public
-    # function for it: its private method is the one source of truth, rather
-    # than a copy of its rule here that could drift from what predict_proba does.
-    function = net._get_predict_nonlinearity()
+    # 'auto' is resolved from the net's criteria, by skorch itself (_compat).
+    function = resolved_predict_nonlinearity(net)
     return None if is_identity(function) else function

@@ -42,7 +42,7 @@ import torch
 from joblib.hashing import NumpyHasher
 from skorch.history import History
 
-from . import _hooks, _mask_updates, _mlp, _pruning, _rng, _training
+from . import _hooks, _mask_schedules, _mlp, _pruning, _rng, _training
 from ._rng import seeded
 from ._training import (
     TrainingResult,
@@ -169,7 +169,7 @@ _ENVIRONMENT = (
     skorch.__version__,
     sklearn.__version__,
     np.__version__,
-    _source_digest(_training, _hooks, _mask_updates, _pruning, _rng, _mlp,
+    _source_digest(_training, _hooks, _mask_schedules, _pruning, _rng, _mlp,
                    sys.modules[__name__]),
 )
 

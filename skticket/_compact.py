@@ -34,15 +34,21 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import torch
 from scipy.sparse import issparse
-from sklearn.base import ClassifierMixin
-from sklearn.metrics import accuracy_score, r2_score
+from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.utils.validation import check_array
 from torch import nn
 
 from ._activations import entry_of
+from ._docstring import Substitution
 from ._mlp import MLP
 from ._rng import preserved_torch_rng
-from ._targets import TargetScaling
+from ._targets import (
+    ClassLabels,
+    ClassPredictions,
+    TargetEncoding,
+    TargetPredictions,
+    TargetScaling,
+)
 
 __all__ = [
     "BATCH_SIZE",
@@ -423,13 +429,19 @@ def _compact_linear(weight: np.ndarray, bias: np.ndarray, threshold: float) -> C
 class _CompactBase:
     """Prediction through a :class:`CompactMLP`; see the public subclasses."""
 
-    def __init__(self, module: CompactMLP, *, n_features_in: int,
+    def __init__(self, module: CompactMLP, *, target: TargetEncoding, n_features_in: int,
                  nonlinearity: Callable[[torch.Tensor], torch.Tensor] | None = None,
                  batch_size: int = BATCH_SIZE) -> None:
         self.module_ = module
         self.n_features_in_ = n_features_in
         self.batch_size = batch_size
+        self._target_ = target
         self._nonlinearity = nonlinearity
+
+    @property
+    def target(self) -> TargetEncoding:
+        """The estimator's fitted target encoding, which decodes the network's outputs."""
+        return self._target_
 
     @property
     def nonlinearity(self) -> Callable[[torch.Tensor], torch.Tensor] | None:
@@ -438,7 +450,7 @@ class _CompactBase:
         None: the output as it is."""
         return self._nonlinearity
 
-    def _output(self, X) -> np.ndarray:
+    def _outputs(self, X) -> np.ndarray:
         # float32, as the estimator hands rows to its net: the same inputs, the same outputs.
         X = check_array(X, dtype=np.float32, accept_sparse="csr")
         if X.shape[1] != self.n_features_in_:
@@ -447,7 +459,7 @@ class _CompactBase:
         if issparse(X):
             # Densified a chunk at a time, as it is used (each row is its own).
             step = sparse_chunk_rows(X.shape[1], max(self.batch_size, 1))
-            return np.concatenate([self._output(X[start:start + step].toarray())
+            return np.concatenate([self._outputs(X[start:start + step].toarray())
                                    for start in range(0, max(X.shape[0], 1), step)])
         with torch.inference_mode():
             out = self.module_.outputs(torch.from_numpy(X), self._nonlinearity,
@@ -460,7 +472,31 @@ class _CompactBase:
         return f"{type(self).__name__}({widths}; {kinds})"
 
 
-class CompactClassifier(ClassifierMixin, _CompactBase):
+_SHARED_PARAMETERS = """module : CompactMLP
+        The compact network.
+    target : {target}
+        The estimator's fitted target encoding: what turns the network's
+        outputs into {decoded}.
+    n_features_in : int
+        The estimator's ``n_features_in_``.
+    nonlinearity : callable or None, default=None
+        What the net's ``{method}`` applies to its output.
+    batch_size : int, default=2048
+        Rows per forward pass.
+
+    Attributes
+    ----------
+    module_ : CompactMLP
+        The compact network (CPU, eval mode).
+    n_features_in_ : int
+        Number of features the estimator was fitted on.
+    batch_size : int
+        Rows per forward pass."""
+
+
+@Substitution(shared_parameters=_SHARED_PARAMETERS.format(
+    target="ClassLabels", decoded="labels", method="predict_proba"))
+class CompactClassifier(ClassPredictions, ClassifierMixin, _CompactBase):
     """A fitted classifier's ticket, compacted for prediction.
 
     Returned by :meth:`LotteryTicketClassifier.compact` (see its example);
@@ -469,89 +505,22 @@ class CompactClassifier(ClassifierMixin, _CompactBase):
 
     Parameters
     ----------
-    module : CompactMLP
-        The compact network.
-    classes : ndarray of shape (n_classes,)
-        The estimator's ``classes_``.
-    n_features_in : int
-        The estimator's ``n_features_in_``.
-    nonlinearity : callable or None, default=None
-        What the net's ``predict_proba`` applies to its output.
-    batch_size : int, default=2048
-        Rows per forward pass.
-    multilabel_dtype : numpy dtype or None, default=None
-        For multilabel targets, the dtype of the indicator matrix.
-
-    Attributes
-    ----------
-    module_ : CompactMLP
-        The compact network (CPU, eval mode).
+    %(shared_parameters)s
     classes_ : ndarray of shape (n_classes,)
         The class labels (for multilabel targets, the label indices).
-    n_features_in_ : int
-        Number of features the estimator was fitted on.
-    batch_size : int
-        Rows per forward pass.
-    multilabel_dtype : numpy dtype or None
-        For multilabel targets, the dtype of the indicator matrix ``predict``
-        returns; None for one label per sample.
     """
 
-    def __init__(self, module: CompactMLP, *, classes: np.ndarray, n_features_in: int,
+    def __init__(self, module: CompactMLP, *, target: ClassLabels, n_features_in: int,
                  nonlinearity: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                 batch_size: int = BATCH_SIZE, multilabel_dtype: np.dtype | None = None) -> None:
-        super().__init__(module, n_features_in=n_features_in, nonlinearity=nonlinearity,
-                         batch_size=batch_size)
-        self.classes_ = classes
-        self.multilabel_dtype = multilabel_dtype
-
-    def predict_proba(self, X) -> np.ndarray:
-        """Class probabilities, columns in the order of ``classes_``.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-
-        Returns
-        -------
-        ndarray of shape (n_samples, n_classes)
-        """
-        return self._output(X)
-
-    def predict(self, X) -> np.ndarray:
-        """Class labels.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-
-        Returns
-        -------
-        ndarray of shape (n_samples,) or (n_samples, n_labels)
-            For multilabel targets, the indicator matrix (1 where the label's
-            probability is above 0.5).
-        """
-        proba = self.predict_proba(X)
-        if self.multilabel_dtype is not None:
-            return (proba > 0.5).astype(self.multilabel_dtype)
-        return self.classes_[proba.argmax(axis=1)]
-
-    def score(self, X, y) -> float:
-        """Accuracy on ``(X, y)`` (subset accuracy for multilabel targets).
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,) or (n_samples, n_labels)
-
-        Returns
-        -------
-        float
-        """
-        return float(accuracy_score(y, self.predict(X)))
+                 batch_size: int = BATCH_SIZE) -> None:
+        super().__init__(module, target=target, n_features_in=n_features_in,
+                         nonlinearity=nonlinearity, batch_size=batch_size)
+        self.classes_ = target.classes_
 
 
-class CompactRegressor(_CompactBase):
+@Substitution(shared_parameters=_SHARED_PARAMETERS.format(
+    target="RegressionTarget", decoded="the target's units and shape", method="predict"))
+class CompactRegressor(TargetPredictions, RegressorMixin, _CompactBase):
     """A fitted regressor's ticket, compacted for prediction.
 
     Returned by :meth:`LotteryTicketRegressor.compact`; predicts what the
@@ -560,27 +529,7 @@ class CompactRegressor(_CompactBase):
 
     Parameters
     ----------
-    module : CompactMLP
-        The compact network.
-    n_features_in : int
-        The estimator's ``n_features_in_``.
-    nonlinearity : callable or None, default=None
-        What the net's ``predict`` applies to its output.
-    target_is_1d : bool
-        Whether ``predict`` returns a 1-D array (the estimator was fitted on one).
-    batch_size : int, default=2048
-        Rows per forward pass.
-    target_scaling : TargetScaling or None, default=None
-        The estimator's target standardization, undone on the output.
-
-    Attributes
-    ----------
-    module_ : CompactMLP
-        The compact network (CPU, eval mode).
-    n_features_in_ : int
-        Number of features the estimator was fitted on.
-    batch_size : int
-        Rows per forward pass.
+    %(shared_parameters)s
 
     Examples
     --------
@@ -597,47 +546,8 @@ class CompactRegressor(_CompactBase):
     True
     """
 
-    def __init__(self, module: CompactMLP, *, n_features_in: int,
-                 nonlinearity: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                 target_is_1d: bool, batch_size: int = BATCH_SIZE,
-                 target_scaling: TargetScaling | None = None) -> None:
-        super().__init__(module, n_features_in=n_features_in, nonlinearity=nonlinearity,
-                         batch_size=batch_size)
-        self._target_is_1d = target_is_1d
-        self._target_scaling = target_scaling
-
     @property
     def target_scaling(self) -> TargetScaling | None:
         """The estimator's target standardization, undone on the network's output
         (:meth:`TargetScaling.inverse`); None: the output as it is."""
-        return self._target_scaling
-
-    def predict(self, X) -> np.ndarray:
-        """Predicted targets.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-
-        Returns
-        -------
-        ndarray of shape (n_samples,) or (n_samples, n_targets)
-        """
-        y = self._output(X)
-        if self._target_scaling is not None:
-            y = self._target_scaling.inverse(y)
-        return y.ravel() if self._target_is_1d else y
-
-    def score(self, X, y) -> float:
-        """R^2 on ``(X, y)``.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,) or (n_samples, n_targets)
-
-        Returns
-        -------
-        float
-        """
-        return float(r2_score(y, self.predict(X)))
+        return self._target_.scaling_

@@ -26,11 +26,9 @@ from sklearn.utils.validation import check_array, check_consistent_length
 from ._estimators import BaseLotteryTicket
 from ._path import ticket_path
 from ._progress import RoundProgress
-from ._ticket import Ticket
+from ._ticket import TICKET_KINDS, Ticket
 
 __all__ = ["plot_ticket_curve", "summarize_ticket_curve", "ticket_curve"]
-
-TICKET_KINDS = ("rewind", "reinit", "permute")
 
 _PERCENT_TICKS = (100, 50, 20, 10, 5, 2, 1, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01)
 

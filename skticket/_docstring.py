@@ -24,8 +24,9 @@ class Substitution:
     Parameters
     ----------
     **params : str
-        The text of each field. A field the docstring names but ``params``
-        lacks raises a ``KeyError`` at definition time, so a typo cannot ship.
+        The text of each field. A field's text may itself name other fields
+        (one level deep). A field the docstring names but ``params`` lacks
+        raises a ``KeyError`` at definition time, so a typo cannot ship.
 
     Examples
     --------
@@ -34,10 +35,16 @@ class Substitution:
     ...     '''Return %(what)s, 100% of it.'''
     >>> f.__doc__
     'Return the answer, 100% of it.'
+    >>> @Substitution(what="the %(kind)s answer", kind="whole")
+    ... def g():
+    ...     '''Return %(what)s.'''
+    >>> g.__doc__
+    'Return the whole answer.'
     """
 
     def __init__(self, **params: str) -> None:
-        self.params = params
+        self.params = {name: _FIELD.sub(lambda match: params[match.group(1)], text)
+                       for name, text in params.items()}
 
     def __call__(self, obj: T) -> T:
         if obj.__doc__:

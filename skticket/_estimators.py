@@ -15,10 +15,8 @@ from numbers import Integral, Real
 import numpy as np
 from joblib import Memory
 from scipy.sparse import issparse
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context, clone
-from sklearn.metrics import accuracy_score
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
 from sklearn.model_selection import train_test_split
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.sparsefuncs import mean_variance_axis
 from sklearn.utils.validation import check_array, check_is_fitted, check_memory, validate_data
 from skorch import NeuralNet
@@ -31,12 +29,14 @@ from ._compact import (
     CompactRegressor,
     compact_module,
 )
+from ._compat import HasMethods, Interval, StrOptions, fit_context
 from ._docstring import Substitution
 from ._importance import InputImportancesMixin
 from ._nets import sized_net
 from ._path import SearchPath, TicketPathPoint, fitted_attributes, kept_attributes, trained_as
 from ._predict import predict_nonlinearity, predict_outputs
 from ._progress import RoundProgress
+from ._pruning import checked_layer_fractions
 from ._rng import draw_seeds, preserved_global_state
 from ._search import (
     SEARCHES,
@@ -48,8 +48,15 @@ from ._search import (
     prune_once,
 )
 from ._session import Data, Round, Session, check_start_point, start_point
-from ._targets import ClassLabels, RegressionTarget, TargetEncoding, is_criterion
-from ._ticket import Ticket
+from ._targets import (
+    ClassLabels,
+    ClassPredictions,
+    RegressionTarget,
+    TargetEncoding,
+    TargetPredictions,
+    is_criterion,
+)
+from ._ticket import TICKET_KINDS, Ticket
 from .exceptions import (
     FitInterruptedWarning,
     InputScaleWarning,
@@ -145,22 +152,6 @@ def _warn_if_unscaled(X: np.ndarray) -> None:
         )
 
 
-def _plain_labels(y, classes: np.ndarray) -> np.ndarray | None:
-    """``y`` as a 1-D array when it is one of labels of ``classes``' kind, else ``None``.
-
-    Integers (or booleans) against integer classes, strings against string
-    classes: for those ``accuracy_score``'s target checks find nothing to
-    refuse, and on a one-row call they cost several times the prediction.
-    """
-    if issparse(y):
-        return None
-    labels = np.asarray(y)
-    kinds = {labels.dtype.kind, classes.dtype.kind}
-    if labels.ndim != 1 or not (kinds <= set("iub") or kinds == {"U"}):
-        return None
-    return labels
-
-
 def _held_out_score(target: TargetEncoding, net: NeuralNet, X, y,
                     sample_weight: np.ndarray | None = None) -> float:
     """A trained net's score on ``X`` against the encoded target ``y``: what a search's
@@ -168,27 +159,11 @@ def _held_out_score(target: TargetEncoding, net: NeuralNet, X, y,
     return float(target.score(y, predict_outputs(net, X), sample_weight))
 
 
-def _checked_layer_fractions(fractions: dict[str, float] | None,
-                             names: list[str]) -> dict[str, float]:
-    """``layer_prune_fractions`` checked against the pruned parameters' ``names``."""
-    fractions = dict(fractions or {})
-    unknown = sorted(set(fractions) - set(names))
-    if unknown:
-        raise ValueError(
-            f"layer_prune_fractions names {unknown}, which are not pruned parameters; "
-            f"the pruned parameters are {names}."
-        )
-    for name, value in fractions.items():
-        if not isinstance(value, Real) or not 0 < value < 1:
-            raise ValueError(
-                f"layer_prune_fractions[{name!r}] must be a float in (0, 1), got {value!r}."
-            )
-    return fractions
-
-
 #: Parameter and attribute documentation both estimators share, written once
 #: (filled into their docstrings by Substitution).
 _SHARED_DOCS = {
+    # The names ``search`` takes: SEARCHES' keys, rendered rather than restated.
+    "search_names": "{" + ", ".join(f'"{name}"' for name in SEARCHES) + "}",
     "parameters_before_score_tolerance": """    prune_fraction : float, default=0.5
         Share of each layer's surviving weights removed per round (of the
         pooled weights under ``scope="global"``): after k rounds ``(1-p)^k``
@@ -252,8 +227,7 @@ _SHARED_DOCS = {
         per fold. Results are identical to an uncached fit. Safe with
         ``n_jobs > 1`` (two processes may both train a missing round). Nothing
         is stored when ``random_state`` is None. ``None``: no caching.
-    search : Search or {"imp", "early_bird", "snip", "gradual", "sparse_momentum", \
-"rigl"}, default="imp"
+    search : Search or %(search_names)s, default="imp"
         How the ticket is found: a search object, with its own parameters,
         or the name of one, which means its class with the defaults.
         :class:`~skticket.IMP` (``"imp"``): iterative magnitude pruning, as
@@ -290,7 +264,15 @@ _SHARED_DOCS = {
         ones with ``"reinit"`` / ``"permute"``. A ticket whose names or shapes
         do not fit the sized net is refused with a ``ValueError`` naming the
         first mismatch. ``search`` is not used.""",
-    "rounds_": """    rounds_ : list of dict
+    "search_attributes": """    Attributes
+    ----------
+    winning_ticket_ : Ticket
+        The mask and the start state (every parameter and buffer of the module)
+        the returned net trained from.
+    net_ : skorch NeuralNet
+        The trained net of the winning ticket (or of its baseline): a fitted
+        clone of ``net`` (of the default net for ``None``).
+    rounds_ : list of dict
         One record per trained round, with keys ``round``, ``sparsity``,
         ``n_active``, ``train_loss``, ``valid_score``, ``epochs``, ``seconds``
         and ``cached``. ``cached`` is True for a round read from ``memory``
@@ -333,7 +315,7 @@ class BaseLotteryTicket(InputImportancesMixin, BaseEstimator, metaclass=ABCMeta)
         "layer_prune_fractions": [None, dict],
         "min_weights_per_layer": [Interval(Integral, 1, None, closed="left")],
         "rewind_step": [Interval(Integral, 0, None, closed="left")],
-        "ticket_init": [StrOptions({"rewind", "reinit", "permute"})],
+        "ticket_init": [StrOptions(set(TICKET_KINDS))],
         "score_tolerance": [None, Interval(Real, 0, None, closed="left")],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "prunable": [None, list, tuple, callable],
@@ -476,7 +458,7 @@ class BaseLotteryTicket(InputImportancesMixin, BaseEstimator, metaclass=ABCMeta)
         for name, value in attributes.items():
             setattr(self, name, value)
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
         """Find the winning ticket by the chosen ``search`` (or train the given ``ticket``).
 
@@ -545,7 +527,7 @@ class BaseLotteryTicket(InputImportancesMixin, BaseEstimator, metaclass=ABCMeta)
     def _device(self) -> str:
         return "cpu" if self.net is None else self.net.device
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def prune(self, X, y, sample_weight=None):
         """One more pruning round from the winning ticket's trained net.
 
@@ -645,9 +627,16 @@ class BaseLotteryTicket(InputImportancesMixin, BaseEstimator, metaclass=ABCMeta)
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
         module = compact_module(self.net_.module_, self.winning_ticket_.masks,
                                 sparse_threshold=sparse_threshold)
-        return self._compact_type(module, n_features_in=self.n_features_in_,
+        return self._compact_type(module, target=self._target_,
+                                  n_features_in=self.n_features_in_,
                                   nonlinearity=predict_nonlinearity(self.net_),
-                                  batch_size=int(batch_size), **self._target_.compact_params())
+                                  batch_size=int(batch_size))
+
+    def _outputs(self, X) -> np.ndarray:
+        """The trained net's outputs for ``X`` (checked, and the estimator fitted), in float64,
+        each row independent of the others in the call."""
+        X = self._validated_X(X)  # checks that the estimator is fitted
+        return predict_outputs(self.net_, X)
 
     def _validated_X(self, X) -> np.ndarray:
         check_is_fitted(self)
@@ -772,7 +761,8 @@ def _pruning_rule(est: BaseLotteryTicket, prunable: list[str]) -> PruningRule:
     """The pruning parameters as they are now (``prune()`` reads them when it runs)."""
     return PruningRule(
         prune_fraction=est.prune_fraction, scope=est.scope,
-        layer_fractions=_checked_layer_fractions(est.layer_prune_fractions, prunable),
+        layer_fractions=checked_layer_fractions(est.layer_prune_fractions, prunable,
+                                                param="layer_prune_fractions"),
         min_weights=est.min_weights_per_layer, target_sparsity=est.target_sparsity,
         max_rounds=est.max_rounds, score_tolerance=est.score_tolerance,
         rewind_step=est.rewind_step,
@@ -780,7 +770,7 @@ def _pruning_rule(est: BaseLotteryTicket, prunable: list[str]) -> PruningRule:
 
 
 @Substitution(**_SHARED_DOCS)
-class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
+class LotteryTicketClassifier(ClassPredictions, ClassifierMixin, BaseLotteryTicket):
     """Find a winning ticket of a skorch classifier: IMP, early-bird, SNIP or sparse training.
 
     Parameters
@@ -790,10 +780,9 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
         module's constructor takes ``n_features`` / ``n_outputs`` (as
         :class:`skticket.MLP` does) and they are not set, the input width and
         the number of classes are filled in. ``None``: a
-        :class:`~skticket.DefaultClassifierNet` (its docstring gives its
-        settings: an :class:`MLP` of two hidden layers of 256 units, Adam,
-        trained until the loss on 10% held-out rows stops improving, the
-        best epoch kept; chosen on ``benchmarks/bench_real_tables.py``). Every
+        :class:`~skticket.DefaultClassifierNet` (an :class:`MLP` trained with
+        Adam until its loss on held-out rows stops improving; its docstring
+        gives every setting, chosen on ``benchmarks/bench_real_tables.py``). Every
         training runs a torch optimizer on its fused (or foreach) kernels
         unless ``net__optimizer__fused`` or ``net__optimizer__foreach`` is set.
         Tune it through ``net__*`` as any net
@@ -810,14 +799,7 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
         ticket is the sparsest round still within it.
 %(parameters_after_score_tolerance)s
 
-    Attributes
-    ----------
-    winning_ticket_ : Ticket
-        The mask and the start state (every parameter and buffer of the module)
-        the returned net trained from.
-    net_ : skorch NeuralNetClassifier
-        The trained net of the winning ticket (or of its baseline).
-%(rounds_)s
+%(search_attributes)s
     classes_ : ndarray of shape (n_classes,)
         The class labels; for multilabel targets, the label indices
         ``0 .. n_labels - 1``.
@@ -869,68 +851,6 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
     _target_type = ClassLabels
     _compact_type = CompactClassifier
 
-    @property
-    def _multilabel_(self) -> bool:
-        # skticket.onnx refuses an estimator fitted on multilabel targets by this name.
-        return self._target_.multilabel_
-
-    def predict_proba(self, X) -> np.ndarray:
-        """Class probabilities of the winning ticket's trained net.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-
-        Returns
-        -------
-        ndarray of shape (n_samples, n_classes)
-            Columns in the order of ``classes_``; for multilabel targets, each
-            label's own probability (the rows need not sum to 1).
-        """
-        X = self._validated_X(X)  # checks that the estimator is fitted
-        # float64, as scikit-learn's own estimators return; each row independent of the
-        # others in the call.
-        return predict_outputs(self.net_, X)
-
-    def predict(self, X) -> np.ndarray:
-        """Class labels predicted by the winning ticket's trained net.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-
-        Returns
-        -------
-        ndarray of shape (n_samples,) or (n_samples, n_labels)
-            Labels; for multilabel targets the indicator matrix (1 where the
-            label's probability is above 0.5).
-        """
-        proba = self.predict_proba(X)  # checks that the estimator is fitted
-        return self._target_.decode(proba)
-
-    def score(self, X, y, sample_weight=None) -> float:
-        """Mean accuracy on ``(X, y)``: what ``accuracy_score(y, self.predict(X))`` returns
-        (for multilabel targets, subset accuracy: a row counts when every label is right).
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,) or (n_samples, n_labels)
-            True labels.
-        sample_weight : array-like of shape (n_samples,), default=None
-
-        Returns
-        -------
-        float
-        """
-        y_pred = self.predict(X)
-        labels = _plain_labels(y, self.classes_)
-        if labels is None or sample_weight is not None or len(labels) != len(y_pred):
-            # Everything else (weights, mixed or continuous targets, a length
-            # mismatch) goes through scikit-learn's checks and messages.
-            return float(accuracy_score(y, y_pred, sample_weight=sample_weight))
-        return float(np.mean(labels == y_pred))
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         # Multilabel targets need one logit per label: the default net switches
@@ -941,7 +861,7 @@ class LotteryTicketClassifier(ClassifierMixin, BaseLotteryTicket):
 
 
 @Substitution(**_SHARED_DOCS)
-class LotteryTicketRegressor(RegressorMixin, BaseLotteryTicket):
+class LotteryTicketRegressor(TargetPredictions, RegressorMixin, BaseLotteryTicket):
     """Find a winning ticket of a skorch regressor: IMP, early-bird, SNIP or sparse training.
 
     Parameters
@@ -960,14 +880,7 @@ class LotteryTicketRegressor(RegressorMixin, BaseLotteryTicket):
         Stop once the held-out R^2 falls more than this below the dense round's.
 %(parameters_after_score_tolerance)s
 
-    Attributes
-    ----------
-    winning_ticket_ : Ticket
-        The mask and the start state (every parameter and buffer of the module)
-        the returned net trained from.
-    net_ : skorch NeuralNetRegressor
-        The trained net of the winning ticket (or of its baseline).
-%(rounds_)s
+%(search_attributes)s
     n_outputs_ : int
         Number of targets.
     target_mean_, target_scale_ : ndarray of shape (n_outputs_,) or None
@@ -994,20 +907,6 @@ class LotteryTicketRegressor(RegressorMixin, BaseLotteryTicket):
 
     _target_type = RegressionTarget
     _compact_type = CompactRegressor
-
-    def predict(self, X) -> np.ndarray:
-        """Predictions of the winning ticket's trained net.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-
-        Returns
-        -------
-        ndarray of shape (n_samples,) or (n_samples, n_targets)
-        """
-        X = self._validated_X(X)  # checks that the estimator is fitted
-        return self._target_.decode(predict_outputs(self.net_, X))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

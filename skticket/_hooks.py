@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from skorch.callbacks import Callback
 
-from ._mask_updates import MaskUpdates
+from ._mask_schedules import MaskUpdateSchedule
 from ._pruning import MagnitudeRule, mask_distance, n_active
 from ._training import MASK_CALLBACK, module_state
 
@@ -255,11 +255,11 @@ class MaskSchedule(TrainingHook):
 
     Attributes
     ----------
-    schedule : MaskUpdates
+    schedule : MaskUpdateSchedule
         When and how the masks move.
     """
 
-    schedule: MaskUpdates
+    schedule: MaskUpdateSchedule
 
     def callback(self) -> UpdateMasks:
         return UpdateMasks(self.schedule)
@@ -272,7 +272,7 @@ class UpdateMasks(Callback):
     """Move the training's masks on a schedule; its masks callback holds them.
 
     Starts from the masks the training's masks callback holds. After each
-    optimizer step the schedule (a :class:`~skticket._mask_updates.MaskUpdates`)
+    optimizer step the schedule (a :class:`~skticket._mask_schedules.MaskUpdateSchedule`)
     says whether the masks change; if so they are updated from the current
     weights and what the schedule ranks by (the dense gradient of that
     step's batch, or the optimizer's momentum), and the masks callback holds
@@ -284,7 +284,7 @@ class UpdateMasks(Callback):
 
     Parameters
     ----------
-    schedule : MaskUpdates
+    schedule : MaskUpdateSchedule
         When and how the masks change.
 
     Attributes
@@ -298,7 +298,7 @@ class UpdateMasks(Callback):
         active).
     """
 
-    def __init__(self, schedule: MaskUpdates) -> None:
+    def __init__(self, schedule: MaskUpdateSchedule) -> None:
         self.schedule = schedule
 
     def on_train_begin(self, net, X=None, y=None, **kwargs) -> None:

@@ -8,14 +8,12 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-# The names scikit-learn's MLPClassifier uses for its activations, so that users
-# can write the same word here.
-_ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "relu": nn.ReLU,
-    "tanh": nn.Tanh,
-    "logistic": nn.Sigmoid,
-    "identity": nn.Identity,
-}
+from ._activations import ACTIVATIONS
+
+# The words scikit-learn's MLPs use for their activations, so that users can write
+# the same word here: those of the activation table's rows that have one.
+_NAMED_ACTIVATIONS: dict[str, type[nn.Module]] = {
+    entry.name: entry.module for entry in ACTIVATIONS if entry.name is not None}
 
 
 class _Softmax(nn.Softmax):
@@ -27,7 +25,7 @@ class _Softmax(nn.Softmax):
 
 _OUTPUT_ACTIVATIONS: dict[str, type[nn.Module]] = {
     "softmax": _Softmax,
-    "logistic": nn.Sigmoid,
+    "logistic": _NAMED_ACTIVATIONS["logistic"],
 }
 
 
@@ -101,7 +99,7 @@ class MLP(nn.Sequential):
             raise ValueError(
                 f"MLP needs n_features >= 1 and n_outputs >= 1, got {n_features} and {n_outputs}."
             )
-        act = _activation_class(activation, _ACTIVATIONS, "activation")
+        act = _activation_class(activation, _NAMED_ACTIVATIONS, "activation")
         layers: OrderedDict[str, nn.Module] = OrderedDict()
         width = int(n_features)
         for i, units in enumerate(hidden_units):

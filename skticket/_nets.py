@@ -39,6 +39,7 @@ from skorch import NeuralNet, NeuralNetClassifier, NeuralNetRegressor
 from skorch.callbacks import EarlyStopping
 from skorch.dataset import ValidSplit
 
+from ._compat import ChangedDefaultCallbacks
 from ._mlp import MLP
 
 __all__ = ["DefaultClassifierNet", "DefaultRegressorNet", "auto_batch_size", "sized_net"]
@@ -193,18 +194,16 @@ class Converged(EarlyStopping):
             super().on_train_end(net, **kwargs)
 
 
-class _TabularDefaults:
+class _TabularDefaults(ChangedDefaultCallbacks):
     """What the default nets change in skorch's: the ``"converged"`` callback instead of
     ``"valid_acc"``, and ``batch_size="auto"``."""
 
-    @property
-    def _default_callbacks(self):
+    def _changed_default_callbacks(self, callbacks):
         # skorch's valid_acc would score a multilabel target as multiclass and cannot
         # read a weighted batch; the rule watches the held-out loss, and the
         # estimators score held-out rows themselves (score_tolerance).
         return [
-            *((name, callback) for name, callback in super()._default_callbacks
-              if name != "valid_acc"),
+            *((name, callback) for name, callback in callbacks if name != "valid_acc"),
             ("converged", Converged()),
         ]
 

@@ -39,6 +39,7 @@ from torch.utils.data import DataLoader
 
 from ._activations import entry_of, predict_nonlinearity
 from ._compact import compact_module, mlp_children, sparse_chunk_rows
+from ._compat import has_forward_hooks
 from ._rng import preserved_torch_rng, seeded
 
 # predict_nonlinearity: what the estimators give their compact predictors too.
@@ -182,19 +183,3 @@ def _net_blocks(net: NeuralNet, rows: torch.Tensor, nonlinearity) -> np.ndarray:
     # One copy off the device and into float64 for the whole call.
     result = outputs[0] if len(outputs) == 1 else torch.cat(outputs)
     return result[:n_rows].cpu().numpy().astype(np.float64)
-
-
-# --- torch internals, in one place -----------------------------------------------------------
-# torch has no public way to ask this; tests/test_private_api.py fails with a clear
-# message if a torch release changes these attributes.
-
-
-def has_forward_hooks(module: nn.Module) -> bool:
-    """Whether ``module`` itself has forward or forward pre-hooks.
-
-    A hooked module expects its own forward to run (the hook sees its inputs
-    and outputs), so such a module predicts through skorch's forward. torch
-    can register hooks but not list them: this reads the dictionaries
-    ``register_forward_hook`` and ``register_forward_pre_hook`` fill.
-    """
-    return bool(module._forward_hooks or module._forward_pre_hooks)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from numbers import Real
 
 import numpy as np
 
@@ -29,6 +30,7 @@ __all__ = [
     "MagnitudeRule",
     "allocate_growth",
     "allocate_removals",
+    "checked_layer_fractions",
     "cosine_decay",
     "count_to_remove",
     "cubic_sparsity",
@@ -40,6 +42,40 @@ __all__ = [
     "sparsity",
     "target_active_count",
 ]
+
+
+def checked_layer_fractions(fractions: Mapping[str, float] | None, names: list[str], *,
+                            param: str = "layer_fractions") -> dict[str, float]:
+    """Per-layer pruning rates checked against the pruned parameters' ``names``.
+
+    Parameters
+    ----------
+    fractions : dict of str to float or None
+        A rate in (0, 1) per pruned parameter named; None: none.
+    names : list of str
+        The pruned parameters.
+    param : str, default="layer_fractions"
+        What the caller calls ``fractions``, for the messages
+        (the estimators' ``layer_prune_fractions``).
+
+    Returns
+    -------
+    dict of str to float
+
+    Raises
+    ------
+    ValueError
+        A name is not a pruned parameter, or a rate is not in (0, 1).
+    """
+    fractions = dict(fractions or {})
+    unknown = sorted(set(fractions) - set(names))
+    if unknown:
+        raise ValueError(f"{param} names {unknown}, which are not pruned parameters; "
+                         f"the pruned parameters are {list(names)}.")
+    for name, value in fractions.items():
+        if not isinstance(value, Real) or not 0 < value < 1:
+            raise ValueError(f"{param}[{name!r}] must be a float in (0, 1), got {value!r}.")
+    return fractions
 
 
 def count_to_remove(n_active: int, fraction: float, floor: int) -> int:
@@ -246,13 +282,7 @@ def magnitude_prune(
         raise ValueError(f"scope must be 'local' or 'global', got {scope!r}.")
     if set(weights) != set(masks):
         raise ValueError("weights and masks must have the same keys.")
-    layer_fractions = dict(layer_fractions or {})
-    unknown = set(layer_fractions) - set(masks)
-    if unknown:
-        raise ValueError(
-            f"layer_fractions names {sorted(unknown)}, which are not among the "
-            f"pruned parameters {list(masks)}."
-        )
+    layer_fractions = checked_layer_fractions(layer_fractions, list(masks))
     flat, magnitudes = _surviving_magnitudes(weights, masks)
 
     names = list(masks)

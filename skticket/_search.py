@@ -34,10 +34,10 @@ from typing import ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator
-from sklearn.utils._param_validation import Interval, StrOptions
 
+from ._compat import Interval, StrOptions, validate_params
 from ._hooks import EarlyBirdStop, LateResetCapture, MaskSchedule, TrainingHook
-from ._mask_updates import GradientRegrowth, GradualSchedule, MaskUpdates, MomentumRegrowth
+from ._mask_schedules import GradientRegrowth, GradualSchedule, MaskUpdateSchedule, MomentumRegrowth
 from ._pruning import (
     MagnitudeRule,
     n_active,
@@ -46,7 +46,7 @@ from ._pruning import (
 )
 from ._rng import round_seed
 from ._session import Round, Session
-from ._ticket import Ticket
+from ._ticket import TICKET_KINDS, Ticket
 from ._training import ModuleState, prunable_weights
 
 __all__ = [
@@ -172,7 +172,7 @@ class SearchRun:
                  progress: SearchProgress | None = None) -> None:
         if not isinstance(search, Search):
             raise TypeError(f"search must be a Search, got {type(search).__name__}.")
-        search._validate_params()
+        validate_params(search)
         self.search = search
         self.session = session
         self.rule = rule
@@ -494,7 +494,8 @@ class EarlyBird(Search):
 
     See Also
     --------
-    IMP : Iterative magnitude pruning, the default search.
+    IMP : Trains the dense net to the end and prunes it over several rounds.
+    SNIP : Prunes before any training, by connection sensitivity.
 
     Examples
     --------
@@ -560,7 +561,8 @@ class SNIP(Search):
 
     See Also
     --------
-    IMP : Iterative magnitude pruning, the default search.
+    EarlyBird : Draws the mask from a dense training that stops once it settles.
+    IMP : Prunes trained weights by magnitude, a training per round.
 
     Examples
     --------
@@ -634,7 +636,7 @@ class SparseTraining(Search):
         """
 
     @abstractmethod
-    def schedule(self, run: SearchRun) -> MaskUpdates:
+    def schedule(self, run: SearchRun) -> MaskUpdateSchedule:
         """When and how the masks move during the training.
 
         Parameters
@@ -644,7 +646,7 @@ class SparseTraining(Search):
 
         Returns
         -------
-        MaskUpdates
+        MaskUpdateSchedule
             A frozen description of the updates (part of the ``memory`` key).
         """
 
@@ -946,7 +948,7 @@ class GivenTicket(Search):
 
     _parameter_constraints: ClassVar[dict] = {
         "ticket": [Ticket],
-        "init": [StrOptions({"rewind", "reinit", "permute"})],
+        "init": [StrOptions(set(TICKET_KINDS))],
     }
 
     def __init__(self, *, ticket: Ticket | None = None, init: str = "rewind") -> None:

@@ -20,8 +20,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from scipy.sparse import issparse
 from sklearn.base import clone
-from sklearn.metrics import r2_score
+from sklearn.metrics import accuracy_score, r2_score
 from sklearn.preprocessing import LabelBinarizer, LabelEncoder, StandardScaler
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import column_or_1d
@@ -30,7 +31,8 @@ from torch import nn
 
 from ._nets import DefaultClassifierNet, DefaultRegressorNet
 
-__all__ = ["ClassLabels", "RegressionTarget", "TargetEncoding", "TargetScaling", "is_criterion"]
+__all__ = ["ClassLabels", "ClassPredictions", "RegressionTarget", "TargetEncoding",
+           "TargetPredictions", "TargetScaling", "is_criterion"]
 
 #: A multilabel prediction is 1 where the label's probability is above this.
 MULTILABEL_THRESHOLD = 0.5
@@ -132,9 +134,6 @@ class TargetEncoding(ABC):
     def fitted_attributes(self) -> dict[str, Any]:
         """The public fitted attributes the target gives the estimator."""
 
-    @abstractmethod
-    def compact_params(self) -> dict[str, Any]:
-        """What the compact predictor of this kind needs of the target."""
 
     def stratify(self, y: np.ndarray) -> np.ndarray | None:
         """What the held-out split is stratified on (None: a plain shuffled split)."""
@@ -258,9 +257,6 @@ class ClassLabels(TargetEncoding):
     def fitted_attributes(self) -> dict[str, Any]:
         return {"classes_": self.classes_}
 
-    def compact_params(self) -> dict[str, Any]:
-        return {"classes": self.classes_,
-                "multilabel_dtype": self.label_dtype_ if self.multilabel_ else None}
 
     def stratify(self, y: np.ndarray) -> np.ndarray | None:
         return y if y.ndim == 1 else None
@@ -354,5 +350,107 @@ class RegressionTarget(TargetEncoding):
                 "target_mean_": None if scaling is None else scaling.offset,
                 "target_scale_": None if scaling is None else scaling.scale}
 
-    def compact_params(self) -> dict[str, Any]:
-        return {"target_is_1d": self.is_1d_, "target_scaling": self.scaling_}
+
+
+# --- predicting through a target encoding ----------------------------------------------------
+
+
+class TargetPredictions:
+    """``predict``: a net's outputs decoded by the target encoding it was trained for.
+
+    What a fitted estimator and its compact predictor share
+    (:class:`~skticket.LotteryTicketRegressor` and
+    :class:`~skticket.CompactRegressor`, and with :class:`ClassPredictions`
+    the classifiers); each says how it computes the net's outputs
+    (``_outputs(X)``: float64 rows, checked against the fit, each independent
+    of the others in the call) and holds the fitted :class:`TargetEncoding` as
+    ``_target_``. A regressor's ``score`` is scikit-learn's ``RegressorMixin``'s
+    (R^2).
+    """
+
+    _target_: TargetEncoding
+
+    def predict(self, X) -> np.ndarray:
+        """Predictions of the winning ticket's trained net.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            Values in the target's units; for a classifier, class labels (for
+            multilabel targets the indicator matrix, 1 where the label's
+            probability is above 0.5).
+        """
+        # First the outputs: they check that the estimator is fitted (a classifier's
+        # outputs are its predict_proba).
+        outputs = self._outputs(X)
+        return self._target_.decode(outputs)
+
+
+class ClassPredictions(TargetPredictions):
+    """A classifier's ``predict_proba``, ``predict`` and ``score``: its net's outputs
+    decoded by its :class:`ClassLabels` (see :class:`TargetPredictions`)."""
+
+    _target_: ClassLabels
+
+    @property
+    def _multilabel_(self) -> bool:
+        # skticket.onnx refuses an estimator or predictor of multilabel targets by this name.
+        return self._target_.multilabel_
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities of the winning ticket's trained net.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            Columns in the order of ``classes_``; for multilabel targets, each
+            label's own probability (the rows need not sum to 1).
+        """
+        return self._outputs(X)
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """Mean accuracy on ``(X, y)``: what ``accuracy_score(y, self.predict(X))`` returns
+        (for multilabel targets, subset accuracy: a row counts when every label is right).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            True labels.
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        float
+        """
+        y_pred = self.predict(X)
+        labels = _plain_labels(y, self._target_.classes_)
+        if labels is None or sample_weight is not None or len(labels) != len(y_pred):
+            # Everything else (weights, mixed or continuous targets, a length
+            # mismatch) goes through scikit-learn's checks and messages.
+            return float(accuracy_score(y, y_pred, sample_weight=sample_weight))
+        return float(np.mean(labels == y_pred))
+
+
+def _plain_labels(y, classes: np.ndarray) -> np.ndarray | None:
+    """``y`` as a 1-D array when it is one of labels of ``classes``' kind, else ``None``.
+
+    Integers (or booleans) against integer classes, strings against string
+    classes: for those ``accuracy_score``'s target checks find nothing to
+    refuse, and on a one-row call they cost several times the prediction.
+    """
+    if issparse(y):
+        return None
+    labels = np.asarray(y)
+    kinds = {labels.dtype.kind, classes.dtype.kind}
+    if labels.ndim != 1 or not (kinds <= set("iub") or kinds == {"U"}):
+        return None
+    return labels

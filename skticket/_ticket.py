@@ -25,6 +25,12 @@ _HEADER_KEY = "skticket"
 _FORMAT = "skticket.Ticket"
 FORMAT_VERSION = 1
 
+#: What a ticket's weights can be (its ``init``): the winning ticket's own start weights,
+#: rewound, or those of a random baseline: fresh weights on the same mask, or fresh weights
+#: on each layer's mask shuffled. The estimators' ``ticket_init``, a given ticket's ``init``
+#: and ``ticket_curve``'s ``tickets`` take these.
+TICKET_KINDS = ("rewind", "reinit", "permute")
+
 
 @dataclass(eq=False)
 class Ticket:

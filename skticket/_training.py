@@ -33,6 +33,7 @@ from skorch.dataset import Dataset
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
+from ._compat import dataloader_order
 from ._rng import seeded
 from .exceptions import TrainingDivergedError, TrainingInterrupted
 
@@ -271,13 +272,9 @@ class _BatchDataset:
 
 
 class _Batches:
-    """The batches of a DataLoader over ``rows``, drawn as it draws them.
-
-    Per pass, a DataLoader's iterator draws a base seed from torch's global
-    generator, then a ``RandomSampler`` draws the seed of its permutation;
-    the same two draws, in that order, give the same permutation, and each
-    batch is one slice of it.
-    """
+    """The batches of a DataLoader over ``rows``, drawn as it draws them: the same
+    permutation from the same draws (:func:`~skticket._compat.dataloader_order`),
+    each batch one slice of it."""
 
     def __init__(self, rows: _BatchDataset, batch_size: int, shuffle: bool,
                  drop_last: bool) -> None:
@@ -289,14 +286,7 @@ class _Batches:
         return n // size if self.drop_last else -(-n // size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        n = len(self.rows)
-        torch.empty((), dtype=torch.int64).random_()  # the DataLoader iterator's base seed
-        if self.shuffle:
-            generator = torch.Generator()
-            generator.manual_seed(int(torch.empty((), dtype=torch.int64).random_().item()))
-            order = torch.randperm(n, generator=generator)
-        else:
-            order = torch.arange(n)
+        order = dataloader_order(len(self.rows), self.shuffle)
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             yield self.rows[order[start:start + self.batch_size]]
 

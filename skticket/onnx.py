@@ -169,8 +169,7 @@ def _emit_nonlinearity(g: _Graph, x: str, nonlinearity) -> str:
 
 
 def _compact(model) -> CompactClassifier | CompactRegressor:
-    if getattr(model, "multilabel_dtype", None) is not None or getattr(
-            model, "_multilabel_", False):
+    if getattr(model, "_multilabel_", False):
         raise TypeError(f"skticket.onnx cannot convert this {type(model).__name__}: it was "
                         "fitted on multilabel targets, and skl2onnx's classifier outputs "
                         "(one label and one probability row per sample) cannot express a "

@@ -13,7 +13,7 @@ from skorch import NeuralNetClassifier, NeuralNetRegressor
 from torch import nn
 
 from skticket import MLP, LotteryTicketClassifier, LotteryTicketRegressor
-from skticket._activations import ACTIVATIONS
+from skticket._activations import ACTIVATIONS, entry_of
 from skticket._compact import (
     CSR_MIN_SPARSITY,
     CompactClassifier,
@@ -60,6 +60,10 @@ def test_compact_classifier_predicts_as_the_masked_net(classifier, digits):
     np.testing.assert_array_equal(compact.predict(X), classifier.predict(X))
     np.testing.assert_array_equal(compact.classes_, classifier.classes_)
     assert compact.score(X, y) == classifier.score(X, y)
+    # The same score, weights and all: both are ClassPredictions' over the same encoding.
+    weights = np.random.default_rng(0).uniform(0.5, 2.0, len(y))
+    assert compact.score(X, y, sample_weight=weights) == classifier.score(
+        X, y, sample_weight=weights)
     assert compact.predict_proba(X).dtype == np.float64
     # Units died at 95% sparsity (local pruning left at most 32 weights to the
     # 64 units feeding the output), and every one of them is gone.
@@ -92,6 +96,7 @@ def test_compact_regressor_predicts_as_the_masked_net(activation):
     assert isinstance(compact, CompactRegressor)
     assert compact.predict(X).shape == (300, 2)
     np.testing.assert_allclose(compact.predict(X), reg.predict(X), **FLOAT64)
+    assert compact.score(X, y / 100) == pytest.approx(reg.score(X, y / 100), rel=1e-9)
     single = LotteryTicketRegressor(net, prune_fraction=0.7, target_sparsity=0.97,
                                     random_state=0).fit(X, y[:, 0] / 100)
     assert single.compact().predict(X).shape == (300,)
@@ -236,6 +241,19 @@ def test_estimator_with_unsupported_module_raises(digits):
     with pytest.raises(ValueError, match="features"):
         LotteryTicketClassifier(max_rounds=0, random_state=0).fit(X[:50], y[:50]).compact(
         ).predict(X[:5, :10])
+
+
+@pytest.mark.parametrize("name", ["relu", "tanh", "logistic", "identity"])
+def test_each_word_mlp_takes_for_an_activation_is_a_row_of_the_table(name):
+    # scikit-learn's words for MLP(activation=...) come from the table itself.
+    module = MLP(n_features=2, n_outputs=1, hidden_units=(3,), activation=name)
+    entry = entry_of(module.activation_0)
+    assert entry is not None and entry.name == name
+
+
+def test_a_word_the_table_lacks_is_refused_with_the_words_it_has():
+    with pytest.raises(ValueError, match=r"\['identity', 'logistic', 'relu', 'tanh'\]"):
+        MLP(n_features=2, n_outputs=1, activation="gelu")
 
 
 @pytest.mark.parametrize("entry", ACTIVATIONS, ids=lambda entry: entry.module.__name__)

@@ -16,7 +16,7 @@ from skorch.callbacks import Callback
 from skticket import LotteryTicketClassifier, Search, TrainingHook
 from skticket._cache import content_hash, training_key
 from skticket._hooks import EarlyBirdStop, LateResetCapture, MaskSchedule
-from skticket._mask_updates import GradualSchedule, MomentumRegrowth
+from skticket._mask_schedules import GradualSchedule, MomentumRegrowth
 from skticket._pruning import MagnitudeRule
 from skticket._training import MASK_CALLBACK, TrainingSpec
 

@@ -31,6 +31,7 @@ from skticket import (  # noqa: E402
 )
 from skticket._activations import ACTIVATIONS as TABLE  # noqa: E402
 from skticket._compact import compact_module  # noqa: E402
+from skticket._targets import RegressionTarget  # noqa: E402
 
 ATOL = 1e-5
 ROOT = Path(__file__).resolve().parents[1]
@@ -162,7 +163,7 @@ def test_graph_is_smaller_than_the_dense_nets(classifier_pipe, digits):
         for p in dense_module.parameters():
             p.add_(0.01)
     dense = CompactClassifier(compact_module(dense_module, sparse_threshold=1.0),
-                              classes=est.classes_, n_features_in=est.n_features_in_,
+                              target=est.compact().target, n_features_in=est.n_features_in_,
                               nonlinearity=est.compact().nonlinearity)
     assert dense.module_.widths == [64, 64, 64, 10]
     dense_size = len(skl2onnx.to_onnx(dense, X[:1], options={"zipmap": False})
@@ -200,8 +201,11 @@ def random_compact_regressor(activation, *, prefix=(), tail=(), nonlinearity=Non
             layer.weight.mul_(4)
             layer.weight[:3] = 0
             layer.weight[:, -2:] = 0
-    return CompactRegressor(compact_module(module), n_features_in=6,
-                            nonlinearity=nonlinearity, target_is_1d=False)
+    # Three targets as the net gives them: no scaling, 2-D.
+    target = RegressionTarget(estimator_name="test", default_net=False)
+    target.fit_transform(np.zeros((2, 3)))
+    return CompactRegressor(compact_module(module), target=target, n_features_in=6,
+                            nonlinearity=nonlinearity)
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS, ids=lambda m: repr(m))

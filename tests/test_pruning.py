@@ -130,10 +130,16 @@ def test_global_scope_with_a_layer_override_prunes_it_apart():
     assert (~new["a"]).sum() == 100
 
 
-def test_layer_fractions_must_name_pruned_layers():
+def test_layer_fractions_must_name_pruned_layers_with_rates_in_0_1():
+    # One check, shared with the estimators' layer_prune_fractions.
     weights = _random_weights()
-    with pytest.raises(ValueError, match="not among the pruned parameters"):
+    with pytest.raises(ValueError, match=r"layer_fractions names \['zzz'\], which are not "
+                                         "pruned parameters"):
         magnitude_prune(weights, _dense(weights), fraction=0.2, layer_fractions={"zzz": 0.1})
+    name = next(iter(weights))
+    for rate in (0, 1, "0.5"):
+        with pytest.raises(ValueError, match=rf"layer_fractions\['{name}'\] must be a float"):
+            magnitude_prune(weights, _dense(weights), fraction=0.2, layer_fractions={name: rate})
 
 
 def test_last_round_lands_exactly_on_the_target_spread_in_proportion():

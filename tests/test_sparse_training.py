@@ -29,7 +29,7 @@ from skticket import (
     ticket_path,
 )
 from skticket._hooks import MaskSchedule
-from skticket._mask_updates import GradientRegrowth, GradualSchedule, MomentumRegrowth
+from skticket._mask_schedules import GradientRegrowth, GradualSchedule, MomentumRegrowth
 from skticket._pruning import (
     MagnitudeRule,
     allocate_growth,

@@ -1,6 +1,6 @@
 """Masks that move during one training: the schedules of the one-training searches.
 
-A :class:`MaskUpdates` describes, as plain frozen data, when a training's
+A :class:`MaskUpdateSchedule` describes, as plain frozen data, when a training's
 masks change and how: gradual magnitude pruning (:class:`GradualSchedule`),
 sparse momentum (:class:`MomentumRegrowth`) and RigL
 (:class:`GradientRegrowth`). A search trains with it as the training hook
@@ -33,13 +33,13 @@ from ._pruning import (
     target_active_count,
 )
 
-__all__ = ["GradientRegrowth", "GradualSchedule", "MaskUpdates", "MomentumRegrowth"]
+__all__ = ["GradientRegrowth", "GradualSchedule", "MaskUpdateSchedule", "MomentumRegrowth"]
 
 Masks = dict[str, np.ndarray]
 
 
 @dataclass(frozen=True)
-class MaskUpdates(metaclass=ABCMeta):
+class MaskUpdateSchedule(metaclass=ABCMeta):
     """When and how a training's masks change; subclasses are the schedules.
 
     ``uses`` names what an update ranks besides the weights: ``None``, the
@@ -75,7 +75,7 @@ def _interval(every: int | None, steps_per_epoch: int) -> int:
 
 
 @dataclass(frozen=True)
-class GradualSchedule(MaskUpdates):
+class GradualSchedule(MaskUpdateSchedule):
     """Gradual magnitude pruning (Zhu & Gupta, 2017) from the dense start.
 
     Every ``frequency`` steps (None: every epoch) from ``start`` to ``end``
@@ -125,7 +125,7 @@ class GradualSchedule(MaskUpdates):
 
 
 @dataclass(frozen=True)
-class MomentumRegrowth(MaskUpdates):
+class MomentumRegrowth(MaskUpdateSchedule):
     """Sparse momentum (Dettmers & Zettlemoyer, 2019): a fixed number of weights moving.
 
     At the end of every epoch but the last, each layer drops ``drop_fraction``
@@ -164,7 +164,7 @@ class MomentumRegrowth(MaskUpdates):
 
 
 @dataclass(frozen=True)
-class GradientRegrowth(MaskUpdates):
+class GradientRegrowth(MaskUpdateSchedule):
     """RigL (Evci et al., 2020): drop by magnitude, regrow where the gradient is largest.
 
     Every ``update_every`` steps (None: every epoch) until ``end`` (a share of
