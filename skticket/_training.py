@@ -259,6 +259,22 @@ class _BatchDataset:
         # index_select: the rows of advanced indexing at a third of its cost.
         if self.rows is not None:
             positions = torch.index_select(self.rows, 0, positions)
+        return self._fetch(positions)
+
+    def in_order(self, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``self[torch.arange(start, stop)]``, with two tensor operations fewer.
+
+        Between the steps of a small net, each tensor operation costs several
+        times what it costs alone (the step's weights have evicted the
+        interpreter's and torch's own data from the caches): on iris an
+        unshuffled pass took about 40 us of a 1.7 ms epoch this way.
+        """
+        stop = min(stop, len(self))
+        return self._fetch(torch.arange(start, stop) if self.rows is None
+                           else self.rows[start:stop])
+
+    def _fetch(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The rows at ``positions`` of the whole arrays, as new tensors."""
         if self.sparse_X is not None:
             X = torch.from_numpy(self.sparse_X[positions.numpy()].toarray())
         else:
@@ -291,13 +307,15 @@ class _Batches:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.rows)
         torch.empty((), dtype=torch.int64).random_()  # the DataLoader iterator's base seed
-        if self.shuffle:
-            generator = torch.Generator()
-            generator.manual_seed(int(torch.empty((), dtype=torch.int64).random_().item()))
-            order = torch.randperm(n, generator=generator)
-        else:
-            order = torch.arange(n)
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
+        starts = range(0, len(self) * self.batch_size, self.batch_size)
+        if not self.shuffle:
+            for start in starts:
+                yield self.rows.in_order(start, start + self.batch_size)
+            return
+        generator = torch.Generator()
+        generator.manual_seed(int(torch.empty((), dtype=torch.int64).random_().item()))
+        order = torch.randperm(n, generator=generator)
+        for start in starts:
             yield self.rows[order[start:start + self.batch_size]]
 
 
