@@ -299,6 +299,9 @@ class _Batches:
                  drop_last: bool) -> None:
         self.rows, self.batch_size = rows, batch_size
         self.shuffle, self.drop_last = shuffle, drop_last
+        # The DataLoader's base seed, drawn into one tensor every pass (the same
+        # draw as into a new one, with one tensor operation fewer).
+        self._base_seed = torch.empty((), dtype=torch.int64)
 
     def __len__(self) -> int:
         n, size = len(self.rows), self.batch_size
@@ -306,7 +309,7 @@ class _Batches:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.rows)
-        torch.empty((), dtype=torch.int64).random_()  # the DataLoader iterator's base seed
+        self._base_seed.random_()  # the DataLoader iterator's base seed
         starts = range(0, len(self) * self.batch_size, self.batch_size)
         if not self.shuffle:
             for start in starts:
