@@ -266,8 +266,9 @@ class _BatchDataset:
 
         Between the steps of a small net, each tensor operation costs several
         times what it costs alone (the step's weights have evicted the
-        interpreter's and torch's own data from the caches): on iris an
-        unshuffled pass took about 40 us of a 1.7 ms epoch this way.
+        interpreter's and torch's own data from the caches): inside a training
+        of the default net on iris an ``arange`` took about 11 us (under 2 us
+        alone), of an epoch of about 1.7 ms.
         """
         stop = min(stop, len(self))
         return self._fetch(torch.arange(start, stop) if self.rows is None
