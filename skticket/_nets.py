@@ -178,16 +178,9 @@ class Converged(EarlyStopping):
                 super().on_epoch_end(net, **kwargs)
         finally:
             if self.load_best_ and self.best_epoch_ != best_epoch:
-                self._keep_best(net.module_)
+                self._keep_best(net.module_.state_dict())
 
-    @torch.no_grad()
-    def _keep_best(self, module: torch.nn.Module) -> None:
-        # The parameters as they are (keep_vars), copied with autograd off: a detached
-        # view of each would be one more tensor operation per tensor and better
-        # epoch, and between the steps of a small net each costs several times
-        # what it costs alone. The state is read afresh every time: a module may
-        # replace a buffer (or a parameter) while it trains.
-        state = module.state_dict(keep_vars=True)
+    def _keep_best(self, state) -> None:
         if self.best_model_weights_ is None:
             self.best_model_weights_ = {k: v.detach().clone() for k, v in state.items()}
         else:

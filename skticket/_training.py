@@ -259,23 +259,6 @@ class _BatchDataset:
         # index_select: the rows of advanced indexing at a third of its cost.
         if self.rows is not None:
             positions = torch.index_select(self.rows, 0, positions)
-        return self._fetch(positions)
-
-    def in_order(self, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """``self[torch.arange(start, stop)]``, with two tensor operations fewer.
-
-        Between the steps of a small net, each tensor operation costs several
-        times what it costs alone (the step's weights have evicted the
-        interpreter's and torch's own data from the caches): inside a training
-        of the default net on iris an ``arange`` took about 11 us (under 2 us
-        alone), of an epoch of about 1.7 ms.
-        """
-        stop = min(stop, len(self))
-        return self._fetch(torch.arange(start, stop) if self.rows is None
-                           else self.rows[start:stop])
-
-    def _fetch(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The rows at ``positions`` of the whole arrays, as new tensors."""
         if self.sparse_X is not None:
             X = torch.from_numpy(self.sparse_X[positions.numpy()].toarray())
         else:
@@ -300,9 +283,6 @@ class _Batches:
                  drop_last: bool) -> None:
         self.rows, self.batch_size = rows, batch_size
         self.shuffle, self.drop_last = shuffle, drop_last
-        # The DataLoader's base seed, drawn into one tensor every pass (the same
-        # draw as into a new one, with one tensor operation fewer).
-        self._base_seed = torch.empty((), dtype=torch.int64)
 
     def __len__(self) -> int:
         n, size = len(self.rows), self.batch_size
@@ -310,16 +290,14 @@ class _Batches:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.rows)
-        self._base_seed.random_()  # the DataLoader iterator's base seed
-        starts = range(0, len(self) * self.batch_size, self.batch_size)
-        if not self.shuffle:
-            for start in starts:
-                yield self.rows.in_order(start, start + self.batch_size)
-            return
-        generator = torch.Generator()
-        generator.manual_seed(int(torch.empty((), dtype=torch.int64).random_().item()))
-        order = torch.randperm(n, generator=generator)
-        for start in starts:
+        torch.empty((), dtype=torch.int64).random_()  # the DataLoader iterator's base seed
+        if self.shuffle:
+            generator = torch.Generator()
+            generator.manual_seed(int(torch.empty((), dtype=torch.int64).random_().item()))
+            order = torch.randperm(n, generator=generator)
+        else:
+            order = torch.arange(n)
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
             yield self.rows[order[start:start + self.batch_size]]
 
 

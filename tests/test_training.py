@@ -48,10 +48,9 @@ def _classifier(**params):
 def _train_both_ways(net, X, y, monkeypatch):
     """The same training through the batch-fetching loader and through skorch's own.
 
-    Each batch the fast loader hands out is one ``_BatchDataset`` fetch (shuffled by
-    indexing, in order by ``in_order``): counting them proves which path ran (a fast
-    path that silently fell back to the row-by-row loader would compare skorch with
-    itself).
+    Each batch the fast loader hands out is one ``_BatchDataset`` indexing: counting
+    them proves which path ran (a fast path that silently fell back to the
+    row-by-row loader would compare skorch with itself).
     """
     init = initial_state(net, seed=1)
     masks = {name: np.random.default_rng(0).random(value.shape) > 0.5
@@ -59,10 +58,10 @@ def _train_both_ways(net, X, y, monkeypatch):
     start = {name: np.where(masks[name], value, 0).astype(value.dtype) if name in masks
              else value for name, value in init.items()}
     fetches = []
-    real_fetch = training._BatchDataset._fetch
-    monkeypatch.setattr(training._BatchDataset, "_fetch",
+    real_getitem = training._BatchDataset.__getitem__
+    monkeypatch.setattr(training._BatchDataset, "__getitem__",
                         lambda rows, positions: fetches.append(len(positions))
-                        or real_fetch(rows, positions))
+                        or real_getitem(rows, positions))
     fast = run_training(TrainingSpec(net, X, y, start=start, masks=masks, seed=5))
     # Each epoch's training batches, then its held-out batches (with a train_split).
     batches = [b.get("train_batch_size", b.get("valid_batch_size"))
@@ -80,7 +79,7 @@ def _train_both_ways(net, X, y, monkeypatch):
     dict(train_split=ValidSplit(4), iterator_train__shuffle=True,
          iterator_train__drop_last=True),
     dict(train_split=None, batch_size=-1),
-    # In order, the last batch short, over the rows a split keeps (both passes).
+    # The default nets' pipeline: in order, rows a split keeps, the last batch short.
     dict(train_split=ValidSplit(4)),
 ])
 def test_batch_fetching_trains_bit_for_bit_as_skorch_does(data, params, monkeypatch):
