@@ -3,19 +3,20 @@
 :class:`DefaultClassifierNet` and :class:`DefaultRegressorNet` are skorch
 nets with defaults chosen on a benchmark of real tables
 (``benchmarks/bench_real_tables.py``; the user guide's "Defaults" page,
-``docs/guide/defaults.rst``, has its table): an :class:`~skticket.MLP` with
-two hidden layers of 256 units (a 90% ticket of scikit-learn's 100-unit MLP is
-too small for many tables), Adam at
-lr 0.001 (on its fused kernel, as every torch optimizer that has one runs in a
-search; wider nets collapsed at 0.01), batches of ``min(200, n_samples)`` as
-scikit-learn's MLPs take them, silent, and trained until they converge: 10%
-of the training rows are held out (skorch's ``ValidSplit``, a fixed shuffled
-split), training stops once their loss has not improved by ``1e-4`` for 10
-epochs, and the net keeps the weights of its best epoch, the rule of
-scikit-learn's MLPs with ``early_stopping=True`` (the ``"converged"``
-callback, which waits for a one-training search's mask schedule to end), at
-most 200 epochs. A held-out stopping rule lets a wide net fit a large table
-without memorizing a small, noisy one.
+``docs/guide/defaults.rst``, has its table). Each setting is one constant
+below, which the nets' signatures and docstrings read: an
+:class:`~skticket.MLP` of ``HIDDEN_UNITS`` (a 90% ticket of scikit-learn's
+100-unit MLP is too small for many tables), Adam at ``LEARNING_RATE`` (on its
+fused kernel, as every torch optimizer that has one runs in a search; wider
+nets collapsed at 0.01), batches of ``AUTO_BATCH_ROWS`` rows at most, as
+scikit-learn's MLPs take them, silent, and trained until they converge:
+scikit-learn's MLP rule with ``early_stopping=True`` (``HELD_OUT`` rows, a
+fixed shuffled split, are held out; training stops once their loss has not
+improved by ``CONVERGENCE_TOL`` for ``CONVERGENCE_PATIENCE`` epochs, and the
+net keeps the weights of its best epoch: the ``"converged"`` callback, which
+waits for a one-training search's mask schedule to end), at most
+``MAX_EPOCHS`` epochs. A held-out stopping rule lets a wide net fit a large
+table without memorizing a small, noisy one.
 
 Every setting is an ordinary skorch parameter: ``net__max_epochs``,
 ``net__lr``, ``net__module__hidden_units``, ``net__device``,
@@ -27,7 +28,6 @@ train a fixed number of epochs.
 :func:`sized_net` sizes any net, default or given, from the training data
 when an estimator fits it.
 """
-
 from __future__ import annotations
 
 import contextlib
@@ -57,6 +57,8 @@ VALIDATION_FRACTION = 0.1
 HELD_OUT = ValidSplit(VALIDATION_FRACTION, stratified=False, random_state=0)
 #: The largest batch of ``batch_size="auto"``, as in scikit-learn's MLPs.
 AUTO_BATCH_ROWS = 200
+#: The most epochs a training runs (scikit-learn's MLP ``max_iter``).
+MAX_EPOCHS = 200
 
 
 def auto_batch_size(n_rows: int) -> int:
@@ -225,7 +227,7 @@ def _tabular_init(default_criterion: type[torch.nn.Module]):
     criterion's default (scikit-learn's ``clone`` and the docs read the signature)."""
 
     def __init__(self, module=MLP, *args, criterion=default_criterion,
-                 optimizer=torch.optim.Adam, lr=LEARNING_RATE, max_epochs=200,
+                 optimizer=torch.optim.Adam, lr=LEARNING_RATE, max_epochs=MAX_EPOCHS,
                  batch_size="auto", train_split=HELD_OUT, verbose=0, **kwargs) -> None:
         kwargs.setdefault("module__hidden_units", HIDDEN_UNITS)
         super(_TabularDefaults, self).__init__(
@@ -246,26 +248,35 @@ _SHARED_DOC = """
         Run with ``fused=True`` in a search unless ``optimizer__fused`` or
         ``optimizer__foreach`` is set (see the user guide's
         performance page, ``docs/guide/performance.rst``).
-    lr : float, default=0.001
-    max_epochs : int, default=200
+    lr : float, default={lr}
+    max_epochs : int, default={max_epochs}
         At most this many epochs; the ``"converged"`` callback usually ends a
         training sooner.
     batch_size : int or "auto", default="auto"
-        Rows per batch; ``"auto"``: ``min(200, n_samples)``, as in
+        Rows per batch; ``"auto"``: ``min({auto_rows}, n_samples)``, as in
         scikit-learn's MLPs (a whole small data set is one batch).
-    train_split : callable or None, default=ValidSplit(0.1, stratified=False, random_state=0)
-        The rows held out for the ``"converged"`` rule: a fixed shuffled 10%.
-        None: every row trains, and the rule watches the training loss.
+    train_split : callable or None, default=ValidSplit({fraction}, stratified=False, random_state=0)
+        The rows held out for the ``"converged"`` rule: a fixed shuffled
+        {percent:g}%. None: every row trains, and the rule watches the training loss.
     verbose : int, default=0
     **kwargs
         Any other skorch parameter. ``module__hidden_units`` defaults to
-        ``(256, 256)``.
+        ``{hidden_units}``.
 """
+
+
+
+def _shared_doc(criterion: str) -> str:
+    """The default nets' parameter docs, their defaults read from the constants above."""
+    return _SHARED_DOC.format(
+        criterion=criterion, lr=LEARNING_RATE, max_epochs=MAX_EPOCHS,
+        auto_rows=AUTO_BATCH_ROWS, fraction=VALIDATION_FRACTION,
+        percent=100 * VALIDATION_FRACTION, hidden_units=HIDDEN_UNITS)
 
 
 class DefaultClassifierNet(_TabularDefaults, NeuralNetClassifier):
     __doc__ = ("The net :class:`~skticket.LotteryTicketClassifier` trains when ``net=None``.\n"
-               + _SHARED_DOC.format(criterion="torch.nn.NLLLoss (on the MLP's softmax)") + """
+               + _shared_doc(criterion="torch.nn.NLLLoss (on the MLP's softmax)") + """
     Examples
     --------
     >>> from skticket import DefaultClassifierNet, LotteryTicketClassifier
@@ -285,6 +296,6 @@ class DefaultClassifierNet(_TabularDefaults, NeuralNetClassifier):
 class DefaultRegressorNet(_TabularDefaults, NeuralNetRegressor):
     __doc__ = ("The net :class:`~skticket.LotteryTicketRegressor` trains when ``net=None``.\n\n"
                "    With this net the regressor trains on the standardized target.\n"
-               + _SHARED_DOC.format(criterion="torch.nn.MSELoss"))
+               + _shared_doc(criterion="torch.nn.MSELoss"))
 
     __init__ = _tabular_init(torch.nn.MSELoss)
