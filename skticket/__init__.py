@@ -14,6 +14,7 @@ inside a training is a :class:`TrainingHook`.
 from ._compact import CompactClassifier, CompactRegressor
 from ._curves import plot_ticket_curve, summarize_ticket_curve, ticket_curve
 from ._cv import LotteryTicketClassifierCV, LotteryTicketRegressorCV
+from ._display import TicketPathDisplay
 from ._estimators import LotteryTicketClassifier, LotteryTicketRegressor
 from ._hooks import TrainingHook
 from ._mlp import MLP
@@ -52,6 +53,7 @@ __all__ = [
     "SparseMomentum",
     "SparseTraining",
     "Ticket",
+    "TicketPathDisplay",
     "TicketPathPoint",
     "TrainingHook",
     "plot_ticket_curve",

@@ -45,7 +45,8 @@ from ._rng import preserved_global_state
 from ._search import IMP, Search
 from ._ticket import Ticket
 
-__all__ = ["LotteryTicketClassifierCV", "LotteryTicketRegressorCV"]
+__all__ = ["LotteryTicketClassifierCV", "LotteryTicketRegressorCV", "best_level",
+           "one_standard_error"]
 
 #: The parameters the CV estimators add to the plain ones.
 _CV_PARAMS = ("cv", "scoring", "select", "n_jobs")
@@ -181,12 +182,13 @@ def one_standard_error(mean: np.ndarray, std: np.ndarray, n_splits: int) -> int:
     >>> one_standard_error(np.array([0.90, 0.92, 0.91, 0.85]), np.array([0.02] * 4), 4)
     2
     """
-    best = _sparsest_best(mean)
+    best = best_level(mean)
     threshold = mean[best] - std[best] / math.sqrt(n_splits)
     return int(np.flatnonzero(mean >= threshold)[-1])
 
 
-def _sparsest_best(mean: np.ndarray) -> int:
+def best_level(mean: np.ndarray) -> int:
+    """The level of the highest mean score; of ties, the sparsest (the last index)."""
     return int(np.flatnonzero(mean == mean.max())[-1])
 
 
@@ -323,7 +325,7 @@ class BaseLotteryTicketCV(BaseLotteryTicket):
             results = _cv_results(folds, path.run.n_prunable)
             chosen = (one_standard_error(results["mean_test_score"],
                                          results["std_test_score"], len(splits))
-                      if self.select == "1se" else _sparsest_best(results["mean_test_score"]))
+                      if self.select == "1se" else best_level(results["mean_test_score"]))
             refit = self._refit_estimator(plain, chosen, levels, path.run.n_prunable)
             refit.fit(X, y, sample_weight=sample_weight)
             # The refit's fitted attributes (public and private: what predict, prune()
