@@ -430,8 +430,20 @@ class IMP(Search):
 
         Counted by pruning stand-in weights: under local scope the counts do
         not depend on the values; under global scope, floors that bind can
-        change them. Needs ``target_sparsity`` or ``max_rounds`` (else the
-        plan goes on until every layer is at its floor).
+        change them. Without ``target_sparsity`` and ``max_rounds`` the plan
+        goes on until every layer is at its floor. The CV estimators train
+        the searches whose rounds are not a path to these levels.
+
+        Parameters
+        ----------
+        run : SearchRun
+            A search opened on the data (of any search: only its pruning
+            rule and masks are read).
+
+        Returns
+        -------
+        list of int
+            Weights left after each planned round, the dense round's first.
         """
         rule, progress = run.rule, run.progress
         target = (None if rule.target_sparsity is None
