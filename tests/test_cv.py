@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 import scipy.sparse as sp
+import sklearn
 from helpers import breast_cancer, small_net
 from sklearn.base import clone
 from sklearn.datasets import load_iris, make_multilabel_classification, make_regression
@@ -279,3 +280,19 @@ def test_a_failed_fit_keeps_the_previous_fit(data):
     with pytest.raises(ValueError, match="scoring"):
         est.fit(X, y)
     assert est.cv_results_ is results
+
+
+def test_sample_weights_are_routed_by_metadata_routing(data):
+    X, y = data
+    weights = np.random.default_rng(0).uniform(0.2, 2.0, len(y))
+    with sklearn.config_context(enable_metadata_routing=True):
+        est = _cv_classifier(cv=2).set_fit_request(sample_weight=True).set_score_request(
+            sample_weight=False)
+        grid = GridSearchCV(est, {"prune_fraction": [0.5]}, cv=2).fit(X, y,
+                                                                      sample_weight=weights)
+    weighted = _cv_classifier(cv=2).fit(X, y, sample_weight=weights)
+    unweighted = _cv_classifier(cv=2).fit(X, y)
+    np.testing.assert_array_equal(grid.best_estimator_.cv_results_["mean_test_score"],
+                                  weighted.cv_results_["mean_test_score"])
+    assert not np.array_equal(weighted.cv_results_["split0_test_score"],
+                              unweighted.cv_results_["split0_test_score"])
