@@ -313,9 +313,13 @@ class BaseLotteryTicketCV(BaseLotteryTicket):
             # classes every fold encodes over, and the levels the search will visit.
             path = clone(plain)._open_path(X_all, y_all, weights)
             classes = path.fitted.get("classes_")
+            is_path = isinstance(_resolved_search(plain), IMP)
+            if not is_path:
+                # The levels lead to target_sparsity: the search's own error without one.
+                path.run.target_n_active()
             levels = IMP().planned_active(path.run)
             self._check_reached(levels, path.run.n_prunable)
-            path_levels = None if isinstance(_resolved_search(plain), IMP) else levels
+            path_levels = None if is_path else levels
             folds = Parallel(n_jobs=self.n_jobs)(
                 delayed(_fold_path)(plain, X_all, y_all, weights, train, test, fold=k,
                                     n_splits=len(splits), classes=classes, scorer=scorer,

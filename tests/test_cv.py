@@ -24,6 +24,7 @@ from skticket import (
     LotteryTicketClassifierCV,
     LotteryTicketRegressor,
     LotteryTicketRegressorCV,
+    Ticket,
 )
 from skticket._cv import one_standard_error
 
@@ -260,6 +261,9 @@ def test_progress_bars_show_the_folds(data, capsys):
     ({"scoring": "no_such_score"}, "scoring"),
     ({"score_tolerance": 0.05}, "score_tolerance"),
     ({"min_weights_per_layer": 400, "target_sparsity": 0.9}, "target_sparsity"),
+    ({"search": "snip", "target_sparsity": None}, "target_sparsity"),
+    ({"ticket": Ticket(masks={"w": np.ones((2, 2), bool)}, weights={"w": np.ones((2, 2))},
+                       round=1)}, "ticket"),
     ({"scoring": lambda estimator, X, y: 1 / 0}, "scoring"),
     ({"scoring": lambda estimator, X, y: float("nan")}, "scoring"),
 ])
