@@ -300,3 +300,18 @@ def test_sample_weights_are_routed_by_metadata_routing(data):
                                   weighted.cv_results_["mean_test_score"])
     assert not np.array_equal(weighted.cv_results_["split0_test_score"],
                               unweighted.cv_results_["split0_test_score"])
+
+
+@pytest.mark.parametrize("search", ["early_bird", "gradual"])
+def test_other_searches_are_trained_to_imps_levels_and_refit_at_the_chosen_one(data, search):
+    X, y = data
+    est = _cv_classifier(search=search, cv=2).fit(X, y)
+    assert est.cv_results_["sparsity"].tolist() == [0.0, 0.5, 0.75]
+    assert est.winning_ticket_.sparsity == pytest.approx(est.sparsity_)
+    # The refit is the plain search trained to the chosen level (IMP's dense round for 0).
+    level = est.sparsity_
+    plain = (LotteryTicketClassifier(small_net(max_epochs=3), **PARAMS, max_rounds=0)
+             if level == 0 else
+             LotteryTicketClassifier(small_net(max_epochs=3), **{**PARAMS,
+                                     "target_sparsity": level}, search=search))
+    np.testing.assert_array_equal(est.predict_proba(X), plain.fit(X, y).predict_proba(X))
