@@ -13,6 +13,8 @@ inside a training is a :class:`TrainingHook`.
 
 from ._compact import CompactClassifier, CompactRegressor
 from ._curves import plot_ticket_curve, summarize_ticket_curve, ticket_curve
+from ._cv import LotteryTicketClassifierCV, LotteryTicketRegressorCV
+from ._display import TicketPathDisplay
 from ._estimators import LotteryTicketClassifier, LotteryTicketRegressor
 from ._hooks import TrainingHook
 from ._mlp import MLP
@@ -42,13 +44,16 @@ __all__ = [
     "EarlyBird",
     "GradualPruning",
     "LotteryTicketClassifier",
+    "LotteryTicketClassifierCV",
     "LotteryTicketRegressor",
+    "LotteryTicketRegressorCV",
     "RigL",
     "Search",
     "SearchRun",
     "SparseMomentum",
     "SparseTraining",
     "Ticket",
+    "TicketPathDisplay",
     "TicketPathPoint",
     "TrainingHook",
     "plot_ticket_curve",

@@ -416,9 +416,14 @@ class BaseLotteryTicket(InputImportancesMixin, BaseEstimator, metaclass=ABCMeta)
     def _uses_default_net(self) -> bool:
         return self.net is None or isinstance(self.net, self._target_type.default_net_class)
 
-    def _open_path(self, X, y, sample_weight) -> SearchPath:
+    def _open_path(self, X, y, sample_weight, *, classes: np.ndarray | None = None
+                   ) -> SearchPath:
         """Validate and encode the data and open the path of the search the parameters
         pick, untrained: where ``fit`` and :func:`~skticket.ticket_path` start.
+
+        ``classes`` (a classifier's) encodes ``y`` over these labels rather than
+        those ``y`` holds: a cross-validation fold's path is opened with the full
+        data's classes.
 
         scikit-learn's ``validate_data`` sets ``n_features_in_`` (and
         ``feature_names_in_``) on this estimator; everything else the data give
@@ -433,7 +438,7 @@ class BaseLotteryTicket(InputImportancesMixin, BaseEstimator, metaclass=ABCMeta)
                 _warn_if_unscaled(X)
             target = self._target_type(estimator_name=type(self).__name__,
                                        default_net=default_net)
-            y = target.fit_transform(y)
+            y = target.fit_transform(y, classes=classes)
             search = _resolved_search(self)
             seeds = draw_seeds(self.random_state)
             # A given ticket says itself which weights are pruned (its names are checked

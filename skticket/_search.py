@@ -415,28 +415,51 @@ class IMP(Search):
     def planned_rounds(self, run: SearchRun) -> int | None:
         """The rounds until ``target_sparsity`` or ``max_rounds``, the dense one included.
 
-        Counted by pruning stand-in weights: under local scope the counts do
-        not depend on the values; under global scope, floors that bind can
-        change them; ``score_tolerance`` may end the search sooner. ``None``
-        when neither ``target_sparsity`` nor ``max_rounds`` is set.
+        Counted by pruning stand-in weights (:meth:`planned_active`);
+        ``score_tolerance`` may end the search sooner. ``None`` when neither
+        ``target_sparsity`` nor ``max_rounds`` is set.
         """
-        rule, progress = run.rule, run.progress
+        rule = run.rule
         if rule.target_sparsity is None and rule.max_rounds is None:
             return None
+        return len(self.planned_active(run))
+
+    def planned_active(self, run: SearchRun) -> list[int]:
+        """The weights each planned round keeps, the dense round first: the sparsity
+        levels IMP's rule visits on its way to ``target_sparsity`` or ``max_rounds``.
+
+        Counted by pruning stand-in weights: under local scope the counts do
+        not depend on the values; under global scope, floors that bind can
+        change them. Without ``target_sparsity`` and ``max_rounds`` the plan
+        goes on until every layer is at its floor. The CV estimators train
+        the searches whose rounds are not a path to these levels.
+
+        Parameters
+        ----------
+        run : SearchRun
+            A search opened on the data (of any search: only its pruning
+            rule and masks are read).
+
+        Returns
+        -------
+        list of int
+            Weights left after each planned round, the dense round's first.
+        """
+        rule, progress = run.rule, run.progress
         target = (None if rule.target_sparsity is None
                   else target_active_count(run.n_prunable, rule.target_sparsity))
         rng = np.random.default_rng(0)
         stand_in = SearchProgress(rewind_point={}, masks=progress.masks,
                                   trained_weights={name: rng.random(mask.shape)
                                                    for name, mask in progress.masks.items()})
-        rounds = 0
-        while not _imp_reached(rule, rounds, stand_in.masks, target):
+        active = [n_active(stand_in.masks)]
+        while not _imp_reached(rule, len(active) - 1, stand_in.masks, target):
             masks = _next_masks(stand_in, rule, target)
             if masks is None:
                 break
             stand_in.masks = masks
-            rounds += 1
-        return rounds + 1
+            active.append(n_active(masks))
+        return active
 
     def rounds(self, run: SearchRun) -> Iterator[Round]:
         """The dense round, then each ticket as it is trained."""

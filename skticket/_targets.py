@@ -108,8 +108,14 @@ class TargetEncoding(ABC):
         self.default_net = default_net
 
     @abstractmethod
-    def fit_transform(self, y: np.ndarray) -> np.ndarray:
-        """Learn the encoding of the training target ``y``; ``y`` as the net trains on it."""
+    def fit_transform(self, y: np.ndarray, *, classes: np.ndarray | None = None) -> np.ndarray:
+        """Learn the encoding of the training target ``y``; ``y`` as the net trains on it.
+
+        ``classes``, for a classifier, are the labels to encode over instead of
+        those ``y`` holds: a cross-validation fold, which may lack a class, is
+        encoded with the full data's classes (LogisticRegressionCV does the
+        same), so its net has an output per class. Unused by a regressor.
+        """
 
     @abstractmethod
     def transform(self, y: np.ndarray) -> np.ndarray:
@@ -193,10 +199,11 @@ class ClassLabels(TargetEncoding):
     refused_nets = (NeuralNetRegressor, NeuralNetBinaryClassifier)
     y_numeric = False
 
-    def fit_transform(self, y: np.ndarray) -> np.ndarray:
+    def fit_transform(self, y: np.ndarray, *, classes: np.ndarray | None = None) -> np.ndarray:
         check_classification_targets(y)
         self.multilabel_ = type_of_target(y) == "multilabel-indicator"
         if self.multilabel_:
+            # An indicator matrix has a column per label whatever rows it holds.
             self.classes_ = LabelBinarizer().fit(y).classes_
             self.label_dtype_ = y.dtype
             return np.asarray(y, dtype=np.float32)
@@ -205,6 +212,9 @@ class ClassLabels(TargetEncoding):
             raise ValueError(
                 f"{self.estimator_name} takes a 1-D y of labels or a 2-D label indicator "
                 f"matrix (multilabel); got a 2-D y of kind {type_of_target(y)!r}.")
+        if classes is not None:
+            self.classes_ = np.asarray(classes)
+            return self.transform(y)
         encoder = LabelEncoder()
         encoded = encoder.fit_transform(y)
         self.classes_ = encoder.classes_
@@ -310,7 +320,7 @@ class RegressionTarget(TargetEncoding):
     refused_nets = (NeuralNetClassifier, NeuralNetBinaryClassifier)
     y_numeric = True
 
-    def fit_transform(self, y: np.ndarray) -> np.ndarray:
+    def fit_transform(self, y: np.ndarray, *, classes: np.ndarray | None = None) -> np.ndarray:
         y = np.asarray(y, dtype=np.float64)
         self.is_1d_ = y.ndim == 1
         self.n_targets_ = 1 if y.ndim == 1 else y.shape[1]

@@ -8,7 +8,9 @@ from skticket import (
     DefaultClassifierNet,
     DefaultRegressorNet,
     LotteryTicketClassifier,
+    LotteryTicketClassifierCV,
     LotteryTicketRegressor,
+    LotteryTicketRegressorCV,
 )
 
 
@@ -31,6 +33,11 @@ FAST_ESTIMATORS = [
     for search in ("imp",)
     for cls, default_net in ((LotteryTicketClassifier, DefaultClassifierNet),
                              (LotteryTicketRegressor, DefaultRegressorNet))
+] + [
+    # The CV estimators: two folds of the path, then the refit.
+    cls(_fast(net_class), prune_fraction=0.5, target_sparsity=0.5, random_state=0, cv=2)
+    for cls, net_class in ((LotteryTicketClassifierCV, NeuralNetClassifier),
+                           (LotteryTicketRegressorCV, NeuralNetRegressor))
 ]
 
 # Every check that cannot apply, with its reason; the rest must pass.
@@ -50,7 +57,8 @@ _REPEATED_ROWS = (
 EXPECTED_FAILED_CHECKS: dict[str, dict[str, str]] = {
     name: {"check_sample_weight_equivalence_on_dense_data": _REPEATED_ROWS,
            "check_sample_weight_equivalence_on_sparse_data": _REPEATED_ROWS}
-    for name in ("LotteryTicketClassifier", "LotteryTicketRegressor")
+    for name in ("LotteryTicketClassifier", "LotteryTicketRegressor",
+                 "LotteryTicketClassifierCV", "LotteryTicketRegressorCV")
 }
 
 

@@ -211,3 +211,19 @@ def test_quickstart(capsys):
     assert all(0.5 < r["accuracy"] <= 1 and r["seconds"] > 0 for r in rows)
     out = capsys.readouterr().out
     assert out.count("test accuracy") == 3 and "fit" in out
+
+
+def test_cv_path(tmp_path, capsys):
+    example = _load("cv_path")
+    png = tmp_path / "path.png"
+    result = example.main(target_sparsity=0.75, cv=3, png=png,
+                          net_params={"net__max_epochs": 3, "net__module__hidden_units": (16,)})
+    results = result["cv_results"]
+    assert results["sparsity"].tolist() == [0.0, 0.5, 0.75]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert result["sparsity"] == results["sparsity"][result["chosen"]]
+    mean = results["mean_test_score"]
+    assert mean[result["best"]] == mean.max()
+    assert 0 <= result["test_accuracy"] <= 1
+    out = capsys.readouterr().out
+    assert "<- chosen (1-SE)" in out and f"test accuracy {result['test_accuracy']:.4f}" in out
