@@ -30,8 +30,8 @@ import torch
 # (here ``fit_context``) on entering ``fit``, and by ``validate_params`` below elsewhere,
 # with scikit-learn's ``InvalidParameterError`` and messages. scikit-learn >= 1.6 has no
 # public home for any of these (imbalanced-learn re-exports the same names in its compat
-# module). Used by skticket._estimators (all four) and skticket._search (Interval,
-# StrOptions, validate_params).
+# module). Used by skticket._estimators (all four), skticket._cv (fit_context,
+# StrOptions) and skticket._search (Interval, StrOptions, validate_params).
 from sklearn.base import _fit_context as fit_context
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from torch import nn

@@ -22,13 +22,13 @@ from numbers import Integral
 import numpy as np
 from joblib import Memory, Parallel, delayed
 from scipy.stats import rankdata
-from sklearn.base import _fit_context, clone, is_classifier
+from sklearn.base import clone, is_classifier
 from sklearn.metrics import check_scoring, get_scorer_names
 from sklearn.model_selection import check_cv
-from sklearn.utils._param_validation import StrOptions
 from skorch import NeuralNet
 from torch import nn
 
+from ._compat import StrOptions, fit_context
 from ._docstring import Substitution
 from ._estimators import (
     _SHARED_DOCS,
@@ -263,7 +263,7 @@ class BaseLotteryTicketCV(BaseLotteryTicket):
                              f"sparsity, with no path for {type(self).__name__} to "
                              "cross-validate; fit the plain estimator.")
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
         """Cross-validate the search's sparsity path, choose a level and refit up to it.
 

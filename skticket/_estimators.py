@@ -272,11 +272,13 @@ _SHARED_DOCS = {
     net_ : skorch NeuralNet
         The trained net of the winning ticket (or of its baseline): a fitted
         clone of ``net`` (of the default net for ``None``).
-    rounds_ : list of dict
+%(rounds_)s""",
+    "rounds_": """    rounds_ : list of dict
         One record per trained round, with keys ``round``, ``sparsity``,
-        ``n_active``, ``train_loss``, ``valid_score``, ``epochs``, ``seconds``
-        and ``cached``. ``cached`` is True for a round read from ``memory``
-        instead of trained; its ``seconds`` is then the time its training took
+        ``n_active``, ``train_loss``, ``valid_score``, ``epochs``, ``seconds``,
+        ``cached`` and ``hook_summaries`` (what each training hook of the
+        round recorded, in order). ``cached`` is True for a round read from
+        ``memory`` instead of trained; its ``seconds`` is then the time its training took
         when it ran, so that records do not depend on the cache. What a round
         is depends on the search: for ``"imp"``, round 0 is the dense net and
         round k the ticket after k pruning rounds; for ``"early_bird"``, round
