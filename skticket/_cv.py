@@ -300,6 +300,7 @@ class BaseLotteryTicketCV(BaseLotteryTicket):
         """
         with _all_or_nothing(self), preserved_global_state(self._device()):
             self._check_path_params()
+            self._check_net_params()
             X_all, y_all = _validated_fit_data(self, X, y, reset=True)
             weights = _checked_sample_weight(sample_weight, X_all.shape[0])
             cv = check_cv(self.cv, y_all, classifier=is_classifier(self))

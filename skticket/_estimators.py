@@ -32,7 +32,7 @@ from ._compact import (
 from ._compat import HasMethods, Interval, StrOptions, fit_context
 from ._docstring import Substitution
 from ._importance import InputImportancesMixin
-from ._nets import sized_net
+from ._nets import sized_net, validate_net_params
 from ._path import SearchPath, TicketPathPoint, fitted_attributes, kept_attributes, trained_as
 from ._predict import predict_nonlinearity, predict_outputs
 from ._progress import RoundProgress
@@ -418,6 +418,14 @@ class BaseLotteryTicket(InputImportancesMixin, BaseEstimator, metaclass=ABCMeta)
     def _uses_default_net(self) -> bool:
         return self.net is None or isinstance(self.net, self._target_type.default_net_class)
 
+    def _check_net_params(self) -> None:
+        """The net's own settings, checked before the data and any training: a bad one
+        is named as the user set it (``net__lr``); see
+        :func:`~skticket._nets.validate_net_params`."""
+        if self.net is not None:  # the default net's defaults are valid
+            validate_net_params(self.net, default=self._uses_default_net(), prefix="net__",
+                                caller=type(self).__name__)
+
     def _open_path(self, X, y, sample_weight, *, classes: np.ndarray | None = None
                    ) -> SearchPath:
         """Validate and encode the data and open the path of the search the parameters
@@ -433,9 +441,10 @@ class BaseLotteryTicket(InputImportancesMixin, BaseEstimator, metaclass=ABCMeta)
         points' estimators and ``fit`` to set.
         """
         with preserved_global_state(self._device()):
+            self._check_net_params()
+            default_net = self._uses_default_net()
             X, y = _validated_fit_data(self, X, y, reset=True)
             sample_weight = _checked_sample_weight(sample_weight, X.shape[0])
-            default_net = self._uses_default_net()
             if default_net:
                 _warn_if_unscaled(X)
             target = self._target_type(estimator_name=type(self).__name__,
