@@ -280,7 +280,7 @@ class BaseLotteryTicketCV(BaseLotteryTicket):
             Training data.
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
             Target values (a label indicator matrix for multilabel targets).
-        sample_weight : array-like of shape (n_samples,), default=None
+        sample_weight : float or array-like of shape (n_samples,), default=None
             Per-sample weights: every training of every fold and of the refit
             uses those of its rows, and each fold's test rows are scored with
             theirs. Reaches the estimator through a ``Pipeline`` and, with

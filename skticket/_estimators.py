@@ -6,11 +6,12 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import math
 import os
 import warnings
 from abc import ABCMeta
 from collections.abc import Callable, Iterable, Iterator
-from numbers import Integral, Real
+from numbers import Integral, Number, Real
 
 import numpy as np
 from joblib import Memory
@@ -28,6 +29,7 @@ from ._compact import (
     CompactClassifier,
     CompactRegressor,
     compact_module,
+    refuse_beyond_float32,
 )
 from ._compat import HasMethods, Interval, StrOptions, fit_context
 from ._docstring import Substitution
@@ -69,7 +71,9 @@ __all__ = ["BaseLotteryTicket", "LotteryTicketClassifier", "LotteryTicketRegress
 def _as_net_input(X):
     """X as the net takes it: float32, and writable (torch warns on read-only
     arrays, such as pandas' copy-on-write views and memory maps); a sparse X as
-    float32 CSR, never densified whole (batches are, as they are used)."""
+    float32 CSR, never densified whole (batches are, as they are used). A value a
+    float32 cannot hold is refused by name (:func:`~skticket._compact.refuse_beyond_float32`)."""
+    refuse_beyond_float32(X)
     if issparse(X):
         return X.tocsr().astype(np.float32, copy=False)
     return np.require(X, dtype=np.float32, requirements="W")
@@ -95,11 +99,13 @@ def _all_or_nothing(estimator: BaseEstimator) -> Iterator[None]:
 
 
 def _checked_sample_weight(sample_weight, n_samples: int) -> np.ndarray | None:
-    """``sample_weight`` as float64 of shape (n_samples,), or None for no weights.
+    """``sample_weight`` as float64 of shape (n_samples,) with mean 1, or None for no weights.
 
-    Uniform weights are None: a weighted mean with equal weights is the plain
-    mean, and None trains exactly as no weights do (same kernels, same
-    ``memory`` key).
+    A number is a weight for every sample. Uniform weights are None: a
+    weighted mean with equal weights is the plain mean, and None trains
+    exactly as no weights do (same kernels, same ``memory`` key). Other
+    weights are rescaled to mean 1: the loss does not depend on their scale,
+    and so ``w * 1e-50`` and ``w * 1e37`` train as ``w`` does.
 
     Raises
     ------
@@ -108,6 +114,9 @@ def _checked_sample_weight(sample_weight, n_samples: int) -> np.ndarray | None:
     """
     if sample_weight is None:
         return None
+    if isinstance(sample_weight, Number):
+        # A number weighs every sample alike, as scikit-learn's _check_sample_weight reads it.
+        sample_weight = np.full(n_samples, sample_weight, dtype=np.float64)
     weight = check_array(sample_weight, ensure_2d=False, dtype=np.float64,
                          input_name="sample_weight")
     if weight.shape != (n_samples,):
@@ -118,7 +127,14 @@ def _checked_sample_weight(sample_weight, n_samples: int) -> np.ndarray | None:
                          f"{weight.min():g}); weights must be >= 0.")
     if not weight.any():
         raise ValueError("sample_weight is zero for every sample: nothing to train on.")
-    return None if np.all(weight == weight[0]) else weight
+    if np.all(weight == weight[0]):
+        return None
+    # Unit mean before the weights meet float32 (the per-batch loss casts them):
+    # sum(w_i * loss_i) / sum(w_i) does not change with the weights' scale, and
+    # weights of 1e-50 would be zeros in float32, of 1e37 overflow its sums. The
+    # largest first, so that the mean of huge weights cannot overflow float64.
+    weight = weight / weight.max()
+    return weight / weight.mean()
 
 
 #: Feature scales (standard deviation, or distance of the mean from 0) this many
@@ -199,7 +215,12 @@ _SHARED_DOCS = {
         fresh weights. The mask search is the same in all three.""",
     "parameters_after_score_tolerance": """    validation_fraction : float, default=0.1
         Share of the training data held out when ``score_tolerance`` is set,
-        to score the rounds. The default net holds out rows of its own (its
+        to score the rounds (rounded up to whole rows, as
+        ``train_test_split`` rounds it; both parts need a row). A
+        classifier's split is stratified where it can be; with a class of
+        one member, or more classes than either part has rows, it is a plain
+        shuffled split, as ``MLPClassifier``'s held-out split of several
+        classes is. The default net holds out rows of its own (its
         ``train_split``), from the rows it trains on, to decide when each
         training stops.
     prunable : list of str, callable or None, default=None
@@ -497,20 +518,25 @@ class BaseLotteryTicket(InputImportancesMixin, BaseEstimator, metaclass=ABCMeta)
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Training data. A sparse matrix (any scipy format; kept as CSR) is
-            never densified whole: each batch is, as it is used.
-        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            never densified whole: each batch is, as it is used. The net
+            computes in float32: a value beyond its range (``|x| > 3.4e38``)
+            is refused, here and in ``predict``; rescale such features first.
+        y : {array-like, sparse matrix} of shape (n_samples,) or (n_samples, n_targets)
             Target values: class labels, or a label indicator matrix
-            (multilabel) for the classifier; one or several targets for the
-            regressor.
-        sample_weight : array-like of shape (n_samples,), default=None
-            Per-sample weights: every training's loss is the weighted mean of
-            the per-sample losses over each batch, ``sum(w_i * loss_i) /
-            sum(w_i)`` (scikit-learn's MLP rule), whatever the search; SNIP's
-            sensitivities and the held-out score of ``score_tolerance`` use
-            them too, and they are part of the ``memory`` key. Uniform
-            weights train exactly as ``None``. The net's criterion must have
-            a ``reduction`` (all of torch's losses do), and its data pipeline
-            be skorch's own. Reaches the estimator through a ``Pipeline``
+            (multilabel, dense or sparse) for the classifier; one or several
+            targets for the regressor.
+        sample_weight : float or array-like of shape (n_samples,), default=None
+            Per-sample weights (a number: the same for every sample): every
+            training's loss is the weighted mean of the per-sample losses over
+            each batch, ``sum(w_i * loss_i) / sum(w_i)`` (scikit-learn's MLP
+            rule), whatever the search; SNIP's sensitivities and the held-out
+            score of ``score_tolerance`` use them too, and they are part of
+            the ``memory`` key. Uniform weights train exactly as ``None``;
+            others are rescaled to mean 1 in float64 first, so any positive
+            multiple of ``w`` (``w * 1e-50``, ``w * 1e37``) trains as ``w``.
+            The net's criterion must have a ``reduction`` (all of torch's
+            losses do), and its data pipeline be skorch's own. Reaches the
+            estimator through a ``Pipeline``
             (``lotteryticketclassifier__sample_weight=w``) and, with
             metadata routing, through ``set_fit_request(sample_weight=True)``.
 
@@ -566,7 +592,7 @@ class BaseLotteryTicket(InputImportancesMixin, BaseEstimator, metaclass=ABCMeta)
             Training data, with the features seen in ``fit``.
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
             Target values.
-        sample_weight : array-like of shape (n_samples,), default=None
+        sample_weight : float or array-like of shape (n_samples,), default=None
             Per-sample weights, as in :meth:`fit`.
 
         Returns
@@ -756,9 +782,26 @@ def _split(est: BaseLotteryTicket, X, y, seeds: dict[str, int],
     scores the rounds."""
     if est.score_tolerance is None:
         return Data(X, y, w_train=sample_weight)
+    n_rows = X.shape[0]
+    # train_test_split's sizes: the held-out part rounded up.
+    n_held_out = math.ceil(est.validation_fraction * n_rows)
+    if not 0 < n_held_out < n_rows:
+        raise ValueError(
+            f"score_tolerance scores the rounds on validation_fraction="
+            f"{est.validation_fraction:g} of the {n_rows} samples: {n_held_out} held out, "
+            f"{n_rows - n_held_out} to train on. Both need at least one; change "
+            "validation_fraction, or set score_tolerance=None.")
+    stratify = target.stratify(y)
+    if stratify is not None:
+        _, counts = np.unique(stratify, return_counts=True)
+        if counts.min() < 2 or not len(counts) <= min(n_held_out, n_rows - n_held_out):
+            # A class of one member, or more classes than either part has rows:
+            # no stratified split exists. A plain shuffled one, as MLPClassifier's
+            # held-out split of a multiclass target is.
+            stratify = None
     arrays = (X, y) if sample_weight is None else (X, y, sample_weight)
-    parts = train_test_split(*arrays, test_size=est.validation_fraction,
-                             stratify=target.stratify(y), random_state=seeds["split"])
+    parts = train_test_split(*arrays, test_size=n_held_out, stratify=stratify,
+                             random_state=seeds["split"])
     X_train, X_valid, y_train, y_valid = parts[:4]
     w_train, w_valid = parts[4:] if sample_weight is not None else (None, None)
     return Data(X_train, y_train, X_valid, y_valid, w_train, w_valid)
@@ -809,8 +852,8 @@ class LotteryTicketClassifier(ClassPredictions, ClassifierMixin, BaseLotteryTick
         of magnitude raise an :class:`~skticket.exceptions.InputScaleWarning`.
 %(parameters_before_score_tolerance)s
     score_tolerance : float or None, default=None
-        If set, a stratified ``validation_fraction`` of the training data is
-        held out and scored (accuracy) after every round; the search stops once
+        If set, a ``validation_fraction`` of the training data (stratified
+        where it can be) is held out and scored (accuracy) after every round; the search stops once
         the score falls more than this below the dense round's, and the winning
         ticket is the sparsest round still within it.
 %(parameters_after_score_tolerance)s

@@ -229,6 +229,9 @@ class ClassLabels(TargetEncoding):
     y_numeric = False
 
     def fit_transform(self, y: np.ndarray, *, classes: np.ndarray | None = None) -> np.ndarray:
+        # A sparse label indicator matrix is taken as MLPClassifier takes it (its
+        # LabelBinarizer returns it dense): the net trains on dense targets.
+        y = y.toarray() if issparse(y) else y
         check_classification_targets(y)
         self.multilabel_ = type_of_target(y) == "multilabel-indicator"
         if self.multilabel_:
@@ -258,6 +261,7 @@ class ClassLabels(TargetEncoding):
         return column_or_1d(y, warn=True) if np.ndim(y) == 2 and np.shape(y)[1] == 1 else y
 
     def transform(self, y: np.ndarray) -> np.ndarray:
+        y = y.toarray() if issparse(y) else y
         if self.multilabel_:
             if np.ndim(y) != 2 or np.shape(y)[1] != len(self.classes_) or not np.isin(
                     y, (0, 1)).all():
