@@ -18,6 +18,7 @@ from joblib import Memory
 from scipy.sparse import issparse
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
 from sklearn.model_selection import train_test_split
+from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.sparsefuncs import mean_variance_axis
 from sklearn.utils.validation import check_array, check_is_fitted, check_memory, validate_data
 from skorch import NeuralNet
@@ -213,6 +214,16 @@ _SHARED_DOCS = {
         itself. ``"reinit"``: the winning mask with freshly drawn weights.
         ``"permute"``: each layer's mask shuffled over its whole matrix, with
         fresh weights. The mask search is the same in all three.""",
+    "class_weight": """    class_weight : dict, list of dict, "balanced" or None, default=None
+        Weights of the classes, multiplied into ``sample_weight``
+        (scikit-learn's ``compute_sample_weight``): a dict maps a label to its
+        weight (for a label indicator matrix, a list of one dict per label,
+        each ``{0: w0, 1: w1}``); ``"balanced"`` weighs each class by
+        ``n_samples / (n_classes * count)``, counted on the rows given to
+        ``fit`` or ``prune`` (a fold's training rows in a grid search or in
+        cross-validation). Every search, SNIP's sensitivities and the
+        held-out score of ``score_tolerance`` use them, and they are part of
+        the ``memory`` key, as sample weights are.""",
     "parameters_after_score_tolerance": """    validation_fraction : float, default=0.1
         Share of the training data held out when ``score_tolerance`` is set,
         to score the rounds (rounded up to whole rows, as
@@ -436,6 +447,10 @@ class BaseLotteryTicket(InputImportancesMixin, BaseEstimator, metaclass=ABCMeta)
                     self.search = SEARCHES[search]()
         return super().set_params(**params)
 
+    def _training_weight(self, sample_weight, y, n_samples: int) -> np.ndarray | None:
+        """The weights the rows train and are scored with (checked, mean 1), or None."""
+        return _checked_sample_weight(sample_weight, n_samples)
+
     def _uses_default_net(self) -> bool:
         return self.net is None or isinstance(self.net, self._target_type.default_net_class)
 
@@ -465,7 +480,7 @@ class BaseLotteryTicket(InputImportancesMixin, BaseEstimator, metaclass=ABCMeta)
             self._check_net_params()
             default_net = self._uses_default_net()
             X, y = _validated_fit_data(self, X, y, reset=True)
-            sample_weight = _checked_sample_weight(sample_weight, X.shape[0])
+            sample_weight = self._training_weight(sample_weight, y, X.shape[0])
             if default_net:
                 _warn_if_unscaled(X)
             target = self._target_type(estimator_name=type(self).__name__,
@@ -746,7 +761,7 @@ def _next_round(est: BaseLotteryTicket, X, y, sample_weight
     floor)."""
     check_start_point(est._start_point_, est._start_point())
     X, y = _validated_fit_data(est, X, y, reset=False)
-    sample_weight = _checked_sample_weight(sample_weight, X.shape[0])
+    sample_weight = est._training_weight(sample_weight, y, X.shape[0])
     target = est._target_
     y = target.transform(y)
     session = est._session_.attached(
@@ -857,6 +872,7 @@ class LotteryTicketClassifier(ClassPredictions, ClassifierMixin, BaseLotteryTick
         the score falls more than this below the dense round's, and the winning
         ticket is the sparsest round still within it.
 %(parameters_after_score_tolerance)s
+%(class_weight)s
 
 %(search_attributes)s
     classes_ : ndarray of shape (n_classes,)
@@ -906,6 +922,53 @@ class LotteryTicketClassifier(ClassPredictions, ClassifierMixin, BaseLotteryTick
     >>> clf.score(X, y) > 0.9
     True
     """
+
+    _parameter_constraints: dict = {
+        **BaseLotteryTicket._parameter_constraints,
+        "class_weight": [None, dict, list, StrOptions({"balanced"})],
+    }
+
+    def __init__(
+        self,
+        net: NeuralNet | None = None,
+        *,
+        prune_fraction: float = 0.5,
+        target_sparsity: float | None = 0.8,
+        max_rounds: int | None = None,
+        scope: str = "local",
+        layer_prune_fractions: dict[str, float] | None = None,
+        min_weights_per_layer: int = 1,
+        rewind_step: int = 0,
+        ticket_init: str = "rewind",
+        score_tolerance: float | None = None,
+        validation_fraction: float = 0.1,
+        prunable: Iterable[str] | Callable[[str, nn.Parameter], bool] | None = None,
+        random_state: int | np.random.RandomState | None = None,
+        verbose: int = 0,
+        memory: str | os.PathLike | Memory | None = None,
+        search: str | Search = "imp",
+        ticket: Ticket | None = None,
+        class_weight: dict | list[dict] | str | None = None,
+    ) -> None:
+        super().__init__(
+            net, prune_fraction=prune_fraction, target_sparsity=target_sparsity,
+            max_rounds=max_rounds, scope=scope, layer_prune_fractions=layer_prune_fractions,
+            min_weights_per_layer=min_weights_per_layer, rewind_step=rewind_step,
+            ticket_init=ticket_init, score_tolerance=score_tolerance,
+            validation_fraction=validation_fraction, prunable=prunable,
+            random_state=random_state, verbose=verbose, memory=memory, search=search,
+            ticket=ticket)
+        self.class_weight = class_weight
+
+    def _training_weight(self, sample_weight, y, n_samples: int) -> np.ndarray | None:
+        # class_weight multiplies sample_weight, as in scikit-learn's classifiers:
+        # "balanced" is counted on the rows given (a fold's own in a grid search).
+        given = super()._training_weight(sample_weight, y, n_samples)  # checked by name first
+        if self.class_weight is None:
+            return given
+        weight = compute_sample_weight(self.class_weight, y.toarray() if issparse(y) else y)
+        return _checked_sample_weight(weight if given is None else weight * given, n_samples)
+
 
     _target_type = ClassLabels
     _compact_type = CompactClassifier
