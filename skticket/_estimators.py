@@ -448,8 +448,18 @@ class BaseLotteryTicket(InputImportancesMixin, BaseEstimator, metaclass=ABCMeta)
         return super().set_params(**params)
 
     def _training_weight(self, sample_weight, y, n_samples: int) -> np.ndarray | None:
-        """The weights the rows train and are scored with (checked, mean 1), or None."""
-        return _checked_sample_weight(sample_weight, n_samples)
+        """The weights the rows train and are scored with (checked, mean 1), or None.
+
+        A classifier's ``class_weight`` multiplies ``sample_weight``, as in
+        scikit-learn's classifiers: ``"balanced"`` is counted on the rows given
+        (a fold's own in a grid search). The regressor has no such parameter.
+        """
+        given = _checked_sample_weight(sample_weight, n_samples)  # checked by name first
+        class_weight = getattr(self, "class_weight", None)
+        if class_weight is None:
+            return given
+        weight = compute_sample_weight(class_weight, y.toarray() if issparse(y) else y)
+        return _checked_sample_weight(weight if given is None else weight * given, n_samples)
 
     def _uses_default_net(self) -> bool:
         return self.net is None or isinstance(self.net, self._target_type.default_net_class)
@@ -959,15 +969,6 @@ class LotteryTicketClassifier(ClassPredictions, ClassifierMixin, BaseLotteryTick
             random_state=random_state, verbose=verbose, memory=memory, search=search,
             ticket=ticket)
         self.class_weight = class_weight
-
-    def _training_weight(self, sample_weight, y, n_samples: int) -> np.ndarray | None:
-        # class_weight multiplies sample_weight, as in scikit-learn's classifiers:
-        # "balanced" is counted on the rows given (a fold's own in a grid search).
-        given = super()._training_weight(sample_weight, y, n_samples)  # checked by name first
-        if self.class_weight is None:
-            return given
-        weight = compute_sample_weight(self.class_weight, y.toarray() if issparse(y) else y)
-        return _checked_sample_weight(weight if given is None else weight * given, n_samples)
 
 
     _target_type = ClassLabels
