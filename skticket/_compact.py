@@ -53,11 +53,13 @@ from ._targets import (
 __all__ = [
     "BATCH_SIZE",
     "CSR_MIN_SPARSITY",
+    "FLOAT32_MAX",
     "CompactClassifier",
     "CompactMLP",
     "CompactRegressor",
     "compact_module",
     "mlp_children",
+    "refuse_beyond_float32",
     "sparse_chunk_rows",
 ]
 
@@ -209,6 +211,33 @@ class CompactMLP(nn.Module):
 
 #: Values of a sparse X densified at once for a prediction (16 MiB of float32).
 SPARSE_CHUNK_VALUES = 2**22
+
+
+#: The largest magnitude a float32 holds (about 3.4e38): the nets compute in float32.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def refuse_beyond_float32(X) -> None:
+    """Refuse an ``X`` (float64, dense or sparse) holding a value a float32 cannot hold.
+
+    Cast to float32 such a value would become infinite: training would diverge
+    and predictions be NaN, saying nothing of the cause.
+
+    Raises
+    ------
+    ValueError
+        Naming X, its largest magnitude and what to do.
+    """
+    if X.dtype == np.float32:
+        return  # holds nothing beyond it
+    values = X.data if issparse(X) else X
+    largest = float(np.abs(values).max()) if values.size else 0.0
+    if largest > FLOAT32_MAX:
+        raise ValueError(
+            f"X holds values beyond float32's range (|x| up to {largest:.3g}; float32 ends at "
+            f"{FLOAT32_MAX:.3g}), in which the net computes. Rescale the features first, "
+            "e.g. make_pipeline(StandardScaler(), estimator) (scikit-learn's scalers compute "
+            "in float64).")
 
 
 def sparse_chunk_rows(n_features: int, most: int = BATCH_SIZE) -> int:
@@ -452,7 +481,9 @@ class _CompactBase:
 
     def _outputs(self, X) -> np.ndarray:
         # float32, as the estimator hands rows to its net: the same inputs, the same outputs.
-        X = check_array(X, dtype=np.float32, accept_sparse="csr")
+        X = check_array(X, dtype=[np.float32, np.float64], accept_sparse="csr")
+        refuse_beyond_float32(X)
+        X = X.astype(np.float32, copy=False)
         if X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} "
                              f"expects {self.n_features_in_} features as input.")

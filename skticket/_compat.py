@@ -31,14 +31,24 @@ import torch
 # with scikit-learn's ``InvalidParameterError`` and messages. scikit-learn >= 1.6 has no
 # public home for any of these (imbalanced-learn re-exports the same names in its compat
 # module). Used by skticket._estimators (all four), skticket._cv (fit_context,
-# StrOptions) and skticket._search (Interval, StrOptions, validate_params).
+# StrOptions), skticket._search (Interval, StrOptions, validate_params) and
+# skticket._nets (Interval, StrOptions, InvalidParameterError,
+# validate_parameter_constraints: the default nets' own settings, checked under the
+# names the user set them by, ``net__lr``).
 from sklearn.base import _fit_context as fit_context
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils._param_validation import (
+    HasMethods,
+    Interval,
+    InvalidParameterError,
+    StrOptions,
+    validate_parameter_constraints,
+)
 from torch import nn
 
-__all__ = ["SKORCH_IDENTITY", "ChangedDefaultCallbacks", "HasMethods", "Interval", "StrOptions",
-           "dataloader_order", "fit_context", "has_forward_hooks",
-           "resolved_predict_nonlinearity", "validate_params"]
+__all__ = ["SKORCH_IDENTITY", "ChangedDefaultCallbacks", "HasMethods", "Interval",
+           "InvalidParameterError", "StrOptions", "dataloader_order", "fit_context",
+           "has_forward_hooks", "resolved_predict_nonlinearity", "validate_parameter_constraints",
+           "validate_params"]
 
 # --- scikit-learn -------------------------------------------------------------------------
 

@@ -280,7 +280,7 @@ class BaseLotteryTicketCV(BaseLotteryTicket):
             Training data.
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
             Target values (a label indicator matrix for multilabel targets).
-        sample_weight : array-like of shape (n_samples,), default=None
+        sample_weight : float or array-like of shape (n_samples,), default=None
             Per-sample weights: every training of every fold and of the refit
             uses those of its rows, and each fold's test rows are scored with
             theirs. Reaches the estimator through a ``Pipeline`` and, with
@@ -300,6 +300,7 @@ class BaseLotteryTicketCV(BaseLotteryTicket):
         """
         with _all_or_nothing(self), preserved_global_state(self._device()):
             self._check_path_params()
+            self._check_net_params()
             X_all, y_all = _validated_fit_data(self, X, y, reset=True)
             weights = _checked_sample_weight(sample_weight, X_all.shape[0])
             cv = check_cv(self.cv, y_all, classifier=is_classifier(self))
@@ -417,6 +418,10 @@ class LotteryTicketClassifierCV(BaseLotteryTicketCV, LotteryTicketClassifier):
         Must be None: cross-validation replaces the plain estimator's held-out
         rule, and every fold's path runs to ``target_sparsity``.
 %(parameters_after_score_tolerance)s
+%(class_weight)s
+        ``"balanced"`` is counted on each fold's training rows, and on all
+        rows for the refit; the folds' test rows are scored with
+        ``sample_weight`` alone, as ``GridSearchCV`` scores them.
 %(cv_parameters)s
 
     Attributes
@@ -453,6 +458,47 @@ class LotteryTicketClassifierCV(BaseLotteryTicketCV, LotteryTicketClassifier):
     """
 
     _plain_type = LotteryTicketClassifier
+
+    _parameter_constraints: dict = {
+        **BaseLotteryTicketCV._parameter_constraints,
+        **LotteryTicketClassifier._parameter_constraints,
+    }
+
+    def __init__(
+        self,
+        net: NeuralNet | None = None,
+        *,
+        prune_fraction: float = 0.5,
+        target_sparsity: float | None = 0.8,
+        max_rounds: int | None = None,
+        scope: str = "local",
+        layer_prune_fractions: dict[str, float] | None = None,
+        min_weights_per_layer: int = 1,
+        rewind_step: int = 0,
+        ticket_init: str = "rewind",
+        score_tolerance: float | None = None,
+        validation_fraction: float = 0.1,
+        prunable: Iterable[str] | Callable[[str, nn.Parameter], bool] | None = None,
+        random_state: int | np.random.RandomState | None = None,
+        verbose: int = 0,
+        memory: str | os.PathLike | Memory | None = None,
+        search: str | Search = "imp",
+        ticket: Ticket | None = None,
+        class_weight: dict | list[dict] | str | None = None,
+        cv=5,
+        scoring: str | Callable | None = None,
+        select: str = "1se",
+        n_jobs: int | None = None,
+    ) -> None:
+        super().__init__(
+            net, prune_fraction=prune_fraction, target_sparsity=target_sparsity,
+            max_rounds=max_rounds, scope=scope, layer_prune_fractions=layer_prune_fractions,
+            min_weights_per_layer=min_weights_per_layer, rewind_step=rewind_step,
+            ticket_init=ticket_init, score_tolerance=score_tolerance,
+            validation_fraction=validation_fraction, prunable=prunable,
+            random_state=random_state, verbose=verbose, memory=memory, search=search,
+            ticket=ticket, cv=cv, scoring=scoring, select=select, n_jobs=n_jobs)
+        self.class_weight = class_weight
 
 
 @Substitution(**_CV_DOCS)

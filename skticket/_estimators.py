@@ -6,17 +6,19 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import math
 import os
 import warnings
 from abc import ABCMeta
 from collections.abc import Callable, Iterable, Iterator
-from numbers import Integral, Real
+from numbers import Integral, Number, Real
 
 import numpy as np
 from joblib import Memory
 from scipy.sparse import issparse
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
 from sklearn.model_selection import train_test_split
+from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.sparsefuncs import mean_variance_axis
 from sklearn.utils.validation import check_array, check_is_fitted, check_memory, validate_data
 from skorch import NeuralNet
@@ -28,11 +30,12 @@ from ._compact import (
     CompactClassifier,
     CompactRegressor,
     compact_module,
+    refuse_beyond_float32,
 )
 from ._compat import HasMethods, Interval, StrOptions, fit_context
 from ._docstring import Substitution
 from ._importance import InputImportancesMixin
-from ._nets import sized_net
+from ._nets import sized_net, validate_net_params
 from ._path import SearchPath, TicketPathPoint, fitted_attributes, kept_attributes, trained_as
 from ._predict import predict_nonlinearity, predict_outputs
 from ._progress import RoundProgress
@@ -69,7 +72,9 @@ __all__ = ["BaseLotteryTicket", "LotteryTicketClassifier", "LotteryTicketRegress
 def _as_net_input(X):
     """X as the net takes it: float32, and writable (torch warns on read-only
     arrays, such as pandas' copy-on-write views and memory maps); a sparse X as
-    float32 CSR, never densified whole (batches are, as they are used)."""
+    float32 CSR, never densified whole (batches are, as they are used). A value a
+    float32 cannot hold is refused by name (:func:`~skticket._compact.refuse_beyond_float32`)."""
+    refuse_beyond_float32(X)
     if issparse(X):
         return X.tocsr().astype(np.float32, copy=False)
     return np.require(X, dtype=np.float32, requirements="W")
@@ -95,11 +100,13 @@ def _all_or_nothing(estimator: BaseEstimator) -> Iterator[None]:
 
 
 def _checked_sample_weight(sample_weight, n_samples: int) -> np.ndarray | None:
-    """``sample_weight`` as float64 of shape (n_samples,), or None for no weights.
+    """``sample_weight`` as float64 of shape (n_samples,) with mean 1, or None for no weights.
 
-    Uniform weights are None: a weighted mean with equal weights is the plain
-    mean, and None trains exactly as no weights do (same kernels, same
-    ``memory`` key).
+    A number is a weight for every sample. Uniform weights are None: a
+    weighted mean with equal weights is the plain mean, and None trains
+    exactly as no weights do (same kernels, same ``memory`` key). Other
+    weights are rescaled to mean 1: the loss does not depend on their scale,
+    and so ``w * 1e-50`` and ``w * 1e37`` train as ``w`` does.
 
     Raises
     ------
@@ -108,6 +115,9 @@ def _checked_sample_weight(sample_weight, n_samples: int) -> np.ndarray | None:
     """
     if sample_weight is None:
         return None
+    if isinstance(sample_weight, Number):
+        # A number weighs every sample alike, as scikit-learn's _check_sample_weight reads it.
+        sample_weight = np.full(n_samples, sample_weight, dtype=np.float64)
     weight = check_array(sample_weight, ensure_2d=False, dtype=np.float64,
                          input_name="sample_weight")
     if weight.shape != (n_samples,):
@@ -118,7 +128,14 @@ def _checked_sample_weight(sample_weight, n_samples: int) -> np.ndarray | None:
                          f"{weight.min():g}); weights must be >= 0.")
     if not weight.any():
         raise ValueError("sample_weight is zero for every sample: nothing to train on.")
-    return None if np.all(weight == weight[0]) else weight
+    if np.all(weight == weight[0]):
+        return None
+    # Unit mean before the weights meet float32 (the per-batch loss casts them):
+    # sum(w_i * loss_i) / sum(w_i) does not change with the weights' scale, and
+    # weights of 1e-50 would be zeros in float32, of 1e37 overflow its sums. The
+    # largest first, so that the mean of huge weights cannot overflow float64.
+    weight = weight / weight.max()
+    return weight / weight.mean()
 
 
 #: Feature scales (standard deviation, or distance of the mean from 0) this many
@@ -197,9 +214,24 @@ _SHARED_DOCS = {
         itself. ``"reinit"``: the winning mask with freshly drawn weights.
         ``"permute"``: each layer's mask shuffled over its whole matrix, with
         fresh weights. The mask search is the same in all three.""",
+    "class_weight": """    class_weight : dict, list of dict, "balanced" or None, default=None
+        Weights of the classes, multiplied into ``sample_weight``
+        (scikit-learn's ``compute_sample_weight``): a dict maps a label to its
+        weight (for a label indicator matrix, a list of one dict per label,
+        each ``{0: w0, 1: w1}``); ``"balanced"`` weighs each class by
+        ``n_samples / (n_classes * count)``, counted on the rows given to
+        ``fit`` or ``prune`` (a fold's training rows in a grid search or in
+        cross-validation). Every search, SNIP's sensitivities and the
+        held-out score of ``score_tolerance`` use them, and they are part of
+        the ``memory`` key, as sample weights are.""",
     "parameters_after_score_tolerance": """    validation_fraction : float, default=0.1
         Share of the training data held out when ``score_tolerance`` is set,
-        to score the rounds. The default net holds out rows of its own (its
+        to score the rounds (rounded up to whole rows, as
+        ``train_test_split`` rounds it; both parts need a row). A
+        classifier's split is stratified where it can be; with a class of
+        one member, or more classes than either part has rows, it is a plain
+        shuffled split, as ``MLPClassifier``'s held-out split of several
+        classes is. The default net holds out rows of its own (its
         ``train_split``), from the rows it trains on, to decide when each
         training stops.
     prunable : list of str, callable or None, default=None
@@ -415,8 +447,30 @@ class BaseLotteryTicket(InputImportancesMixin, BaseEstimator, metaclass=ABCMeta)
                     self.search = SEARCHES[search]()
         return super().set_params(**params)
 
+    def _training_weight(self, sample_weight, y, n_samples: int) -> np.ndarray | None:
+        """The weights the rows train and are scored with (checked, mean 1), or None.
+
+        A classifier's ``class_weight`` multiplies ``sample_weight``, as in
+        scikit-learn's classifiers: ``"balanced"`` is counted on the rows given
+        (a fold's own in a grid search). The regressor has no such parameter.
+        """
+        given = _checked_sample_weight(sample_weight, n_samples)  # checked by name first
+        class_weight = getattr(self, "class_weight", None)
+        if class_weight is None:
+            return given
+        weight = compute_sample_weight(class_weight, y.toarray() if issparse(y) else y)
+        return _checked_sample_weight(weight if given is None else weight * given, n_samples)
+
     def _uses_default_net(self) -> bool:
         return self.net is None or isinstance(self.net, self._target_type.default_net_class)
+
+    def _check_net_params(self) -> None:
+        """The net's own settings, checked before the data and any training: a bad one
+        is named as the user set it (``net__lr``); see
+        :func:`~skticket._nets.validate_net_params`."""
+        if self.net is not None:  # the default net's defaults are valid
+            validate_net_params(self.net, default=self._uses_default_net(), prefix="net__",
+                                caller=type(self).__name__)
 
     def _open_path(self, X, y, sample_weight, *, classes: np.ndarray | None = None
                    ) -> SearchPath:
@@ -433,9 +487,10 @@ class BaseLotteryTicket(InputImportancesMixin, BaseEstimator, metaclass=ABCMeta)
         points' estimators and ``fit`` to set.
         """
         with preserved_global_state(self._device()):
-            X, y = _validated_fit_data(self, X, y, reset=True)
-            sample_weight = _checked_sample_weight(sample_weight, X.shape[0])
+            self._check_net_params()
             default_net = self._uses_default_net()
+            X, y = _validated_fit_data(self, X, y, reset=True)
+            sample_weight = self._training_weight(sample_weight, y, X.shape[0])
             if default_net:
                 _warn_if_unscaled(X)
             target = self._target_type(estimator_name=type(self).__name__,
@@ -488,20 +543,25 @@ class BaseLotteryTicket(InputImportancesMixin, BaseEstimator, metaclass=ABCMeta)
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Training data. A sparse matrix (any scipy format; kept as CSR) is
-            never densified whole: each batch is, as it is used.
-        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            never densified whole: each batch is, as it is used. The net
+            computes in float32: a value beyond its range (``|x| > 3.4e38``)
+            is refused, here and in ``predict``; rescale such features first.
+        y : {array-like, sparse matrix} of shape (n_samples,) or (n_samples, n_targets)
             Target values: class labels, or a label indicator matrix
-            (multilabel) for the classifier; one or several targets for the
-            regressor.
-        sample_weight : array-like of shape (n_samples,), default=None
-            Per-sample weights: every training's loss is the weighted mean of
-            the per-sample losses over each batch, ``sum(w_i * loss_i) /
-            sum(w_i)`` (scikit-learn's MLP rule), whatever the search; SNIP's
-            sensitivities and the held-out score of ``score_tolerance`` use
-            them too, and they are part of the ``memory`` key. Uniform
-            weights train exactly as ``None``. The net's criterion must have
-            a ``reduction`` (all of torch's losses do), and its data pipeline
-            be skorch's own. Reaches the estimator through a ``Pipeline``
+            (multilabel, dense or sparse) for the classifier; one or several
+            targets for the regressor.
+        sample_weight : float or array-like of shape (n_samples,), default=None
+            Per-sample weights (a number: the same for every sample): every
+            training's loss is the weighted mean of the per-sample losses over
+            each batch, ``sum(w_i * loss_i) / sum(w_i)`` (scikit-learn's MLP
+            rule), whatever the search; SNIP's sensitivities and the held-out
+            score of ``score_tolerance`` use them too, and they are part of
+            the ``memory`` key. Uniform weights train exactly as ``None``;
+            others are rescaled to mean 1 in float64 first, so any positive
+            multiple of ``w`` (``w * 1e-50``, ``w * 1e37``) trains as ``w``.
+            The net's criterion must have a ``reduction`` (all of torch's
+            losses do), and its data pipeline be skorch's own. Reaches the
+            estimator through a ``Pipeline``
             (``lotteryticketclassifier__sample_weight=w``) and, with
             metadata routing, through ``set_fit_request(sample_weight=True)``.
 
@@ -557,7 +617,7 @@ class BaseLotteryTicket(InputImportancesMixin, BaseEstimator, metaclass=ABCMeta)
             Training data, with the features seen in ``fit``.
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
             Target values.
-        sample_weight : array-like of shape (n_samples,), default=None
+        sample_weight : float or array-like of shape (n_samples,), default=None
             Per-sample weights, as in :meth:`fit`.
 
         Returns
@@ -711,7 +771,7 @@ def _next_round(est: BaseLotteryTicket, X, y, sample_weight
     floor)."""
     check_start_point(est._start_point_, est._start_point())
     X, y = _validated_fit_data(est, X, y, reset=False)
-    sample_weight = _checked_sample_weight(sample_weight, X.shape[0])
+    sample_weight = est._training_weight(sample_weight, y, X.shape[0])
     target = est._target_
     y = target.transform(y)
     session = est._session_.attached(
@@ -747,9 +807,26 @@ def _split(est: BaseLotteryTicket, X, y, seeds: dict[str, int],
     scores the rounds."""
     if est.score_tolerance is None:
         return Data(X, y, w_train=sample_weight)
+    n_rows = X.shape[0]
+    # train_test_split's sizes: the held-out part rounded up.
+    n_held_out = math.ceil(est.validation_fraction * n_rows)
+    if not 0 < n_held_out < n_rows:
+        raise ValueError(
+            f"score_tolerance scores the rounds on validation_fraction="
+            f"{est.validation_fraction:g} of the {n_rows} samples: {n_held_out} held out, "
+            f"{n_rows - n_held_out} to train on. Both need at least one; change "
+            "validation_fraction, or set score_tolerance=None.")
+    stratify = target.stratify(y)
+    if stratify is not None:
+        _, counts = np.unique(stratify, return_counts=True)
+        if counts.min() < 2 or not len(counts) <= min(n_held_out, n_rows - n_held_out):
+            # A class of one member, or more classes than either part has rows:
+            # no stratified split exists. A plain shuffled one, as MLPClassifier's
+            # held-out split of a multiclass target is.
+            stratify = None
     arrays = (X, y) if sample_weight is None else (X, y, sample_weight)
-    parts = train_test_split(*arrays, test_size=est.validation_fraction,
-                             stratify=target.stratify(y), random_state=seeds["split"])
+    parts = train_test_split(*arrays, test_size=n_held_out, stratify=stratify,
+                             random_state=seeds["split"])
     X_train, X_valid, y_train, y_valid = parts[:4]
     w_train, w_valid = parts[4:] if sample_weight is not None else (None, None)
     return Data(X_train, y_train, X_valid, y_valid, w_train, w_valid)
@@ -800,11 +877,12 @@ class LotteryTicketClassifier(ClassPredictions, ClassifierMixin, BaseLotteryTick
         of magnitude raise an :class:`~skticket.exceptions.InputScaleWarning`.
 %(parameters_before_score_tolerance)s
     score_tolerance : float or None, default=None
-        If set, a stratified ``validation_fraction`` of the training data is
-        held out and scored (accuracy) after every round; the search stops once
+        If set, a ``validation_fraction`` of the training data (stratified
+        where it can be) is held out and scored (accuracy) after every round; the search stops once
         the score falls more than this below the dense round's, and the winning
         ticket is the sparsest round still within it.
 %(parameters_after_score_tolerance)s
+%(class_weight)s
 
 %(search_attributes)s
     classes_ : ndarray of shape (n_classes,)
@@ -854,6 +932,44 @@ class LotteryTicketClassifier(ClassPredictions, ClassifierMixin, BaseLotteryTick
     >>> clf.score(X, y) > 0.9
     True
     """
+
+    _parameter_constraints: dict = {
+        **BaseLotteryTicket._parameter_constraints,
+        "class_weight": [None, dict, list, StrOptions({"balanced"})],
+    }
+
+    def __init__(
+        self,
+        net: NeuralNet | None = None,
+        *,
+        prune_fraction: float = 0.5,
+        target_sparsity: float | None = 0.8,
+        max_rounds: int | None = None,
+        scope: str = "local",
+        layer_prune_fractions: dict[str, float] | None = None,
+        min_weights_per_layer: int = 1,
+        rewind_step: int = 0,
+        ticket_init: str = "rewind",
+        score_tolerance: float | None = None,
+        validation_fraction: float = 0.1,
+        prunable: Iterable[str] | Callable[[str, nn.Parameter], bool] | None = None,
+        random_state: int | np.random.RandomState | None = None,
+        verbose: int = 0,
+        memory: str | os.PathLike | Memory | None = None,
+        search: str | Search = "imp",
+        ticket: Ticket | None = None,
+        class_weight: dict | list[dict] | str | None = None,
+    ) -> None:
+        super().__init__(
+            net, prune_fraction=prune_fraction, target_sparsity=target_sparsity,
+            max_rounds=max_rounds, scope=scope, layer_prune_fractions=layer_prune_fractions,
+            min_weights_per_layer=min_weights_per_layer, rewind_step=rewind_step,
+            ticket_init=ticket_init, score_tolerance=score_tolerance,
+            validation_fraction=validation_fraction, prunable=prunable,
+            random_state=random_state, verbose=verbose, memory=memory, search=search,
+            ticket=ticket)
+        self.class_weight = class_weight
+
 
     _target_type = ClassLabels
     _compact_type = CompactClassifier

@@ -16,6 +16,11 @@ _NAMED_ACTIVATIONS: dict[str, type[nn.Module]] = {
     entry.name: entry.module for entry in ACTIVATIONS if entry.name is not None}
 
 
+def activation_names() -> frozenset[str]:
+    """The names ``MLP``'s ``activation`` takes (``"relu"``, ``"tanh"``, ...)."""
+    return frozenset(_NAMED_ACTIVATIONS)
+
+
 class _Softmax(nn.Softmax):
     """Softmax over the last dimension (what a classifier's probabilities need)."""
 

@@ -23,7 +23,9 @@ Every setting is an ordinary skorch parameter: ``net__max_epochs``,
 ``net__callbacks__converged__patience``, ``net__train_split=None`` to train on
 every row (the rule then watches the training loss and keeps the last
 epoch, scikit-learn's MLP default), or ``net__callbacks__converged=None`` to
-train a fixed number of epochs.
+train a fixed number of epochs. :func:`validate_net_params` checks the
+default nets' settings at ``fit`` (the estimators' and the nets' own), as
+scikit-learn checks an MLP's, with its ``InvalidParameterError``.
 
 :func:`sized_net` sizes any net, default or given, from the training data
 when an estimator fits it.
@@ -32,6 +34,8 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+from collections.abc import Sequence
+from numbers import Integral, Real
 from typing import Any
 
 import torch
@@ -39,10 +43,17 @@ from skorch import NeuralNet, NeuralNetClassifier, NeuralNetRegressor
 from skorch.callbacks import EarlyStopping
 from skorch.dataset import ValidSplit
 
-from ._compat import ChangedDefaultCallbacks
-from ._mlp import MLP
+from ._compat import (
+    ChangedDefaultCallbacks,
+    Interval,
+    InvalidParameterError,
+    StrOptions,
+    validate_parameter_constraints,
+)
+from ._mlp import MLP, activation_names
 
-__all__ = ["DefaultClassifierNet", "DefaultRegressorNet", "auto_batch_size", "sized_net"]
+__all__ = ["DefaultClassifierNet", "DefaultRegressorNet", "auto_batch_size", "sized_net",
+           "validate_net_params"]
 
 #: The default net's hidden layers and learning rate (benchmarks/bench_real_tables.py).
 HIDDEN_UNITS = (256, 256)
@@ -69,6 +80,98 @@ def auto_batch_size(n_rows: int) -> int:
     (150, 200)
     """
     return max(1, min(AUTO_BATCH_ROWS, int(n_rows)))
+
+
+# The default nets' own settings, constrained as scikit-learn's MLPs constrain theirs
+# (learning_rate_init, max_iter, batch_size, n_iter_no_change, tol).
+_NET_CONSTRAINTS: dict[str, list] = {
+    "lr": [Interval(Real, 0, None, closed="neither")],
+    "max_epochs": [Interval(Integral, 1, None, closed="left")],
+    "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+}
+_CONVERGED_CONSTRAINTS: dict[str, list] = {
+    "patience": [Interval(Integral, 1, None, closed="left")],
+    "threshold": [Interval(Real, 0, None, closed="left")],
+}
+
+
+def validate_net_params(net: NeuralNet, *, default: bool, prefix: str = "",
+                        caller: str | None = None) -> None:
+    """Check ``net``'s settings before any training, as scikit-learn checks an MLP's.
+
+    A default net (``default``): ``lr`` (a float > 0), ``max_epochs`` (an int
+    >= 1), ``batch_size`` (an int >= 1 or ``"auto"``), with the
+    :class:`~skticket.MLP` module its ``module__hidden_units`` (a tuple of
+    positive ints) and ``module__activation`` (a name of the activation table
+    or a ``torch.nn.Module`` subclass), and the ``"converged"`` callback's
+    ``patience`` (an int >= 1) and ``threshold`` (a float >= 0) where it is
+    there. Any other net keeps skorch's handling of its settings, except that
+    a ``max_epochs`` below 1, a training that trains nothing, is refused.
+
+    Parameters
+    ----------
+    net : skorch NeuralNet
+        The unfitted net.
+    default : bool
+        Whether ``net`` is one of the default nets.
+    prefix : str, default=""
+        What the caller names the net's parameters with (``"net__"`` for an
+        estimator's), so that the error names the parameter as it was set.
+    caller : str, default=None
+        Whose parameters they are (the estimator's name); the net's class name
+        by default.
+
+    Raises
+    ------
+    sklearn.utils._param_validation.InvalidParameterError
+        A ``ValueError`` and ``TypeError``, scikit-learn's, naming the parameter.
+    """
+    caller = type(net).__name__ if caller is None else caller
+    params = net.get_params(deep=False)
+    if not default:
+        max_epochs = params.get("max_epochs")
+        if isinstance(max_epochs, Real) and max_epochs < 1:
+            _validated({"max_epochs": max_epochs}, _NET_CONSTRAINTS, prefix, caller)
+        return
+    _validated({name: params[name] for name in _NET_CONSTRAINTS if name in params},
+               _NET_CONSTRAINTS, prefix, caller)
+    if isinstance(net.module, type) and issubclass(net.module, MLP):
+        _check_mlp_settings(params, prefix, caller)
+    callback = params.get("callbacks__converged",
+                          dict(net.get_default_callbacks()).get("converged"))
+    if isinstance(callback, EarlyStopping):
+        prefix_ = f"{prefix}callbacks__converged__"
+        settings = {name: params.get(f"callbacks__converged__{name}", getattr(callback, name))
+                    for name in _CONVERGED_CONSTRAINTS}
+        _validated(settings, _CONVERGED_CONSTRAINTS, prefix_, caller)
+
+
+def _validated(values: dict[str, Any], constraints: dict[str, list], prefix: str,
+               caller: str) -> None:
+    """scikit-learn's check of ``values``, its messages naming them with ``prefix``."""
+    validate_parameter_constraints(
+        {f"{prefix}{name}": constraints[name] for name in values},
+        {f"{prefix}{name}": value for name, value in values.items()}, caller_name=caller)
+
+
+def _check_mlp_settings(params: dict[str, Any], prefix: str, caller: str) -> None:
+    """The :class:`~skticket.MLP` module's hidden units and activation, where set."""
+    if "module__hidden_units" in params:
+        units = params["module__hidden_units"]
+        if not (isinstance(units, Sequence) and not isinstance(units, str) and all(
+                isinstance(u, Integral) and not isinstance(u, bool) and u >= 1 for u in units)):
+            raise InvalidParameterError(
+                f"The '{prefix}module__hidden_units' parameter of {caller} must be a tuple of "
+                f"positive ints, one per hidden layer, such as (256, 256). Got {units!r} "
+                "instead.")
+    if "module__activation" in params:
+        activation = params["module__activation"]
+        names = activation_names()
+        if not ((isinstance(activation, str) and activation in names) or (
+                isinstance(activation, type) and issubclass(activation, torch.nn.Module))):
+            raise InvalidParameterError(
+                f"The '{prefix}module__activation' parameter of {caller} must be a str among "
+                f"{sorted(names)} or a torch.nn.Module subclass. Got {activation!r} instead.")
 
 
 def _module_takes(module, name: str) -> bool:
@@ -198,7 +301,12 @@ class Converged(EarlyStopping):
 
 class _TabularDefaults(ChangedDefaultCallbacks):
     """What the default nets change in skorch's: the ``"converged"`` callback instead of
-    ``"valid_acc"``, and ``batch_size="auto"``."""
+    ``"valid_acc"``, ``batch_size="auto"``, and their settings checked at ``fit``."""
+
+    def fit(self, X, y=None, **fit_params):
+        """skorch's ``fit``, once the settings are checked (:func:`validate_net_params`)."""
+        validate_net_params(self, default=True)
+        return super().fit(X, y, **fit_params)
 
     def _changed_default_callbacks(self, callbacks):
         # skorch's valid_acc would score a multilabel target as multiclass and cannot

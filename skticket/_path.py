@@ -333,7 +333,7 @@ def ticket_path(estimator: BaseLotteryTicket, X, y, *,
         Training data, as :meth:`~skticket.LotteryTicketClassifier.fit` takes it.
     y : array-like of shape (n_samples,) or (n_samples, n_targets)
         Target values.
-    sample_weight : array-like of shape (n_samples,), default=None
+    sample_weight : float or array-like of shape (n_samples,), default=None
         Per-sample weights, as in ``fit``.
 
     Returns

@@ -37,6 +37,35 @@ __all__ = ["ClassLabels", "ClassPredictions", "RegressionTarget", "TargetEncodin
 #: A multilabel prediction is 1 where the label's probability is above this.
 MULTILABEL_THRESHOLD = 0.5
 
+# A row of class probabilities is renormalized in float64 when its sum is off
+# 1 by more than float64 rounding (a float64 softmax is within a few 1e-16,
+# and is left bit for bit as it is) and by no more than float32 rounding of
+# a softmax over many classes (about n_classes * 6e-8): such a row is a
+# float32 softmax handed back as float64. A row further off is not a
+# probability vector (a net of one's own without a softmax) and is left alone.
+_FLOAT64_SUM_TOLERANCE = 1e-12
+_FLOAT32_SUM_TOLERANCE = 1e-4
+
+
+def normalized_probabilities(proba: np.ndarray) -> np.ndarray:
+    """``proba`` with each float32-rounded probability row divided by its float64 sum.
+
+    Rows of non-negative values summing to 1 within float32 rounding (see
+    ``_FLOAT32_SUM_TOLERANCE``) then sum to 1 to float64 rounding, as
+    scikit-learn's ``log_loss`` checks; every other row is returned as it is.
+    Each row is decided on its own, so a row's result does not depend on the
+    others in the call.
+    """
+    sums = proba.sum(axis=1)
+    off = np.abs(sums - 1.0)
+    rows = ((off > _FLOAT64_SUM_TOLERANCE) & (off <= _FLOAT32_SUM_TOLERANCE)
+            & (proba >= 0).all(axis=1))
+    if not rows.any():
+        return proba
+    proba = proba.copy()
+    proba[rows] /= sums[rows, None]
+    return proba
+
 
 def is_criterion(criterion, loss: type[nn.Module]) -> bool:
     """Whether a net's ``criterion`` (a class or an instance) is a ``loss``."""
@@ -200,6 +229,9 @@ class ClassLabels(TargetEncoding):
     y_numeric = False
 
     def fit_transform(self, y: np.ndarray, *, classes: np.ndarray | None = None) -> np.ndarray:
+        # A sparse label indicator matrix is taken as MLPClassifier takes it (its
+        # LabelBinarizer returns it dense): the net trains on dense targets.
+        y = y.toarray() if issparse(y) else y
         check_classification_targets(y)
         self.multilabel_ = type_of_target(y) == "multilabel-indicator"
         if self.multilabel_:
@@ -229,6 +261,7 @@ class ClassLabels(TargetEncoding):
         return column_or_1d(y, warn=True) if np.ndim(y) == 2 and np.shape(y)[1] == 1 else y
 
     def transform(self, y: np.ndarray) -> np.ndarray:
+        y = y.toarray() if issparse(y) else y
         if self.multilabel_:
             if np.ndim(y) != 2 or np.shape(y)[1] != len(self.classes_) or not np.isin(
                     y, (0, 1)).all():
@@ -421,10 +454,42 @@ class ClassPredictions(TargetPredictions):
         Returns
         -------
         ndarray of shape (n_samples, n_classes)
-            Columns in the order of ``classes_``; for multilabel targets, each
-            label's own probability (the rows need not sum to 1).
+            Columns in the order of ``classes_``, float64; each row sums to 1
+            to float64 rounding (a net's float32 softmax is renormalized in
+            float64; ``predict`` labels the net's outputs as they are). For
+            multilabel targets, each label's own probability (the rows need
+            not sum to 1).
+
+        See Also
+        --------
+        predict_log_proba : The logarithm of these probabilities.
         """
-        return self._outputs(X)
+        outputs = self._outputs(X)
+        return outputs if self._target_.multilabel_ else normalized_probabilities(outputs)
+
+    def predict_log_proba(self, X) -> np.ndarray:
+        """Logarithm of the class probabilities of the winning ticket's trained net.
+
+        What ``np.log(self.predict_proba(X))`` returns, as scikit-learn's
+        ``MLPClassifier.predict_log_proba`` does: a probability of 0 gives
+        ``-inf``, without a warning.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            Columns in the order of ``classes_``.
+
+        See Also
+        --------
+        predict_proba : The probabilities themselves.
+        """
+        proba = self.predict_proba(X)
+        with np.errstate(divide="ignore"):
+            return np.log(proba)
 
     def score(self, X, y, sample_weight=None) -> float:
         """Mean accuracy on ``(X, y)``: what ``accuracy_score(y, self.predict(X))`` returns

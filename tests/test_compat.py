@@ -29,6 +29,7 @@ from skticket._compat import (
     fit_context,
     has_forward_hooks,
     resolved_predict_nonlinearity,
+    validate_parameter_constraints,
     validate_params,
 )
 
@@ -132,6 +133,18 @@ def test_scikit_learn_validates_parameter_constraints_as_skticket_declares_them(
             check(Constrained(**params))
     assert Constrained().fit().fitted_, message
     validate_params(Constrained(rate=0.25, kind="b"))  # valid: no error
+
+
+def test_scikit_learn_validates_a_dict_of_constraints_under_the_names_given():
+    message = ("scikit-learn's sklearn.utils._param_validation.validate_parameter_constraints "
+               "no longer checks a dict of constraints naming the parameter and the caller: "
+               "update skticket._compat and skticket._nets.validate_net_params")
+    constraints = {"net__lr": [Interval(Real, 0, None, closed="neither")]}
+    with pytest.raises(InvalidParameterError,
+                       match="'net__lr' parameter of Caller must be a float") as raised:
+        validate_parameter_constraints(constraints, {"net__lr": 0}, caller_name="Caller")
+    assert isinstance(raised.value, (ValueError, TypeError)), message
+    validate_parameter_constraints(constraints, {"net__lr": 0.5}, caller_name="Caller")
 
 
 # --- torch ----------------------------------------------------------------------------------

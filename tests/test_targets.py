@@ -158,5 +158,7 @@ def test_the_estimators_differ_only_in_their_target_and_compact_predictor():
     assert not re.search(r"isinstance\((self|est), (ClassifierMixin|RegressorMixin)", code)
     for cls in (LotteryTicketClassifier, LotteryTicketRegressor):
         private = {name for name in vars(cls) if name.startswith("_") and not name.startswith("__")}
-        # (_abc_impl is ABCMeta's own bookkeeping.)
-        assert private <= {"_target_type", "_compact_type", "_multilabel_", "_abc_impl"}, private
+        # (_abc_impl is ABCMeta's own bookkeeping; the classifier's _parameter_constraints
+        # add its one parameter of its own, class_weight.)
+        assert private <= {"_target_type", "_compact_type", "_multilabel_", "_abc_impl",
+                           "_parameter_constraints"}, private
