@@ -97,10 +97,10 @@ def fresh_counter():
 def pythons_sigint_handler():
     """Ctrl-C as an interactive Python gets it: Python's own SIGINT handler.
 
-    A library used by another test may leave SIGINT ignored, or handled its own
-    way, in this process (a Ctrl-C test once saw no interruption in the
-    minimum-versions run, and passed alone): skticket defers to whatever handler
-    the process has, so these tests install Python's own.
+    A process started in the background by a non-interactive shell (``cmd &``)
+    inherits SIGINT ignored, and skticket defers to whatever handler the process
+    has (an ignored SIGINT never reaches a training): these tests install
+    Python's own, as an interactive session has it.
     """
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
