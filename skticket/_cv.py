@@ -39,6 +39,7 @@ from ._estimators import (
     _checked_sample_weight,
     _resolved_search,
     _validated_fit_data,
+    check_net_params,
 )
 from ._progress import RoundProgress
 from ._rng import preserved_global_state
@@ -300,7 +301,7 @@ class BaseLotteryTicketCV(BaseLotteryTicket):
         """
         with _all_or_nothing(self), preserved_global_state(self._device()):
             self._check_path_params()
-            self._check_net_params()
+            check_net_params(self)
             X_all, y_all = _validated_fit_data(self, X, y, reset=True)
             weights = _checked_sample_weight(sample_weight, X_all.shape[0])
             cv = check_cv(self.cv, y_all, classifier=is_classifier(self))

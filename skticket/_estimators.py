@@ -337,7 +337,60 @@ _SHARED_DOCS = {
 }
 
 
-class BaseLotteryTicket(InputImportancesMixin, BaseEstimator, metaclass=ABCMeta):
+class _StandInParams:
+    """``get_params``/``set_params`` for the two parameters whose value stands in for an
+    object: ``net=None`` for the default net, and a search's name for its class with the
+    defaults. Their parameters are listed, set and searched over as ``net__*`` and
+    ``search__*``, as a given object's are."""
+
+    _target_type: type[TargetEncoding]
+
+    def get_params(self, deep: bool = True) -> dict:
+        """Parameters of this estimator; with ``deep``, those of its net as ``net__*`` and of
+        its search as ``search__*``.
+
+        With ``net=None`` the ``net__*`` entries are those of the default net
+        (:class:`~skticket.DefaultClassifierNet` or
+        :class:`~skticket.DefaultRegressorNet`), so that they can be listed,
+        set and searched over like a given net's. Likewise a search given by
+        name lists the parameters of its class's defaults as ``search__*``
+        (``search="early_bird"``: ``search__window``, ``search__tolerance``).
+        """
+        params = super().get_params(deep=deep)
+        if deep and self.net is None:
+            params.update({f"net__{name}": value for name, value
+                           in self._target_type.default_net_class().get_params(deep=True).items()})
+        if deep and isinstance(self.search, str) and self.search in SEARCHES:
+            params.update({f"search__{name}": value for name, value
+                           in SEARCHES[self.search]().get_params(deep=True).items()})
+        return params
+
+    def set_params(self, **params):
+        """Set parameters; ``net__*`` on the default net first makes it this estimator's own,
+        and ``search__*`` on a search given by name makes it an object.
+
+        ``net=None`` stays the default until a ``net__*`` parameter is set: the
+        default net is then built, for this estimator alone (a default object
+        shared between estimators would change for all of them), and set. A
+        search named by a string (``search="early_bird"``) becomes its class
+        with the defaults (``EarlyBird()``) when a ``search__*`` parameter is
+        set, and that is set.
+        """
+        if self.net is None and "net" not in params and any(
+                name.startswith("net__") for name in params):
+            self.net = self._target_type.default_net_class()
+        if any(name.startswith("search__") for name in params):
+            search = params.get("search", self.search)
+            if isinstance(search, str) and search in SEARCHES:
+                if "search" in params:
+                    params["search"] = SEARCHES[search]()
+                else:
+                    self.search = SEARCHES[search]()
+        return super().set_params(**params)
+
+
+class BaseLotteryTicket(_StandInParams, InputImportancesMixin, BaseEstimator,
+                        metaclass=ABCMeta):
     """Shared machinery of the two estimators; use one of them."""
 
     _parameter_constraints: dict = {
@@ -404,73 +457,8 @@ class BaseLotteryTicket(InputImportancesMixin, BaseEstimator, metaclass=ABCMeta)
     _target_type: type[TargetEncoding]
     _compact_type: type[CompactClassifier | CompactRegressor]
 
-    def get_params(self, deep: bool = True) -> dict:
-        """Parameters of this estimator; with ``deep``, those of its net as ``net__*`` and of
-        its search as ``search__*``.
-
-        With ``net=None`` the ``net__*`` entries are those of the default net
-        (:class:`~skticket.DefaultClassifierNet` or
-        :class:`~skticket.DefaultRegressorNet`), so that they can be listed,
-        set and searched over like a given net's. Likewise a search given by
-        name lists the parameters of its class's defaults as ``search__*``
-        (``search="early_bird"``: ``search__window``, ``search__tolerance``).
-        """
-        params = super().get_params(deep=deep)
-        if deep and self.net is None:
-            params.update({f"net__{name}": value for name, value
-                           in self._target_type.default_net_class().get_params(deep=True).items()})
-        if deep and isinstance(self.search, str) and self.search in SEARCHES:
-            params.update({f"search__{name}": value for name, value
-                           in SEARCHES[self.search]().get_params(deep=True).items()})
-        return params
-
-    def set_params(self, **params):
-        """Set parameters; ``net__*`` on the default net first makes it this estimator's own,
-        and ``search__*`` on a search given by name makes it an object.
-
-        ``net=None`` stays the default until a ``net__*`` parameter is set: the
-        default net is then built, for this estimator alone (a default object
-        shared between estimators would change for all of them), and set. A
-        search named by a string (``search="early_bird"``) becomes its class
-        with the defaults (``EarlyBird()``) when a ``search__*`` parameter is
-        set, and that is set.
-        """
-        if self.net is None and "net" not in params and any(
-                name.startswith("net__") for name in params):
-            self.net = self._target_type.default_net_class()
-        if any(name.startswith("search__") for name in params):
-            search = params.get("search", self.search)
-            if isinstance(search, str) and search in SEARCHES:
-                if "search" in params:
-                    params["search"] = SEARCHES[search]()
-                else:
-                    self.search = SEARCHES[search]()
-        return super().set_params(**params)
-
-    def _training_weight(self, sample_weight, y, n_samples: int) -> np.ndarray | None:
-        """The weights the rows train and are scored with (checked, mean 1), or None.
-
-        A classifier's ``class_weight`` multiplies ``sample_weight``, as in
-        scikit-learn's classifiers: ``"balanced"`` is counted on the rows given
-        (a fold's own in a grid search). The regressor has no such parameter.
-        """
-        given = _checked_sample_weight(sample_weight, n_samples)  # checked by name first
-        class_weight = getattr(self, "class_weight", None)
-        if class_weight is None:
-            return given
-        weight = compute_sample_weight(class_weight, y.toarray() if issparse(y) else y)
-        return _checked_sample_weight(weight if given is None else weight * given, n_samples)
-
     def _uses_default_net(self) -> bool:
         return self.net is None or isinstance(self.net, self._target_type.default_net_class)
-
-    def _check_net_params(self) -> None:
-        """The net's own settings, checked before the data and any training: a bad one
-        is named as the user set it (``net__lr``); see
-        :func:`~skticket._nets.validate_net_params`."""
-        if self.net is not None:  # the default net's defaults are valid
-            validate_net_params(self.net, default=self._uses_default_net(), prefix="net__",
-                                caller=type(self).__name__)
 
     def _open_path(self, X, y, sample_weight, *, classes: np.ndarray | None = None
                    ) -> SearchPath:
@@ -487,10 +475,10 @@ class BaseLotteryTicket(InputImportancesMixin, BaseEstimator, metaclass=ABCMeta)
         points' estimators and ``fit`` to set.
         """
         with preserved_global_state(self._device()):
-            self._check_net_params()
+            check_net_params(self)
             default_net = self._uses_default_net()
             X, y = _validated_fit_data(self, X, y, reset=True)
-            sample_weight = self._training_weight(sample_weight, y, X.shape[0])
+            sample_weight = _training_weight(self, sample_weight, y, X.shape[0])
             if default_net:
                 _warn_if_unscaled(X)
             target = self._target_type(estimator_name=type(self).__name__,
@@ -702,14 +690,10 @@ class BaseLotteryTicket(InputImportancesMixin, BaseEstimator, metaclass=ABCMeta)
     def _outputs(self, X) -> np.ndarray:
         """The trained net's outputs for ``X`` (checked, and the estimator fitted), in float64,
         each row independent of the others in the call."""
-        X = self._validated_X(X)  # checks that the estimator is fitted
-        return predict_outputs(self.net_, X)
-
-    def _validated_X(self, X) -> np.ndarray:
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64],
                           accept_sparse="csr")
-        return _as_net_input(X)
+        return predict_outputs(self.net_, _as_net_input(X))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -719,6 +703,30 @@ class BaseLotteryTicket(InputImportancesMixin, BaseEstimator, metaclass=ABCMeta)
 
 
 # --- what fit and prune are made of: functions of an estimator's parameters and the data ---
+
+
+def check_net_params(est: BaseLotteryTicket) -> None:
+    """The net's own settings, checked before the data and any training: a bad one
+    is named as the user set it (``net__lr``); see
+    :func:`~skticket._nets.validate_net_params`."""
+    if est.net is not None:  # the default net's defaults are valid
+        validate_net_params(est.net, default=est._uses_default_net(), prefix="net__",
+                            caller=type(est).__name__)
+
+
+def _training_weight(est: BaseLotteryTicket, sample_weight, y, n_samples: int) -> np.ndarray | None:
+    """The weights the rows train and are scored with (checked, mean 1), or None.
+
+    A classifier's ``class_weight`` multiplies ``sample_weight``, as in
+    scikit-learn's classifiers: ``"balanced"`` is counted on the rows given
+    (a fold's own in a grid search). The regressor has no such parameter.
+    """
+    given = _checked_sample_weight(sample_weight, n_samples)  # checked by name first
+    class_weight = getattr(est, "class_weight", None)
+    if class_weight is None:
+        return given
+    weight = compute_sample_weight(class_weight, y.toarray() if issparse(y) else y)
+    return _checked_sample_weight(weight if given is None else weight * given, n_samples)
 
 
 def _validated_fit_data(est: BaseLotteryTicket, X, y, *, reset: bool):
@@ -771,7 +779,7 @@ def _next_round(est: BaseLotteryTicket, X, y, sample_weight
     floor)."""
     check_start_point(est._start_point_, est._start_point())
     X, y = _validated_fit_data(est, X, y, reset=False)
-    sample_weight = est._training_weight(sample_weight, y, X.shape[0])
+    sample_weight = _training_weight(est, sample_weight, y, X.shape[0])
     target = est._target_
     y = target.transform(y)
     session = est._session_.attached(
