@@ -8,6 +8,7 @@ import torch
 from sklearn.datasets import load_breast_cancer
 from sklearn.preprocessing import StandardScaler
 from skorch import NeuralNetClassifier
+from torch import nn
 
 from skticket import MLP
 
@@ -44,3 +45,16 @@ def small_net(net_class=NeuralNetClassifier, **params):
     if params.get("module", MLP) is not MLP:
         del defaults["module__hidden_units"]
     return net_class(**{**defaults, **params})
+
+
+class OwnSoftmaxModule(nn.Module):
+    """A module of one's own, not MLP-like (its own forward), that emits a float32 softmax:
+    it predicts through skorch's forward, in float32."""
+
+    def __init__(self, n_features=8, n_outputs=2):
+        super().__init__()
+        self.hidden = nn.Linear(n_features, 16)
+        self.output = nn.Linear(16, n_outputs)
+
+    def forward(self, X):
+        return torch.softmax(self.output(torch.tanh(self.hidden(X.float()))), dim=-1)

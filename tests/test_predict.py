@@ -12,7 +12,7 @@ import weakref
 import numpy as np
 import pytest
 import torch
-from helpers import small_net
+from helpers import OwnSoftmaxModule, small_net
 from sklearn.datasets import make_classification
 from skorch import NeuralNetClassifier, NeuralNetRegressor
 from torch import nn
@@ -32,18 +32,6 @@ class OwnInference(NeuralNetClassifier):
         return super().infer(x, **fit_params) * 1.0
 
 
-class OwnModule(nn.Module):
-    """A module that is not MLP-like: it predicts through skorch's forward."""
-
-    def __init__(self, n_features=8, n_outputs=2):
-        super().__init__()
-        self.hidden = nn.Linear(n_features, 16)
-        self.output = nn.Linear(16, n_outputs)
-
-    def forward(self, X):
-        return torch.softmax(self.output(torch.tanh(self.hidden(X.float()))), dim=-1)
-
-
 @pytest.fixture(scope="module")
 def data():
     X, y = make_classification(n_samples=9000, n_features=8, random_state=0)
@@ -60,7 +48,7 @@ KINDS = {
     "tanh": dict(net=dict(module__activation="tanh")),
     "cross-entropy": dict(net=dict(criterion=nn.CrossEntropyLoss)),
     "skorch's forward": dict(net=dict(net_class=OwnInference)),
-    "a module of one's own": dict(net=dict(module=OwnModule)),
+    "a module of one's own": dict(net=dict(module=OwnSoftmaxModule)),
     "regressor, 2 targets, logistic output": dict(
         net=dict(net_class=NeuralNetRegressor, module__output_activation="logistic")),
     "regressor, 1 target": dict(net=dict(net_class=NeuralNetRegressor)),

@@ -9,11 +9,9 @@ import warnings
 
 import numpy as np
 import pytest
-import torch
-from helpers import small_net
+from helpers import OwnSoftmaxModule, small_net
 from sklearn.datasets import make_classification
 from sklearn.model_selection import GridSearchCV
-from torch import nn
 
 from skticket import LotteryTicketClassifier, LotteryTicketClassifierCV
 from skticket._targets import normalized_probabilities
@@ -21,18 +19,6 @@ from skticket._targets import normalized_probabilities
 # What float64 rounding leaves of a row's sum over a few classes.
 SUM_ATOL = 1e-14
 SUM_WARNING = "The y_prob values do not sum to one"
-
-
-class Float32Softmax(nn.Module):
-    """Not MLP-like (its own forward): it predicts through skorch's float32 forward."""
-
-    def __init__(self, n_features=5, n_outputs=3):
-        super().__init__()
-        self.hidden = nn.Linear(n_features, 16)
-        self.output = nn.Linear(16, n_outputs)
-
-    def forward(self, X):
-        return torch.softmax(self.output(torch.tanh(self.hidden(X.float()))), dim=-1)
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +29,7 @@ def data():
 
 
 def _own_module_classifier():
-    return LotteryTicketClassifier(small_net(module=Float32Softmax, max_epochs=3),
+    return LotteryTicketClassifier(small_net(module=OwnSoftmaxModule, max_epochs=3),
                                    target_sparsity=0.5, random_state=0)
 
 
