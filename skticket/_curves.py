@@ -11,8 +11,9 @@ scored through each round's fitted estimator, so the curve shows exactly what
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from numbers import Integral
 from operator import length_hint
 from typing import Any
@@ -27,6 +28,7 @@ from ._estimators import BaseLotteryTicket
 from ._path import ticket_path
 from ._progress import RoundProgress
 from ._ticket import TICKET_KINDS, Ticket
+from ._training import load_state, module_state
 
 __all__ = ["plot_ticket_curve", "summarize_ticket_curve", "ticket_curve"]
 
@@ -38,7 +40,11 @@ _LABELS = {
     "rewind": "winning ticket (rewind)",
     "reinit": "random reinit",
     "permute": "random permute + reinit",
+    "sign": "signs kept, constant magnitude",
 }
+
+#: The kinds a curve scores unless asked for others: the lottery-ticket paper's curve.
+_PAPER_TICKETS = ("rewind", "reinit", "permute")
 
 
 def _records_or_frame(records: list[dict], as_frame: bool | None, what: str):
@@ -75,8 +81,9 @@ def _check_tickets(tickets: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(tickets))
 
 
-def _row(kind: str, ticket: Ticket, score: float, accepted: bool) -> dict:
-    return {
+def _row(kind: str, ticket: Ticket, score: float, accepted: bool,
+         untrained_score: float | None) -> dict:
+    row = {
         "round": ticket.round,
         "ticket": kind,
         "sparsity": ticket.sparsity,
@@ -85,6 +92,22 @@ def _row(kind: str, ticket: Ticket, score: float, accepted: bool) -> dict:
         "score": score,
         "accepted": accepted,
     }
+    if untrained_score is not None:
+        row["untrained_score"] = untrained_score
+    return row
+
+
+@contextlib.contextmanager
+def _at_start(estimator: BaseLotteryTicket, ticket: Ticket) -> Iterator[BaseLotteryTicket]:
+    """``estimator`` with its trained net's module holding the ticket's start weights (its
+    masks on the weights it trained from: the ticket before training), put back after."""
+    module = estimator.net_.module_
+    trained = module_state(module)
+    load_state(module, ticket.weights)
+    try:
+        yield estimator
+    finally:
+        load_state(module, trained)
 
 
 def _scorer(metric: Callable[[Any, Any], float] | None) -> Callable[..., float]:
@@ -96,9 +119,10 @@ def _scorer(metric: Callable[[Any, Any], float] | None) -> Callable[..., float]:
 
 
 def _repeat_rows(estimator: BaseLotteryTicket, seed: int, X_train, y_train, X_test, y_test,
-                 kinds, metric, bar: RoundProgress | None = None):
+                 kinds, metric, score_untrained: bool = False,
+                 bar: RoundProgress | None = None):
     """One search path of ``estimator`` seeded with ``seed``: each round's tickets, scored
-    on the test data.
+    on the test data (with ``score_untrained``, also before training).
 
     Returns the ``(row, ticket)`` pairs (the dense net first, as the round-0
     ticket, when the search trains one) and the records of the rounds trained.
@@ -117,8 +141,12 @@ def _repeat_rows(estimator: BaseLotteryTicket, seed: int, X_train, y_train, X_te
         for kind in ("dense",) if point.round == 0 else kinds:
             ticketed = point.trained_from(point.init if kind in ("dense", "rewind") else kind)
             ticket = ticketed.ticket()
+            untrained = None
+            if score_untrained:
+                with _at_start(ticketed.estimator, ticket) as at_start:
+                    untrained = score(at_start, X_test, y_test)
             rows.append((_row(kind, ticket, score(ticketed.estimator, X_test, y_test),
-                              point.accepted or kind == "dense"), ticket))
+                              point.accepted or kind == "dense", untrained), ticket))
         records.append(point.record)
         if bar is not None:
             bar.round_done(point.record)
@@ -162,12 +190,13 @@ def ticket_curve(
     X_test,
     y_test,
     *,
-    tickets: Sequence[str] = TICKET_KINDS,
+    tickets: Sequence[str] = _PAPER_TICKETS,
     n_repeats: int = 3,
     metric: Callable[[Any, Any], float] | None = None,
     random_state: int | np.random.RandomState | None = None,
     as_frame: bool | None = None,
     return_tickets: bool = False,
+    score_untrained: bool = False,
     n_jobs: int | None = None,
     verbose: int | None = None,
 ):
@@ -179,8 +208,11 @@ def ticket_curve(
     every round's trained ticket is scored on the test data. For each pruned
     round, the random baselines named in ``tickets`` are trained with that
     round's mask: ``"reinit"`` (same mask, fresh weights) and ``"permute"``
-    (each layer's mask shuffled over its whole matrix, fresh weights). One
-    search serves every sparsity level: nothing is refitted per level.
+    (each layer's mask shuffled over its whole matrix, fresh weights), and,
+    if asked for, the sign ticket ``"sign"`` (the rewound start's signs, each
+    survivor at its layer's initializer standard deviation; Zhou et al.,
+    2019). One search serves every sparsity level: nothing is refitted per
+    level.
 
     Parameters
     ----------
@@ -193,7 +225,8 @@ def ticket_curve(
         Data the search trains on.
     X_test, y_test : array-like
         Data every trained net is scored on.
-    tickets : sequence of {"rewind", "reinit", "permute"}, default=all three
+    tickets : sequence of {"rewind", "reinit", "permute", "sign"}, \
+            default=("rewind", "reinit", "permute")
         Which kinds of ticket to score at each pruned round. ``"rewind"`` is
         the winning ticket; the dense net (round 0, which IMP and early-bird
         train) is always scored, as the reference line. For a one-training
@@ -216,6 +249,12 @@ def ticket_curve(
     return_tickets : bool, default=False
         Also return the :class:`Ticket` of every row (mask and the weights it
         trained from; the dense net's for round 0).
+    score_untrained : bool, default=False
+        Also score every row's ticket before training: its masks on the
+        weights it trains from (for ``"rewind"``, the winning mask on the
+        rewound weights, the "supermask" of Zhou et al., 2019; for round 0,
+        the untrained dense net), in the column ``untrained_score``. One
+        prediction per row, no training.
     n_jobs : int or None, default=None
         Repeats run in parallel through joblib (each with its baselines);
         ``None`` means 1 unless in a ``joblib.parallel_config`` context, -1
@@ -234,8 +273,9 @@ def ticket_curve(
         ``ticket`` (``"dense"`` for round 0, else the kind),
         ``sparsity``, ``weights_remaining`` (1 - sparsity), ``n_active``,
         ``score`` and ``accepted`` (False only for the round a
-        ``score_tolerance`` search rejected). :func:`summarize_ticket_curve`
-        gives mean and spread over the repeats.
+        ``score_tolerance`` search rejected); with ``score_untrained``, also
+        ``untrained_score``. :func:`summarize_ticket_curve` gives mean and
+        spread over the repeats.
     tickets : list of Ticket
         Only with ``return_tickets``: the ticket of each row, in row order.
 
@@ -271,7 +311,7 @@ def ticket_curve(
     seeds = rng.randint(0, 2**31 - 1, size=n_repeats)
 
     _check_test_data(X_train, X_test, y_test)
-    args = (X_train, y_train, X_test, y_test, kinds, metric)
+    args = (X_train, y_train, X_test, y_test, kinds, metric, bool(score_untrained))
     with _CurveProgress(estimator.verbose if verbose is None else verbose,
                         n_repeats) as bar:
         if effective_n_jobs(n_jobs) == 1:
@@ -310,7 +350,9 @@ def summarize_ticket_curve(curve, *, as_frame: bool | None = None):
         One row per (round, ticket), in round order, with ``round``,
         ``ticket``, ``weights_remaining``, ``sparsity``, ``n_active``,
         ``n_repeats`` and the score's ``mean``, ``std`` (sample standard
-        deviation; NaN for a single repeat), ``min`` and ``max``.
+        deviation; NaN for a single repeat), ``min`` and ``max``; for a curve
+        with ``untrained_score``, also its ``untrained_mean`` and
+        ``untrained_std``.
 
     Examples
     --------
@@ -332,7 +374,7 @@ def summarize_ticket_curve(curve, *, as_frame: bool | None = None):
         groups.items(), key=lambda item: (item[0][0], order.get(item[0][1], len(order)))
     ):
         scores = np.array([float(row["score"]) for row in rows])
-        summary.append({
+        entry = {
             "round": round_index,
             "ticket": kind,
             "weights_remaining": float(np.mean([row["weights_remaining"] for row in rows])),
@@ -343,7 +385,13 @@ def summarize_ticket_curve(curve, *, as_frame: bool | None = None):
             "std": float(scores.std(ddof=1)) if len(scores) > 1 else math.nan,
             "min": float(scores.min()),
             "max": float(scores.max()),
-        })
+        }
+        if all("untrained_score" in row for row in rows):
+            untrained = np.array([float(row["untrained_score"]) for row in rows])
+            entry["untrained_mean"] = float(untrained.mean())
+            entry["untrained_std"] = (float(untrained.std(ddof=1)) if len(untrained) > 1
+                                      else math.nan)
+        summary.append(entry)
     return _records_or_frame(summary, as_frame, "summarize_ticket_curve")
 
 

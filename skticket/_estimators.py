@@ -39,7 +39,7 @@ from ._nets import sized_net, validate_net_params
 from ._path import SearchPath, TicketPathPoint, fitted_attributes, kept_attributes, trained_as
 from ._predict import predict_nonlinearity, predict_outputs
 from ._progress import RoundProgress
-from ._pruning import checked_layer_fractions
+from ._pruning import PRUNE_CRITERIA, checked_layer_fractions
 from ._rng import draw_seeds, preserved_global_state
 from ._search import (
     SEARCHES,
@@ -205,15 +205,33 @@ _SHARED_DOCS = {
     min_weights_per_layer : int, default=1
         No layer is ever pruned below this many weights, under either scope;
         when every layer is at its floor the search stops.
+    prune_criterion : {"large_final", "magnitude_increase", "movement"}, default="large_final"
+        What the surviving weights of a trained ticket are ranked by, the
+        lowest pruned (Zhou et al., 2019): ``"large_final"`` their final
+        magnitude ``|w_f|`` (Frankle & Carbin's rule); ``"magnitude_increase"``
+        ``|w_f| - |w_i|``; ``"movement"`` ``|w_f - w_i|``. ``w_i`` is the
+        ticket's rewind point (theta_0, or the weights at ``rewind_step``):
+        where the training that produced ``w_f`` started, and where the next
+        ticket starts again. IMP, early-bird and ``prune()`` use it, with the
+        same rates, scopes and floors; SNIP and the one-training searches rank
+        scores of their own and refuse any other value.
     rewind_step : int, default=0
         0 rewinds survivors to their initial values theta_0; k > 0 rewinds to
         the weights after k optimizer steps of the dense training (late
         resetting), a snapshot taken once and used by every round.
-    ticket_init : {"rewind", "reinit", "permute"}, default="rewind"
+    ticket_init : {"rewind", "reinit", "permute", "sign"}, default="rewind"
         What the returned ticket trains from. ``"rewind"``: the winning ticket
         itself. ``"reinit"``: the winning mask with freshly drawn weights.
         ``"permute"``: each layer's mask shuffled over its whole matrix, with
-        fresh weights. The mask search is the same in all three.""",
+        fresh weights. ``"sign"`` (Zhou et al., 2019): each survivor starts at
+        the sign of its rewound value times its layer's initializer standard
+        deviation (for :class:`~skticket.MLP` given as a class, as the
+        default nets give it, torch's ``nn.Linear`` rule: U(-b, b) with ``b =
+        1/sqrt(fan_in)``, standard deviation ``b/sqrt(3)``; for a module of
+        one's own, the standard deviation of theta_0's values in that
+        layer); a survivor whose rewound value is exactly 0 has no sign and
+        stays 0; biases start as rewound. The mask search is the same in all
+        four.""",
     "class_weight": """    class_weight : dict, list of dict, "balanced" or None, default=None
         Weights of the classes, multiplied into ``sample_weight``
         (scikit-learn's ``compute_sample_weight``): a dict maps a label to its
@@ -401,6 +419,7 @@ class BaseLotteryTicket(_StandInParams, InputImportancesMixin, BaseEstimator,
         "scope": [StrOptions({"local", "global"})],
         "layer_prune_fractions": [None, dict],
         "min_weights_per_layer": [Interval(Integral, 1, None, closed="left")],
+        "prune_criterion": [StrOptions(set(PRUNE_CRITERIA))],
         "rewind_step": [Interval(Integral, 0, None, closed="left")],
         "ticket_init": [StrOptions(set(TICKET_KINDS))],
         "score_tolerance": [None, Interval(Real, 0, None, closed="left")],
@@ -423,6 +442,7 @@ class BaseLotteryTicket(_StandInParams, InputImportancesMixin, BaseEstimator,
         scope: str = "local",
         layer_prune_fractions: dict[str, float] | None = None,
         min_weights_per_layer: int = 1,
+        prune_criterion: str = "large_final",
         rewind_step: int = 0,
         ticket_init: str = "rewind",
         score_tolerance: float | None = None,
@@ -441,6 +461,7 @@ class BaseLotteryTicket(_StandInParams, InputImportancesMixin, BaseEstimator,
         self.scope = scope
         self.layer_prune_fractions = layer_prune_fractions
         self.min_weights_per_layer = min_weights_per_layer
+        self.prune_criterion = prune_criterion
         self.rewind_step = rewind_step
         self.ticket_init = ticket_init
         self.score_tolerance = score_tolerance
@@ -591,8 +612,8 @@ class BaseLotteryTicket(_StandInParams, InputImportancesMixin, BaseEstimator,
         not apply), rewinds the survivors, trains the new ticket (and its baseline,
         if ``ticket_init`` asks for one), and updates ``winning_ticket_``, ``net_``
         and ``rounds_``. The pruning parameters (``prune_fraction``, ``scope``,
-        ``layer_prune_fractions``, ``min_weights_per_layer``, ``ticket_init``)
-        are read now, so ``set_params`` between rounds applies. The parameters
+        ``layer_prune_fractions``, ``min_weights_per_layer``, ``prune_criterion``,
+        ``ticket_init``) are read now, so ``set_params`` between rounds applies. The parameters
         that decide where the search started (``net`` and every ``net__*``,
         ``prunable``, ``rewind_step``, ``random_state``) must be as they were at
         ``fit``; otherwise a ``ValueError`` names the first that changed. If the
@@ -857,7 +878,7 @@ def _pruning_rule(est: BaseLotteryTicket, prunable: list[str]) -> PruningRule:
                                                 param="layer_prune_fractions"),
         min_weights=est.min_weights_per_layer, target_sparsity=est.target_sparsity,
         max_rounds=est.max_rounds, score_tolerance=est.score_tolerance,
-        rewind_step=est.rewind_step,
+        rewind_step=est.rewind_step, criterion=est.prune_criterion,
     )
 
 
@@ -956,6 +977,7 @@ class LotteryTicketClassifier(ClassPredictions, ClassifierMixin, BaseLotteryTick
         scope: str = "local",
         layer_prune_fractions: dict[str, float] | None = None,
         min_weights_per_layer: int = 1,
+        prune_criterion: str = "large_final",
         rewind_step: int = 0,
         ticket_init: str = "rewind",
         score_tolerance: float | None = None,
@@ -971,7 +993,8 @@ class LotteryTicketClassifier(ClassPredictions, ClassifierMixin, BaseLotteryTick
         super().__init__(
             net, prune_fraction=prune_fraction, target_sparsity=target_sparsity,
             max_rounds=max_rounds, scope=scope, layer_prune_fractions=layer_prune_fractions,
-            min_weights_per_layer=min_weights_per_layer, rewind_step=rewind_step,
+            min_weights_per_layer=min_weights_per_layer, prune_criterion=prune_criterion,
+            rewind_step=rewind_step,
             ticket_init=ticket_init, score_tolerance=score_tolerance,
             validation_fraction=validation_fraction, prunable=prunable,
             random_state=random_state, verbose=verbose, memory=memory, search=search,

@@ -168,7 +168,11 @@ class EarlyBirdStop(TrainingHook):
 
     After every epoch the mask IMP would reach at ``target_n_active`` is
     drawn from the current weights of the ``names`` parameters in one step
-    (``magnitude.prune_to``: IMP's rate, scope, per-layer rates and floor).
+    (``magnitude.prune_to``: IMP's rate, scope, per-layer rates, floor and
+    criterion). A criterion that compares the weights with where they
+    started compares them with the ticket's rewind point: the training's
+    start, or its weights after ``rewind_step`` optimizer steps; no mask is
+    drawn at an epoch that ends before that step (its distance is None).
     The training stops once the newest mask is within ``tolerance`` of each of
     the ``window`` masks before it, by :func:`~skticket._pruning.mask_distance`
     (the share of surviving weights that changed). The summary is a dict:
@@ -188,6 +192,8 @@ class EarlyBirdStop(TrainingHook):
         Largest distance at which the masks count as settled.
     names : tuple of str
         The pruned parameters.
+    rewind_step : int, default=0
+        Optimizer steps after which the rewind point is taken (0: the start).
     """
 
     target_n_active: int
@@ -195,6 +201,7 @@ class EarlyBirdStop(TrainingHook):
     window: int
     tolerance: float
     names: tuple[str, ...]
+    rewind_step: int = 0
 
     def callback(self) -> WatchEarlyBird:
         return WatchEarlyBird(self)
@@ -224,14 +231,38 @@ class WatchEarlyBird(Callback):
         self.masks_: dict[str, np.ndarray] | None = None
         self.settled_ = False
         self.epochs_ = 0
+        self.steps_ = 0
+        self.initial_: dict[str, np.ndarray] | None = None
         return self
+
+    @property
+    def _compares_with_start(self) -> bool:
+        return self.rule.magnitude.criterion != "large_final"
+
+    def _weights(self, net, copy: bool = False) -> dict[str, np.ndarray]:
+        params = dict(net.module_.named_parameters())
+        weights = {name: params[name].detach().cpu().numpy() for name in self.rule.names}
+        # A snapshot must not follow the parameters' storage as training moves on.
+        return {name: value.copy() for name, value in weights.items()} if copy else weights
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs) -> None:
+        if self._compares_with_start and self.rule.rewind_step == 0:
+            self.initial_ = self._weights(net, copy=True)
+
+    def on_batch_end(self, net, batch=None, training=None, **kwargs) -> None:
+        if training and self._compares_with_start and self.initial_ is None:
+            self.steps_ += 1
+            if self.steps_ == self.rule.rewind_step:
+                self.initial_ = self._weights(net, copy=True)
 
     def on_epoch_end(self, net, **kwargs) -> None:
         rule = self.rule
-        params = dict(net.module_.named_parameters())
-        weights = {name: params[name].detach().cpu().numpy() for name in rule.names}
+        if self._compares_with_start and self.initial_ is None:
+            self.distances_.append(None)  # the rewind point is still to come
+            return
+        weights = self._weights(net)
         dense = {name: np.ones(value.shape, dtype=bool) for name, value in weights.items()}
-        masks = rule.magnitude.prune_to(weights, dense, rule.target_n_active)
+        masks = rule.magnitude.prune_to(weights, dense, rule.target_n_active, self.initial_)
         distance = max((mask_distance(masks, kept) for kept in self.kept_), default=None)
         self.distances_.append(distance)
         self.masks_ = masks

@@ -25,6 +25,7 @@ from sklearn.base import clone
 from ._rng import preserved_global_state
 from ._search import SearchProgress, SearchRun
 from ._session import Round, Session
+from ._ticket import TICKET_KINDS
 
 if TYPE_CHECKING:
     from ._estimators import BaseLotteryTicket
@@ -38,27 +39,28 @@ __all__ = [
     "trained_as",
 ]
 
-#: What a ticket can train from: its own start weights, or a random baseline's.
-INITS = ("rewind", "reinit", "permute")
-
-
 def trained_as(session: Session, trained: Round, init: str) -> Round:
     """``trained``'s masks trained from ``init``: the round itself when it trained from
-    ``init``, else its random baseline ``init`` ("reinit" or "permute"), trained now.
+    ``init``, else its random baseline ``init`` ("reinit" or "permute"), or its sign
+    ticket ("sign": the round's rewound start, each survivor at its sign times its
+    layer's initializer standard deviation), trained now with the round's data order.
 
     What ``ticket_init`` asks of the ticket a fit (or ``prune()``) keeps.
 
     Raises
     ------
     ValueError
-        ``init="rewind"`` of a round that trained from fresh weights (a given
-        ticket's baseline): its rewound start is not in the search.
+        ``init="rewind"`` or ``"sign"`` of a round that trained from fresh weights
+        (a given ticket's baseline): its rewound start is not in the search.
     """
     if trained.init == init:
         return trained
-    if init == "rewind":
+    if init in ("rewind", "sign") and trained.init != "rewind":
         raise ValueError(f"Round {trained.index} trained from {trained.init!r} start weights; "
                          "the search holds no rewound start of it.")
+    if init == "sign":
+        return session.train_round(trained.index, trained.masks,
+                                   session.signed(trained.start, trained.masks), init="sign")
     return session.baseline(trained.masks, trained.index, init)
 
 
@@ -171,9 +173,9 @@ class TicketPathPoint:
         :meth:`trained_from`, the record of that training).
     round : int
         The round's number.
-    init : {"rewind", "reinit", "permute"}
-        What the round's ticket trained from: its own rewound start, or
-        fresh weights.
+    init : {"rewind", "reinit", "permute", "sign"}
+        What the round's ticket trained from: its own rewound start, fresh
+        weights, or its start's signs at a constant magnitude per layer.
     accepted : bool
         False for a round the search trained but did not keep (out of
         ``score_tolerance``); the estimator then keeps the round before.
@@ -237,22 +239,24 @@ class TicketPathPoint:
 
         ``"rewind"`` is the round as the search trained it; ``"reinit"``
         (fresh weights) and ``"permute"`` (each layer's mask shuffled over its
-        whole matrix, fresh weights) are its random baselines, trained with
-        the round's data order, as ``ticket_init`` trains them. The point's
+        whole matrix, fresh weights) are its random baselines, and ``"sign"``
+        its sign ticket (the rewound start's signs times each layer's
+        initializer standard deviation), trained with the round's data order,
+        as ``ticket_init`` trains them. The point's
         estimator keeps this training as its ticket, with ``ticket_init=init``:
         for an accepted round, what ``fit`` with ``ticket_init=init`` leaves
         had the search ended here.
 
         Parameters
         ----------
-        init : {"rewind", "reinit", "permute"}
+        init : {"rewind", "reinit", "permute", "sign"}
 
         Returns
         -------
         TicketPathPoint
         """
-        if init not in INITS:
-            raise ValueError(f"init must be one of {list(INITS)}, got {init!r}.")
+        if init not in TICKET_KINDS:
+            raise ValueError(f"init must be one of {list(TICKET_KINDS)}, got {init!r}.")
         origin = self._origin or self
         if init not in origin._trained_from:
             path = self._path
@@ -266,8 +270,8 @@ class TicketPathPoint:
     @property
     def estimator(self) -> BaseLotteryTicket:
         """A fitted estimator of the path's class and parameters, as ``fit`` leaves it had
-        the search ended at this round (built, and with ``ticket_init="reinit"`` or
-        ``"permute"`` its baseline trained, on first access).
+        the search ended at this round (built, and with ``ticket_init="reinit"``,
+        ``"permute"`` or ``"sign"`` its baseline trained, on first access).
 
         Its ``rounds_`` are the rounds up to this one, its ``winning_ticket_``
         and ``net_`` those of :attr:`winning_round` (or of the
@@ -294,8 +298,8 @@ def fitted_attributes(point: TicketPathPoint) -> dict[str, Any]:
     """Every fitted attribute of the estimator that keeps ``point``: what its
     :attr:`~TicketPathPoint.estimator` holds and what ``fit`` sets on itself.
 
-    With ``ticket_init="reinit"`` or ``"permute"`` the winning round's baseline is
-    trained here (once per point).
+    With ``ticket_init="reinit"``, ``"permute"`` or ``"sign"`` the winning round's
+    baseline (or sign ticket) is trained here (once per point).
     """
     if point._origin is not None:
         kept = point._round

@@ -27,21 +27,33 @@ from numbers import Real
 import numpy as np
 
 __all__ = [
+    "PRUNE_CRITERIA",
     "MagnitudeRule",
     "allocate_growth",
     "allocate_removals",
     "checked_layer_fractions",
     "cosine_decay",
     "count_to_remove",
+    "criterion_scores",
     "cubic_sparsity",
     "drop_and_grow",
+    "kaiming_uniform_std",
     "magnitude_prune",
     "n_active",
     "permute_masks",
     "rewound_weights",
+    "signed_weights",
     "sparsity",
     "target_active_count",
+    "uniform_std",
 ]
+
+#: What a trained ticket's surviving weights are ranked by, lowest pruned first (Zhou et
+#: al., 2019): ``"large_final"`` keeps the largest final magnitudes ``|w_f|`` (Frankle &
+#: Carbin's rule), ``"magnitude_increase"`` the largest growth ``|w_f| - |w_i|``,
+#: ``"movement"`` the largest change ``|w_f - w_i|``, ``w_i`` being where the training
+#: started (the ticket's rewind point). The estimators' ``prune_criterion`` takes these.
+PRUNE_CRITERIA = ("large_final", "magnitude_increase", "movement")
 
 
 def checked_layer_fractions(fractions: Mapping[str, float] | None, names: list[str], *,
@@ -174,55 +186,101 @@ def _smallest(values: np.ndarray, n: int) -> np.ndarray:
     return np.concatenate([below, at])
 
 
-def _surviving_magnitudes(
-    weights: Mapping[str, np.ndarray], masks: Mapping[str, np.ndarray]
+def criterion_scores(criterion: str, final: np.ndarray,
+                     initial: np.ndarray | None = None) -> np.ndarray:
+    """Each weight's score under ``criterion`` (:data:`PRUNE_CRITERIA`), elementwise.
+
+    ``"large_final"``: ``|final|``; ``"magnitude_increase"``:
+    ``|final| - |initial|`` (negative for a weight that shrank);
+    ``"movement"``: ``|final - initial|``. Pruning removes the lowest scores.
+
+    Parameters
+    ----------
+    criterion : {"large_final", "magnitude_increase", "movement"}
+    final : ndarray
+        Trained values.
+    initial : ndarray or None, default=None
+        The values the training started from, same shape; needed by every
+        criterion but ``"large_final"``.
+
+    Returns
+    -------
+    ndarray of the shape of ``final``
+
+    Examples
+    --------
+    >>> final, initial = np.array([0.5, -0.1, -0.4]), np.array([0.2, -0.3, 0.1])
+    >>> [criterion_scores(c, final, initial).round(2).tolist() for c in PRUNE_CRITERIA]
+    [[0.5, 0.1, 0.4], [0.3, -0.2, 0.3], [0.3, 0.2, 0.5]]
+    """
+    if criterion not in PRUNE_CRITERIA:
+        raise ValueError(f"criterion must be one of {list(PRUNE_CRITERIA)}, got {criterion!r}.")
+    final = np.asarray(final)
+    if criterion == "large_final":
+        return np.abs(final)
+    if initial is None:
+        raise ValueError(f"criterion={criterion!r} compares the trained weights with where "
+                         "they started: initial weights are needed.")
+    initial = np.asarray(initial)
+    if criterion == "magnitude_increase":
+        return np.abs(final) - np.abs(initial)
+    return np.abs(final - initial)
+
+
+def _surviving_scores(
+    weights: Mapping[str, np.ndarray], masks: Mapping[str, np.ndarray],
+    criterion: str = "large_final", initial: Mapping[str, np.ndarray] | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Per layer: flat indices of the surviving weights and their magnitudes.
+    """Per layer: flat indices of the surviving weights and their scores.
 
     Gathered once per round and shared by the finiteness check and the
     ranking; a boolean-mask gather of the same values costs ten times more.
+    The scores are computed on the gathered survivors only.
     """
-    flat, magnitudes = {}, {}
+    flat, scores = {}, {}
     for name, mask in masks.items():
         flat[name] = np.flatnonzero(mask)
-        magnitudes[name] = np.abs(np.asarray(weights[name]).ravel()[flat[name]])
-        if not np.all(np.isfinite(magnitudes[name])):
+        final = np.asarray(weights[name]).ravel()[flat[name]]
+        start = None if initial is None else np.asarray(initial[name]).ravel()[flat[name]]
+        scores[name] = criterion_scores(criterion, final, start)
+        if not np.all(np.isfinite(scores[name])):
             raise ValueError(
                 f"Cannot prune {name!r}: training left non-finite weights in it "
                 "(NaN or inf). The training diverged; lower the learning rate."
             )
-    return flat, magnitudes
+    return flat, scores
 
 
 def _global_removal(
     flat: Mapping[str, np.ndarray],
-    magnitudes: Mapping[str, np.ndarray],
+    scores: Mapping[str, np.ndarray],
     names: list[str],
     floors: Mapping[str, int],
     n: int,
 ) -> dict[str, np.ndarray]:
-    """The ``n`` lowest-magnitude weights pooled over ``names``, floors respected.
+    """The ``n`` lowest-scored weights pooled over ``names``, floors respected.
 
-    ``flat`` and ``magnitudes`` are each layer's surviving flat indices and
-    their magnitudes. Returns the flat indices to remove, per layer. Walking
-    the pooled weights from the smallest and skipping those of a layer already
-    at its floor is the same as keeping, of each layer, only its ``capacity``
-    smallest candidates and then taking the ``n`` smallest that are left.
+    ``flat`` and ``scores`` are each layer's surviving flat indices and their
+    scores (magnitudes, or another criterion's). Returns the flat indices to
+    remove, per layer. Walking the pooled weights from the smallest and
+    skipping those of a layer already at its floor is the same as keeping, of
+    each layer, only its ``capacity`` smallest candidates and then taking the
+    ``n`` smallest that are left.
     """
     # Partitions instead of one sort of the whole pool: linear time. The pool
     # is in layer order, then flat index order, which is how ties are broken.
     flat_of, pooled, layer_of = [], [], []
     for i, name in enumerate(names):
-        active, layer_magnitudes = flat[name], magnitudes[name]
+        active, layer_scores = flat[name], scores[name]
         capacity = max(len(active) - floors[name], 0)
         # A floor can bind only if the layer could otherwise lose more than
         # its capacity, i.e. capacity < n.
         if capacity < min(len(active), n):
             # Sorted: the pool's order must stay the flat index order.
-            keep = np.sort(_smallest(layer_magnitudes, capacity))
-            active, layer_magnitudes = active[keep], layer_magnitudes[keep]
+            keep = np.sort(_smallest(layer_scores, capacity))
+            active, layer_scores = active[keep], layer_scores[keep]
         flat_of.append(active)
-        pooled.append(layer_magnitudes)
+        pooled.append(layer_scores)
         layer_of.append(np.full(len(active), i, dtype=np.intp))
     flat_of = np.concatenate(flat_of)
     layer_of = np.concatenate(layer_of)
@@ -241,13 +299,19 @@ def magnitude_prune(
     layer_fractions: Mapping[str, float] | None = None,
     min_weights: int = 1,
     target_n_active: int | None = None,
+    criterion: str = "large_final",
+    initial: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """One round of magnitude pruning: the new masks (the inputs are not changed).
+
+    The surviving weights are ranked by ``criterion``'s score
+    (:func:`criterion_scores`: by default their magnitude) and the lowest
+    go; rates, scope, floors and counts do not depend on the criterion.
 
     Parameters
     ----------
     weights : dict of str to ndarray
-        Trained values; only their magnitude at surviving positions matters.
+        Trained values; only their scores at surviving positions matter.
     masks : dict of str to bool ndarray
         Current masks, same keys and shapes as ``weights``.
     fraction : float
@@ -265,6 +329,11 @@ def magnitude_prune(
         If the full-rate round would leave fewer surviving weights than this,
         remove exactly enough to reach it instead, spread over the layers (and
         the pool) in proportion to what each would lose at the full rate.
+    criterion : {"large_final", "magnitude_increase", "movement"}, default="large_final"
+        What the survivors are ranked by (:data:`PRUNE_CRITERIA`).
+    initial : dict of str to ndarray, default=None
+        Where the training of ``weights`` started, same keys and shapes:
+        needed by ``"magnitude_increase"`` and ``"movement"``.
 
     Returns
     -------
@@ -277,13 +346,25 @@ def magnitude_prune(
     >>> new = magnitude_prune(w, m, fraction=0.5)
     >>> new["a"].astype(int).tolist(), new["b"].astype(int).tolist()
     ([[1, 0], [0, 1]], [0, 1])
+
+    Ranked by how far each weight moved from where it started instead:
+
+    >>> w0 = {"a": np.array([[0.3, 0.1], [-0.1, 0.4]]), "b": np.array([0.0, -2.0])}
+    >>> new = magnitude_prune(w, m, fraction=0.5, criterion="movement", initial=w0)
+    >>> new["a"].astype(int).tolist(), new["b"].astype(int).tolist()
+    ([[0, 1], [1, 0]], [1, 0])
     """
     if scope not in ("local", "global"):
         raise ValueError(f"scope must be 'local' or 'global', got {scope!r}.")
     if set(weights) != set(masks):
         raise ValueError("weights and masks must have the same keys.")
+    if criterion not in PRUNE_CRITERIA:
+        raise ValueError(f"criterion must be one of {list(PRUNE_CRITERIA)}, got {criterion!r}.")
+    if criterion != "large_final" and (initial is None or not set(masks) <= set(initial)):
+        raise ValueError(f"criterion={criterion!r} compares the trained weights with where "
+                         "they started: initial must hold every masked parameter.")
     layer_fractions = checked_layer_fractions(layer_fractions, list(masks))
-    flat, magnitudes = _surviving_magnitudes(weights, masks)
+    flat, scores = _surviving_scores(weights, masks, criterion, initial)
 
     names = list(masks)
     active = {name: len(flat[name]) for name in names}
@@ -321,9 +402,9 @@ def magnitude_prune(
             continue
         if len(group) == 1:
             # Which weights, not their order, matters here: no sort.
-            removed = {group[0]: flat[group[0]][_smallest(magnitudes[group[0]], count)]}
+            removed = {group[0]: flat[group[0]][_smallest(scores[group[0]], count)]}
         else:
-            removed = _global_removal(flat, magnitudes, group, floors, count)
+            removed = _global_removal(flat, scores, group, floors, count)
         for name, indices in removed.items():
             new_masks[name].ravel()[indices] = False
     return new_masks
@@ -338,6 +419,8 @@ def prune_to_target(
     scope: str = "local",
     layer_fractions: Mapping[str, float] | None = None,
     min_weights: int = 1,
+    criterion: str = "large_final",
+    initial: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """The masks IMP would reach at ``target_n_active`` if ``weights`` never changed.
 
@@ -346,7 +429,8 @@ def prune_to_target(
     search with these rates, scope and floors, the weights chosen in one step
     by rank. With magnitudes (early-bird) it draws the mask a search would
     converge to; with any non-negative scores (SNIP's ``|w * dL/dw|``) it
-    ranks by those instead.
+    ranks by those instead. ``criterion`` and ``initial`` rank as in
+    :func:`magnitude_prune`.
 
     Examples
     --------
@@ -361,7 +445,8 @@ def prune_to_target(
     while n_active(masks) > target_n_active:
         pruned = magnitude_prune(weights, masks, fraction=fraction, scope=scope,
                                  layer_fractions=layer_fractions, min_weights=min_weights,
-                                 target_n_active=target_n_active)
+                                 target_n_active=target_n_active, criterion=criterion,
+                                 initial=initial)
         if n_active(pruned) == n_active(masks):
             break  # every layer at its floor
         masks = pruned
@@ -432,6 +517,77 @@ def rewound_weights(
         name: np.where(masks[name], value, 0).astype(value.dtype) if name in masks
         else value.copy()
         for name, value in snapshot.items()
+    }
+
+
+def uniform_std(bound: float) -> float:
+    """Standard deviation of the uniform distribution on ``[-bound, bound]``: ``bound / sqrt(3)``.
+
+    Examples
+    --------
+    >>> round(uniform_std(math.sqrt(3)), 12)
+    1.0
+    """
+    return float(bound) / math.sqrt(3.0)
+
+
+def kaiming_uniform_std(shape: tuple[int, ...], a: float = math.sqrt(5.0)) -> float:
+    """Standard deviation of torch's ``kaiming_uniform_(weight, a)`` for a weight of ``shape``.
+
+    torch draws from U(-b, b) with ``b = gain * sqrt(3 / fan_in)``, ``gain =
+    sqrt(2 / (1 + a^2))`` and ``fan_in = shape[1] * prod(shape[2:])`` (inputs
+    times the kernel's size). ``a = sqrt(5)`` is what ``nn.Linear`` and the
+    convolutions draw their weights with by default: ``b = 1 / sqrt(fan_in)``,
+    so the standard deviation is ``b / sqrt(3) = 1 / sqrt(3 fan_in)``.
+
+    Examples
+    --------
+    >>> round(kaiming_uniform_std((100, 64)), 6)  # nn.Linear(64, 100): 1 / sqrt(192)
+    0.072169
+    """
+    if len(shape) < 2:
+        raise ValueError(f"kaiming_uniform_std needs a weight of at least 2 dimensions, got "
+                         f"shape {tuple(shape)}.")
+    fan_in = int(shape[1]) * math.prod(int(n) for n in shape[2:])
+    gain = math.sqrt(2.0 / (1.0 + a * a))
+    return uniform_std(gain * math.sqrt(3.0 / fan_in))
+
+
+def signed_weights(start: Mapping[str, np.ndarray], masks: Mapping[str, np.ndarray],
+                   scales: Mapping[str, float]) -> dict[str, np.ndarray]:
+    """The sign ticket's start (Zhou et al., 2019): each survivor at the sign of its start
+    value times its layer's constant, pruned entries at 0.
+
+    Survivors become ``sign(start) * scales[name]``; a survivor whose start
+    value is exactly 0 has no sign to keep and stays 0. Entries without a
+    mask (biases, norm layers, buffers) are copied unchanged. The dtypes are
+    those of ``start``.
+
+    Parameters
+    ----------
+    start : dict of str to ndarray
+        The values the ticket would rewind to.
+    masks : dict of str to bool ndarray
+        The ticket's masks.
+    scales : dict of str to float
+        Per masked parameter, the magnitude every survivor gets.
+
+    Returns
+    -------
+    dict of str to ndarray
+
+    Examples
+    --------
+    >>> start = {"w": np.array([0.5, -0.2, 0.3, 0.0]), "b": np.array([0.1])}
+    >>> masks = {"w": np.array([True, True, False, True])}
+    >>> signed = signed_weights(start, masks, {"w": 0.25})
+    >>> signed["w"].tolist(), signed["b"].tolist()
+    ([0.25, -0.25, 0.0, 0.0], [0.1])
+    """
+    return {
+        name: np.where(masks[name], np.sign(value) * scales[name], 0).astype(value.dtype)
+        if name in masks else value.copy()
+        for name, value in start.items()
     }
 
 
@@ -580,9 +736,11 @@ def allocate_growth(total: int, scores: Mapping[str, float],
 @dataclass(frozen=True)
 class MagnitudeRule:
     """How magnitude pruning splits its removals: the rate, the scope, per-layer rates and
-    the floor. The one place these four travel together, for every caller of
-    :func:`magnitude_prune` and :func:`prune_to_target` (IMP's rounds, early-bird's masks,
-    SNIP, a random start, gradual pruning).
+    the floor, and what the survivors are ranked by. The one place these travel together,
+    for every caller of :func:`magnitude_prune` and :func:`prune_to_target` (IMP's rounds,
+    early-bird's masks, SNIP, a random start, gradual pruning). A ``criterion`` other than
+    ``"large_final"`` needs ``initial`` weights at every call; callers that rank scores of
+    their own (SNIP's, random ones) use ``"large_final"``, which ranks ``|value|``.
 
     Examples
     --------
@@ -598,24 +756,30 @@ class MagnitudeRule:
     scope: str = "local"
     layer_fractions: Mapping[str, float] = field(default_factory=dict)
     min_weights: int = 1
+    criterion: str = "large_final"
 
     def __hash__(self) -> int:
         # By value, the per-layer rates included (a dict has no hash of its own): a
         # rule is part of training hooks, which are hashable values.
         return hash((self.fraction, self.scope, frozenset(self.layer_fractions.items()),
-                     self.min_weights))
+                     self.min_weights, self.criterion))
 
     def prune(self, weights: Mapping[str, np.ndarray], masks: Mapping[str, np.ndarray],
-              target_n_active: int | None = None) -> dict[str, np.ndarray]:
-        """One round of :func:`magnitude_prune` under this rule."""
+              target_n_active: int | None = None,
+              initial: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """One round of :func:`magnitude_prune` under this rule (``initial``: where the
+        training of ``weights`` started)."""
         return magnitude_prune(weights, masks, fraction=self.fraction, scope=self.scope,
                                layer_fractions=self.layer_fractions,
-                               min_weights=self.min_weights, target_n_active=target_n_active)
+                               min_weights=self.min_weights, target_n_active=target_n_active,
+                               criterion=self.criterion, initial=initial)
 
     def prune_to(self, weights: Mapping[str, np.ndarray], masks: Mapping[str, np.ndarray],
-                 target_n_active: int) -> dict[str, np.ndarray]:
+                 target_n_active: int,
+                 initial: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
         """:func:`prune_to_target` under this rule."""
         return prune_to_target(weights, masks, fraction=self.fraction,
                                target_n_active=target_n_active, scope=self.scope,
                                layer_fractions=self.layer_fractions,
-                               min_weights=self.min_weights)
+                               min_weights=self.min_weights, criterion=self.criterion,
+                               initial=initial)

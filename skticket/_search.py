@@ -74,7 +74,8 @@ class PruningRule:
     Attributes mirror the estimators' parameters: ``prune_fraction``,
     ``scope``, ``layer_fractions`` (``layer_prune_fractions``, checked),
     ``min_weights`` (``min_weights_per_layer``), ``target_sparsity``,
-    ``max_rounds``, ``score_tolerance`` and ``rewind_step``.
+    ``max_rounds``, ``score_tolerance``, ``rewind_step`` and ``criterion``
+    (``prune_criterion``).
     """
 
     prune_fraction: float
@@ -85,13 +86,26 @@ class PruningRule:
     max_rounds: int | None = None
     score_tolerance: float | None = None
     rewind_step: int = 0
+    criterion: str = "large_final"
 
     @property
     def magnitude(self) -> MagnitudeRule:
-        """The rate, scope, per-layer rates and floor every magnitude pruning follows."""
+        """The rate, scope, per-layer rates, floor and criterion every magnitude pruning
+        follows."""
         return MagnitudeRule(fraction=self.prune_fraction, scope=self.scope,
                              layer_fractions=dict(self.layer_fractions),
-                             min_weights=self.min_weights)
+                             min_weights=self.min_weights, criterion=self.criterion)
+
+    def refuse_criterion(self, search_name: str) -> None:
+        """Refuse a ``criterion`` other than ``"large_final"`` for a search that ranks scores
+        of its own rather than a trained ticket's weights (SNIP, the one-training
+        searches): the criterion would change nothing there."""
+        if self.criterion != "large_final":
+            raise ValueError(
+                f"prune_criterion={self.criterion!r} ranks the weights of a trained ticket "
+                f"against where they started; search={search_name!r} ranks scores of its "
+                "own, so the criterion would change nothing: leave prune_criterion="
+                "'large_final', or use search='imp' or 'early_bird'.")
 
 
 @dataclass(eq=False)
@@ -344,8 +358,13 @@ class Search(BaseEstimator, metaclass=ABCMeta):
 
 def _next_masks(progress: SearchProgress, rule: PruningRule,
                 target_n_active: int | None = None) -> dict[str, np.ndarray] | None:
-    """The masks one round of magnitude pruning leaves, or None if nothing can go."""
-    masks = rule.magnitude.prune(progress.trained_weights, progress.masks, target_n_active)
+    """The masks one round of magnitude pruning leaves, or None if nothing can go.
+
+    The trained weights are scored against the rewind point: it is where their
+    training started, and where the next ticket starts again.
+    """
+    masks = rule.magnitude.prune(progress.trained_weights, progress.masks, target_n_active,
+                                 initial=progress.rewind_point)
     return None if n_active(masks) == n_active(progress.masks) else masks
 
 
@@ -385,11 +404,12 @@ class IMP(Search):
     Round 0 trains the dense net; round k trains the ticket left by k rounds
     of magnitude pruning (``prune_fraction`` of the survivors per round, under
     the estimator's ``scope``, ``layer_prune_fractions`` and
-    ``min_weights_per_layer``), rewound to theta_0 (or to ``rewind_step``) and
-    trained in full. It stops after the round that meets ``target_sparsity``
-    or ``max_rounds``, when every layer is at its floor, or after the first
-    round out of ``score_tolerance`` (recorded with ``accepted=False``; the
-    winning ticket is the round before). ``search="imp"`` means ``IMP()``.
+    ``min_weights_per_layer``, ranked by its ``prune_criterion``), rewound to
+    theta_0 (or to ``rewind_step``) and trained in full. It stops after the
+    round that meets ``target_sparsity`` or ``max_rounds``, when every layer
+    is at its floor, or after the first round out of ``score_tolerance``
+    (recorded with ``accepted=False``; the winning ticket is the round
+    before). ``search="imp"`` means ``IMP()``.
 
     IMP has no parameters of its own: the estimator's pruning parameters are
     its rule.
@@ -449,7 +469,10 @@ class IMP(Search):
         target = (None if rule.target_sparsity is None
                   else target_active_count(run.n_prunable, rule.target_sparsity))
         rng = np.random.default_rng(0)
-        stand_in = SearchProgress(rewind_point={}, masks=progress.masks,
+        # Stand-ins that started at 0: every criterion then ranks them by magnitude.
+        stand_in = SearchProgress(rewind_point={name: np.zeros(mask.shape)
+                                                for name, mask in progress.masks.items()},
+                                  masks=progress.masks,
                                   trained_weights={name: rng.random(mask.shape)
                                                    for name, mask in progress.masks.items()})
         active = [n_active(stand_in.masks)]
@@ -489,7 +512,9 @@ class EarlyBird(Search):
 
     After every epoch of the dense training (round 0) the mask that IMP would
     reach at ``target_sparsity`` is drawn from the current weights in one step
-    (same scope, per-layer rates and floors). Once the newest mask is within
+    (same scope, per-layer rates, floors and ``prune_criterion``; a criterion
+    that compares with the rewind point draws no mask before the training
+    has passed it). Once the newest mask is within
     ``tolerance`` of each of the ``window`` masks before it (the share of
     surviving weights that changed), the dense training stops; the survivors
     are rewound and the ticket is trained once (round 1). If the masks never
@@ -552,7 +577,8 @@ class EarlyBird(Search):
         """The (early-stopped) dense round, then the ticket."""
         stop = EarlyBirdStop(target_n_active=run.target_n_active(),
                              magnitude=run.rule.magnitude, window=self.window,
-                             tolerance=self.tolerance, names=tuple(run.masks))
+                             tolerance=self.tolerance, names=tuple(run.masks),
+                             rewind_step=run.rule.rewind_step)
         dense = _train_dense_round(run, stop)
         drawn = dense.record["hook_summaries"][-1]
         dense.record.update(ticket_epoch=drawn["epoch"], mask_distances=drawn["distances"],
@@ -616,6 +642,7 @@ class SNIP(Search):
         if rule.rewind_step > 0:
             raise ValueError("search='snip' trains no dense net to rewind to a step of: "
                              "rewind_step must be 0.")
+        rule.refuse_criterion(_name(self))
         masks = rule.magnitude.prune_to(run.session.sensitivity(self.batches), run.masks,
                                         target)
         trained = run.train(masks, index=1)
@@ -678,6 +705,7 @@ class SparseTraining(Search):
         if run.rule.rewind_step > 0:
             raise ValueError(f"search={_name(self)!r} trains once from theta_0, with no dense "
                              "training to rewind to a step of: rewind_step must be 0.")
+        run.rule.refuse_criterion(_name(self))
         trained = run.train(self.start_masks(run), index=1,
                             hooks=(MaskSchedule(self.schedule(run)),))
         (trained.record["mask_updates"],) = trained.record["hook_summaries"]
@@ -926,13 +954,13 @@ def check_ticket(ticket: Ticket, session: Session, init: str) -> None:
             raise ValueError(
                 f"The ticket's mask of {name!r} has shape {mask.shape}, the net's parameter "
                 f"{tuple(theta_0[name].shape)}.")
-    if init != "rewind":
+    if init not in ("rewind", "sign"):
         return
     for name, value in theta_0.items():
         if name not in ticket.weights:
             raise ValueError(
                 f"The ticket holds no start value of {name!r}, which the net's module has; "
-                "ticket_init='rewind' needs the ticket's whole start theta_0.")
+                f"ticket_init={init!r} needs the ticket's whole start theta_0.")
         if np.shape(ticket.weights[name]) != tuple(value.shape):
             raise ValueError(
                 f"The ticket's start value of {name!r} has shape "
@@ -947,15 +975,17 @@ class GivenTicket(Search):
     """Train ``ticket`` once on the run's data (transfer): what an estimator's ``ticket=`` runs.
 
     With ``init="rewind"`` the ticket trains from its own start weights (they
-    must cover the net's whole state); ``"reinit"`` and ``"permute"`` draw
-    fresh ones (the baselines). The one round is numbered as the ticket's
-    round. The estimator makes one from its ``ticket`` and ``ticket_init``.
+    must cover the net's whole state), with ``"sign"`` from their signs times
+    each layer's initializer standard deviation; ``"reinit"`` and
+    ``"permute"`` draw fresh ones (the baselines). The one round is numbered
+    as the ticket's round. The estimator makes one from its ``ticket`` and
+    ``ticket_init``.
 
     Parameters
     ----------
     ticket : Ticket
         The masks (and start weights) to train.
-    init : {"rewind", "reinit", "permute"}, default="rewind"
+    init : {"rewind", "reinit", "permute", "sign"}, default="rewind"
         What the ticket trains from.
 
     Examples
@@ -988,10 +1018,13 @@ class GivenTicket(Search):
         check_ticket(ticket, session, self.init)
         masks = {name: np.array(mask, dtype=bool) for name, mask in ticket.masks.items()}
         progress.next_round = ticket.round
-        if self.init == "rewind":
+        if self.init in ("rewind", "sign"):
             start = {name: np.array(ticket.weights[name], dtype=value.dtype)
                      for name, value in session.theta_0.items()}
-            trained = session.train_round(ticket.round, masks, rewound_weights(start, masks))
+            start = rewound_weights(start, masks)
+            if self.init == "sign":
+                start = session.signed(start, masks)
+            trained = session.train_round(ticket.round, masks, start, init=self.init)
         else:
             trained = session.baseline(masks, ticket.round, self.init)
         progress.next_round += 1

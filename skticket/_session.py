@@ -20,7 +20,8 @@ from joblib import Memory
 from skorch import NeuralNet
 
 from ._cache import CachedTrainingResult, cached_training, content_hash
-from ._pruning import n_active, permute_masks, rewound_weights, sparsity
+from ._mlp import MLP
+from ._pruning import n_active, permute_masks, rewound_weights, signed_weights, sparsity
 from ._rng import round_seed
 from ._ticket import Ticket
 from ._training import (
@@ -30,6 +31,7 @@ from ._training import (
     connection_sensitivity,
     initial_state,
     initialized_net,
+    initializer_stds,
     module_state,
     prunable_parameters,
     run_training,
@@ -116,6 +118,12 @@ class Session:
         The module state drawn under the ``"init"`` seed: where tickets rewind to.
     prunable : list of str
         The pruned parameters, in module order.
+    init_stds : dict of str to float
+        Per pruned parameter, the standard deviation of its initializer: what
+        every survivor of a sign ticket starts at, with its sign
+        (:func:`~skticket._training.initializer_stds`; torch's own rule for
+        the layers of :class:`~skticket.MLP` given as a class, the spread of
+        theta_0's values for a module of one's own).
     """
 
     def __init__(self, template: NeuralNet, data: Data | None, seeds: dict[str, int], *,
@@ -129,6 +137,10 @@ class Session:
         initial = initialized_net(template, seeds["init"])
         self.theta_0 = module_state(initial.module_)
         self.prunable = prunable_parameters(initial.module_, prunable)
+        # Only a module class the package builds is known to keep torch's own
+        # initialization: an instance (or a subclass) may have been drawn otherwise.
+        self.init_stds = initializer_stds(initial.module_, self.prunable, self.theta_0,
+                                          default_init=template.module is MLP)
 
     def detached(self) -> Session:
         """This session without data, cache or scorer: what a fitted estimator keeps."""
@@ -201,6 +213,12 @@ class Session:
             "cached": isinstance(result, CachedTrainingResult),
             "hook_summaries": list(result.hook_summaries),
         }
+
+    def signed(self, start: ModuleState, masks: dict[str, np.ndarray]) -> ModuleState:
+        """The sign ticket's start of a ticket that starts at ``start``: each survivor at
+        its sign times its layer's :attr:`init_stds`, a survivor at exactly 0 staying 0
+        (:func:`~skticket._pruning.signed_weights`); everything else as in ``start``."""
+        return signed_weights(start, masks, self.init_stds)
 
     def baseline(self, masks: dict[str, np.ndarray], round_index: int, kind: str) -> Round:
         """The random-ticket baseline ``kind`` ("reinit" or "permute") of ``masks``, trained.

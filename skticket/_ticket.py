@@ -27,9 +27,10 @@ FORMAT_VERSION = 1
 
 #: What a ticket's weights can be (its ``init``): the winning ticket's own start weights,
 #: rewound, or those of a random baseline: fresh weights on the same mask, or fresh weights
-#: on each layer's mask shuffled. The estimators' ``ticket_init``, a given ticket's ``init``
-#: and ``ticket_curve``'s ``tickets`` take these.
-TICKET_KINDS = ("rewind", "reinit", "permute")
+#: on each layer's mask shuffled; or the rewound start's signs, each survivor at its layer's
+#: initializer standard deviation (Zhou et al., 2019). The estimators' ``ticket_init``, a
+#: given ticket's ``init`` and ``ticket_curve``'s ``tickets`` take these.
+TICKET_KINDS = ("rewind", "reinit", "permute", "sign")
 
 
 @dataclass(eq=False)
@@ -48,13 +49,16 @@ class Ticket:
         same shape.
     weights : dict of str to ndarray
         The state the ticket trains from, by name: the rewound values (or
-        fresh ones for the ``"reinit"`` and ``"permute"`` baselines), zero
-        where masked. May hold entries without a mask (biases, norm layers,
-        buffers), so that it is the whole start state of the module.
+        fresh ones for the ``"reinit"`` and ``"permute"`` baselines; for a
+        ``"sign"`` ticket, the rewound values' signs times each layer's
+        initializer standard deviation), zero where masked. May hold entries
+        without a mask (biases, norm layers, buffers), so that it is the whole
+        start state of the module.
     round : int
         The pruning round that produced the mask (0 = dense).
     init : str, default="rewind"
-        What the weights are: ``"rewind"``, ``"reinit"`` or ``"permute"``.
+        What the weights are: ``"rewind"``, ``"reinit"``, ``"permute"`` or
+        ``"sign"`` (saved and loaded with the ticket).
 
     Notes
     -----

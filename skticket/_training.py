@@ -34,6 +34,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 
 from ._compat import dataloader_order
+from ._pruning import kaiming_uniform_std
 from ._rng import seeded
 from .exceptions import TrainingDivergedError, TrainingInterrupted
 
@@ -438,6 +439,31 @@ def initial_state(template: NeuralNet, seed: int, fresh: bool = False) -> Module
 #: convolution (named one by one: their common base class is private to torch).
 _PRUNED_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d,
                   nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+
+
+def initializer_stds(module: nn.Module, names: Iterable[str], state: Mapping[str, np.ndarray],
+                     *, default_init: bool) -> dict[str, float]:
+    """Per pruned parameter, the standard deviation of the initializer that drew it.
+
+    With ``default_init`` (the module's layers keep torch's own
+    initialization, as :class:`~skticket.MLP`'s do), the weight of an
+    ``nn.Linear`` or a convolution was drawn by ``kaiming_uniform_(a=sqrt(5))``:
+    U(-b, b) with ``b = 1 / sqrt(fan_in)``, whose standard deviation is ``b /
+    sqrt(3)`` (:func:`~skticket._pruning.kaiming_uniform_std`). Any other
+    parameter, and every parameter of a module of one's own (whose
+    initialization the package cannot know), gets the standard deviation of
+    its values in ``state`` (theta_0).
+    """
+    layers = dict(module.named_modules())
+    stds = {}
+    for name in names:
+        owner, _, attribute = name.rpartition(".")
+        if (default_init and attribute == "weight"
+                and isinstance(layers.get(owner), _PRUNED_LAYERS)):
+            stds[name] = kaiming_uniform_std(tuple(np.shape(state[name])))
+        else:
+            stds[name] = float(np.std(state[name], dtype=np.float64))
+    return stds
 
 
 def prunable_parameters(
