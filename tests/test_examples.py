@@ -227,3 +227,48 @@ def test_cv_path(tmp_path, capsys):
     assert 0 <= result["test_accuracy"] <= 1
     out = capsys.readouterr().out
     assert "<- chosen (1-SE)" in out and f"test accuracy {result['test_accuracy']:.4f}" in out
+
+
+def test_signs_and_criteria(capsys):
+    signs = _load("signs_and_criteria")
+    report = signs.main(hidden_units=(24, 12), epochs=2, n_repeats=2)
+    table = report["table"]
+    n_prunable = 64 * 24 + 24 * 12 + 12 * 10
+    for target in signs.SPARSITIES:
+        for key in (*signs.KINDS, *signs.CRITERIA):
+            rows = table[(key, target)]
+            # One row per seed, each at the target to the nearest weight, scored trained
+            # and untrained.
+            assert len(rows) == 2 and {row["repeat"] for row in rows} == {0, 1}
+            assert all(row["n_active"] == n_prunable - round(target * n_prunable)
+                       for row in rows)
+            assert all(0 <= row["untrained_score"] <= 1 and 0 <= row["score"] <= 1
+                       for row in rows)
+    # The sign ticket and the reinit train IMP's masks: at every round, as many weights.
+    curve = report["curves"][("large_final", 0.95)]
+    assert {row["ticket"] for row in curve} == {"dense", "rewind", "sign", "reinit"}
+    active = {(row["repeat"], row["round"], row["ticket"]): row["n_active"] for row in curve}
+    assert all(active[(rep, r, kind)] == active[(rep, r, "rewind")]
+               for rep, r, kind in active if kind in ("sign", "reinit"))
+    _, _, _, y_test = signs.load_data()
+    assert report["chance"] == np.bincount(y_test).max() / len(y_test)
+    assert {row["ticket"] for row in report["supermask"]} == {"rewind", "sign"}
+    claims = [verdict["claim"] for verdict in report["verdicts"]]
+    assert len(claims) == 4 * len(signs.SPARSITIES) + 1
+    assert all(isinstance(verdict["holds"], bool) for verdict in report["verdicts"])
+    # At 2 epochs on a 24-12 net the untrained masks are near chance: the supermask claim
+    # cannot hold, and the report says so.
+    assert report["verdicts"][-1]["holds"] is False
+    out = capsys.readouterr().out
+    assert "DOES NOT HOLD" in out and "Chance (the most frequent class)" in out
+    for heading in ("1. Signs", "2. Mask criteria", "3. Supermasks", "Published claims"):
+        assert heading in out
+
+
+def test_signs_and_criteria_at_target():
+    signs = _load("signs_and_criteria")
+    rows = [{"repeat": rep, "round": r, "ticket": k, "score": 0.1 * r}
+            for rep in (0, 1) for r in (0, 1, 2) for k in ("rewind", "sign")]
+    last = signs.at_target(rows, "sign")
+    assert sorted((row["repeat"], row["round"], row["ticket"]) for row in last) == [
+        (0, 2, "sign"), (1, 2, "sign")]
