@@ -324,6 +324,22 @@ def test_a_sign_ticket_of_mlp_starts_at_its_signs_times_torchs_initializer_std(d
                            sign.winning_ticket_.weights["hidden_0.weight"])
 
 
+def test_with_late_resetting_a_sign_ticket_keeps_the_rewind_points_signs(data):
+    X, y = data
+    # 14 optimizer steps flip the sign of some surviving weights of the first layer.
+    rewind = LotteryTicketClassifier(small_net(max_epochs=6), prune_fraction=0.5,
+                                     target_sparsity=0.5, rewind_step=14, random_state=0)
+    theta_0 = next(iter(ticket_path(rewind, X, y))).ticket().weights
+    sign = clone(rewind).set_params(ticket_init="sign").fit(X, y).winning_ticket_
+    rewound = rewind.fit(X, y).winning_ticket_
+    stds = {"hidden_0.weight": 1 / math.sqrt(3 * 30), "output.weight": 1 / math.sqrt(3 * 16)}
+    # The ticket rewinds to the snapshot, not to theta_0: the snapshot's signs are kept.
+    check_sign_ticket(sign, rewound, stds)
+    survivors = sign.masks["hidden_0.weight"]
+    assert np.any(np.sign(sign.weights["hidden_0.weight"][survivors])
+                  != np.sign(theta_0["hidden_0.weight"][survivors]))
+
+
 def test_a_sign_ticket_of_a_module_of_ones_own_takes_the_spread_of_theta_0(data):
     X, y = data
     net = small_net(module=OwnSoftmaxModule, module__n_features=30, max_epochs=2)
