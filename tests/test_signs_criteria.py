@@ -180,6 +180,7 @@ def test_prune_goes_on_by_the_criterion_set_now(data):
     expected = magnitude_prune(trained, ones, fraction=0.5, criterion="magnitude_increase",
                                initial=theta_0)
     assert flat_true(est.winning_ticket_.masks) == flat_true(expected)
+    assert flat_true(expected) != flat_true(magnitude_prune(trained, ones, fraction=0.5))
 
 
 def test_early_bird_draws_its_mask_by_the_criterion(data):
@@ -194,6 +195,8 @@ def test_early_bird_draws_its_mask_by_the_criterion(data):
     expected = MagnitudeRule(fraction=0.5, criterion="movement").prune_to(trained, ones, target,
                                                                           theta_0)
     assert flat_true(masks) == flat_true(expected)
+    large_final = MagnitudeRule(fraction=0.5).prune_to(trained, ones, target)
+    assert flat_true(expected) != flat_true(large_final)
 
 
 def test_early_bird_draws_no_mask_before_the_rewind_point(data):
@@ -239,6 +242,8 @@ def test_the_cv_estimator_prunes_by_its_criterion(data):
                                     **params).fit(X, y)
     assert cv.get_params()["prune_criterion"] == "movement"
     assert flat_true(cv.winning_ticket_.masks) == flat_true(plain.winning_ticket_.masks)
+    large_final = clone(plain).set_params(prune_criterion="large_final").fit(X, y)
+    assert flat_true(cv.winning_ticket_.masks) != flat_true(large_final.winning_ticket_.masks)
 
 
 @pytest.mark.parametrize("search", [SNIP(), GradualPruning()])
