@@ -193,6 +193,10 @@ class TargetedDropout(Callback, TrainingHook):
         self.unit = unit
         self.random_state = random_state
 
+    def __repr__(self) -> str:
+        params = ", ".join(f"{name}={value!r}" for name, value in self.get_params().items())
+        return f"{type(self).__name__}({params})"
+
     # --- as a training hook: a value -------------------------------------------------
 
     def _key(self) -> tuple:
