@@ -18,6 +18,7 @@ with it is :class:`skticket.Supermask`.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,10 +97,11 @@ class EdgePopup(TrainingHook):
     parameter (pruned weights, biases, any other) is put back at the value it
     had when the training began after every step, and the pruned ones
     multiplied by the new masks. The round's masks are those the training
-    ended with; the summary is the list, per epoch, of the share of the kept
-    weights that the epoch changed (:func:`~skticket._pruning.mask_distance`
-    to the masks at the end of the epoch before, or the initial top-k for
-    the first).
+    ended with (those of the epoch whose weights a callback such as skorch's
+    ``EarlyStopping(load_best=True)`` loaded at its end); the summary is the
+    list, per epoch, of the share of the kept weights that the epoch changed
+    (:func:`~skticket._pruning.mask_distance` to the masks at the end of the
+    epoch before, or the initial top-k for the first).
 
     Attributes
     ----------
@@ -185,6 +187,7 @@ class LearnSupermask(Callback):
         self.mask_changes_: list[float] = []
         self.masks_ = top_k_masks(self.scores_, counts)
         self.epoch_masks_ = self.masks_
+        self.masks_by_epoch_: list[dict[str, np.ndarray]] = []
         self._hold(net)
 
     def on_epoch_begin(self, net, dataset_train=None, **kwargs) -> None:
@@ -219,6 +222,37 @@ class LearnSupermask(Callback):
     def on_epoch_end(self, net, **kwargs) -> None:
         self.mask_changes_.append(mask_distance(self.masks_, self.epoch_masks_))
         self.epoch_masks_ = self.masks_
+        self.masks_by_epoch_.append(self.masks_)
+
+    @torch.no_grad()
+    def on_train_end(self, net, X=None, y=None, **kwargs) -> None:
+        # A callback before this one may have loaded the weights of an earlier epoch
+        # (skorch's EarlyStopping(load_best=True), the default nets' "converged" rule
+        # with held-out rows): the learned mask is then that epoch's, which the
+        # weights now hold.
+        if self._holds(self.masks_):
+            return
+        for masks in reversed(self.masks_by_epoch_):
+            if self._holds(masks):
+                self.masks_ = masks
+                self.held_.hold(net, masks)
+                return
+        warnings.warn(
+            "A callback changed the net's weights after its training, to values that no "
+            "epoch of the supermask's training ended with; they are put back to theta_0 "
+            "under the last mask.", UserWarning, stacklevel=2)
+        self._hold(net)
+
+    def _holds(self, masks: dict[str, np.ndarray]) -> bool:
+        """Whether every parameter is at its frozen value, the pruned ones under ``masks``."""
+        for name, param in self.params_.items():
+            expected = self.frozen_[name]
+            if name in masks:
+                expected = expected * torch.as_tensor(masks[name], dtype=expected.dtype,
+                                                      device=expected.device)
+            if not torch.equal(param.detach(), expected):
+                return False
+        return True
 
     @torch.no_grad()
     def _hold(self, net) -> None:

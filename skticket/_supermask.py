@@ -61,8 +61,10 @@ class Supermask(Search):
     matters is that of the scores themselves (also ``1/sqrt(fan_in)``, 0.125
     for 64 inputs).
 
-    The fitted estimator's ``net_`` predicts with the untrained weights
-    under the learned mask; ``winning_ticket_`` is that mask on theta_0, so
+    A net that keeps the weights of its best epoch (the default nets with
+    held-out rows, skorch's ``EarlyStopping(load_best=True)``) keeps that
+    epoch's mask. The fitted estimator's ``net_`` predicts with the untrained
+    weights under the learned mask; ``winning_ticket_`` is that mask on theta_0, so
     ``fit(ticket=...)`` trains it (and ``ticket_init="reinit"``/``"permute"``
     its baselines). The round's record adds ``mask_changes``: per epoch, the
     share of the kept weights that the epoch's steps changed. Needs the

@@ -10,6 +10,7 @@ from helpers import breast_cancer, small_net
 from sklearn.datasets import load_iris
 from sklearn.utils._param_validation import InvalidParameterError
 from skorch import NeuralNetClassifier, NeuralNetRegressor
+from skorch.callbacks import Callback
 from torch import nn
 
 from skticket import LotteryTicketClassifier, Supermask
@@ -232,3 +233,33 @@ def test_a_pruned_weight_without_gradient_is_refused_before_any_step():
     est = LotteryTicketClassifier(net, search="supermask", target_sparsity=0.5)
     with pytest.raises(ValueError, match=r"\['hidden.weight'\] do not require a gradient"):
         est.fit(X, y)
+
+
+class _LoadEpoch(Callback):
+    """Load, when the training ends, the weights the module had after epoch ``epoch``
+    (as EarlyStopping(load_best=True) loads its best epoch's)."""
+
+    def __init__(self, epoch=2):
+        self.epoch = epoch
+
+    def on_epoch_end(self, net, **kwargs):
+        if len(net.history) == self.epoch:
+            self.state_ = {k: v.clone() for k, v in net.module_.state_dict().items()}
+
+    def on_train_end(self, net, **kwargs):
+        net.module_.load_state_dict(self.state_)
+
+
+def test_a_net_that_keeps_an_earlier_epoch_keeps_that_epochs_mask():
+    X, y = _iris()
+    loader = _LoadEpoch(epoch=2)
+    net = small_net(module__hidden_units=(16,), max_epochs=6, callbacks=[loader])
+    est = LotteryTicketClassifier(net, search=Supermask(lr=0.05), target_sparsity=0.5,
+                                  prune_fraction=0.5, scope="local", random_state=0).fit(X, y)
+    loaded = dict(est.net_.callbacks_)["_LoadEpoch"].state_
+    assert sum(est.rounds_[0]["mask_changes"][2:]) > 0  # the mask moved after epoch 2
+    for name, mask in est.winning_ticket_.masks.items():
+        assert np.array_equal(mask, loaded[name].numpy() != 0), name
+    for name, value in est.net_.module_.state_dict().items():
+        assert torch.equal(value, loaded[name]), name
+    assert est.rounds_[0]["n_active"] == 56
