@@ -219,6 +219,18 @@ class TargetedDropout(Callback, TrainingHook):
     # --- as a skorch callback ---------------------------------------------------------
 
     def initialize(self) -> TargetedDropout:
+        """Check the parameters (before any training) and clear what a training leaves.
+
+        Returns
+        -------
+        TargetedDropout
+            This callback.
+
+        Raises
+        ------
+        sklearn.utils._param_validation.InvalidParameterError
+            A rate outside [0, 1], or another parameter out of its constraints.
+        """
         # Checked when the net is initialized, before any training.
         validate_parameter_constraints(self._parameter_constraints, self.get_params(),
                                        caller_name=type(self).__name__)
@@ -226,6 +238,17 @@ class TargetedDropout(Callback, TrainingHook):
         return self
 
     def on_train_begin(self, net, X=None, y=None, **kwargs) -> None:
+        """Seed the draws' generator and find the net's parameters.
+
+        Parameters
+        ----------
+        net : skorch NeuralNet
+            The net in training.
+        X : array-like or None
+            The training data (unused).
+        y : array-like or None
+            The targets (unused).
+        """
         seed = (torch.initial_seed() if self.random_state is None else self.random_state)
         # A stream of its own, apart from the global one the data order is drawn from.
         own_seed = np.random.SeedSequence([int(seed) % 2**63, 0x7D]).generate_state(1)[0]
@@ -244,6 +267,17 @@ class TargetedDropout(Callback, TrainingHook):
 
     @torch.no_grad()
     def on_batch_begin(self, net, batch=None, training=None, **kwargs) -> None:
+        """Drop this step's targeted weights (units), keeping their values aside.
+
+        Parameters
+        ----------
+        net : skorch NeuralNet
+            The net in training.
+        batch : tuple or None
+            The batch (unused).
+        training : bool or None
+            Whether the batch trains; nothing happens for one that does not.
+        """
         if not training:
             return
         self.steps_ += 1
@@ -261,6 +295,21 @@ class TargetedDropout(Callback, TrainingHook):
     @torch.no_grad()
     def on_grad_computed(self, net, named_parameters, X=None, y=None, training=None,
                          **kwargs) -> None:
+        """Zero the dropped weights' gradients and put their values back, before the step.
+
+        Parameters
+        ----------
+        net : skorch NeuralNet
+            The net in training.
+        named_parameters : iterable of (str, Parameter)
+            The net's learnable parameters (unused).
+        X : array-like or None
+            The training data (unused).
+        y : array-like or None
+            The targets (unused).
+        training : bool or None
+            Whether the batch trains; nothing happens for one that does not.
+        """
         if not training:
             return
         for name, (_, keep) in self.held_back_.items():
@@ -270,9 +319,31 @@ class TargetedDropout(Callback, TrainingHook):
         self._put_back()
 
     def on_batch_end(self, net, batch=None, training=None, **kwargs) -> None:
+        """Put back any value still held aside (no gradient was computed).
+
+        Parameters
+        ----------
+        net : skorch NeuralNet
+            The net in training.
+        batch : tuple or None
+            The batch (unused).
+        training : bool or None
+            Whether the batch trains; nothing happens for one that does not.
+        """
         self._put_back()  # in case no gradient was computed
 
     def on_train_end(self, net, X=None, y=None, **kwargs) -> None:
+        """Put back any value still held aside and record ``dropped_share_``.
+
+        Parameters
+        ----------
+        net : skorch NeuralNet
+            The net in training.
+        X : array-like or None
+            The training data (unused).
+        y : array-like or None
+            The targets (unused).
+        """
         self._put_back()  # a training ended between a batch's start and its step
         self.dropped_share_ = {name: total / max(self.steps_, 1)
                                for name, total in self.dropped_total_.items()}
