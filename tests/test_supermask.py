@@ -45,21 +45,25 @@ def test_initial_scores_are_uniform_within_one_over_root_fan_in():
     assert torch.equal(scores, again)
 
 
-def test_one_edge_popup_step_matches_a_hand_computation():
-    """A linear layer 3 -> 2 without bias, MSE, one full batch, SGD: the scores' step
-    and the new top-3 computed by hand, in float64."""
+@pytest.mark.parametrize(("net_lr", "score_lr"), [(5.0, None), (1e-3, 5.0)])
+def test_one_edge_popup_step_matches_a_hand_computation(net_lr, score_lr):
+    """A linear layer 3 -> 2 without bias, MSE, one full batch, SGD with the net's weight
+    decay: the scores' step and the new top-3 computed by hand, in float64. The scores'
+    learning rate is the hook's, or the net's when the hook gives none."""
     rng = np.random.default_rng(3)
     X = rng.normal(size=(4, 3)).astype(np.float32)
     y = rng.normal(size=(4, 2)).astype(np.float32)
     w0 = rng.normal(size=(2, 3)).astype(np.float32)
-    lr, seed, kept = 5.0, 7, 3
+    lr, decay, seed, kept = 5.0, 0.1, 7, 3
     net = NeuralNetRegressor(nn.Linear, module__in_features=3, module__out_features=2,
                              module__bias=False, criterion=nn.MSELoss,
-                             optimizer=torch.optim.SGD, lr=lr, max_epochs=1, batch_size=4,
-                             train_split=None, verbose=0)
+                             optimizer=torch.optim.SGD, optimizer__weight_decay=decay,
+                             lr=net_lr, max_epochs=1, batch_size=4, train_split=None,
+                             verbose=0)
     spec = TrainingSpec(template=net, X=X, y=y, start={"weight": w0},
                         masks={"weight": np.ones((2, 3), dtype=bool)}, seed=0,
-                        hooks=(EdgePopup(counts=(("weight", kept),), lr=None, seed=seed),))
+                        hooks=(EdgePopup(counts=(("weight", kept),), lr=score_lr,
+                                         seed=seed),))
     result = run_training(spec)
 
     # The scores as drawn: uniform on [-1/sqrt(3), 1/sqrt(3)] from the seeded generator.
@@ -75,7 +79,7 @@ def test_one_edge_popup_step_matches_a_hand_computation():
     grad_W = 2 / residual.size * residual.T @ X.astype(np.float64)  # MSE's mean over 8
     # Straight-through: the mask's gradient is the weight's times its value, and
     # reaches the score through |score|.
-    s1 = s0 - lr * grad_W * w0 * np.sign(s0)
+    s1 = s0 - lr * (grad_W * w0 * np.sign(s0) + decay * s0)
     m1 = top(s1)
     assert not np.array_equal(m0, m1)  # the step moved the mask
     assert np.array_equal(result.masks["weight"], m1)
@@ -276,3 +280,4 @@ def test_sample_weights_reach_the_scores():
     assert np.mean(weighted.predict(X) == 0) < np.mean(plain.predict(X) == 0)
     assert not all(np.array_equal(plain.winning_ticket_.masks[name], mask)
                    for name, mask in weighted.winning_ticket_.masks.items())
+

@@ -137,6 +137,26 @@ def test_it_is_off_when_the_net_predicts_and_scores_held_out_rows():
     assert torch.equal(net.module_.layer.weight, seen[-1][1])
 
 
+def test_unit_dropout_in_a_training_drops_whole_units():
+    X, y = breast_cancer(rows=64)
+    seen = []
+    net = small_net(max_epochs=1, batch_size=64, module__n_features=30, module__n_outputs=2,
+                    criterion=nn.CrossEntropyLoss,
+                    callbacks=[TargetedDropout(rate=1.0, targeted_fraction=0.5, unit=True,
+                                               random_state=0)])
+    net.initialize()
+    layer = net.module_.hidden_0
+    layer.register_forward_pre_hook(
+        lambda module, args: seen.append((module.training, module.weight.detach().clone())))
+    net.partial_fit(X, y)
+    training = [weight for is_training, weight in seen if is_training]
+    # 8 of the 16 hidden units (rows) are dropped whole; the others keep every weight.
+    assert [int((w == 0).all(dim=1).sum()) for w in training] == [8]
+    assert int((training[0] == 0).sum()) == 8 * 30
+    assert dict(net.callbacks_)["TargetedDropout"].dropped_share_ == {
+        "hidden_0.weight": 0.5, "output.weight": 0.5}
+
+
 def test_in_an_estimator_it_is_reproducible_and_seeded_by_random_state():
     X, y = breast_cancer(rows=120)
 
