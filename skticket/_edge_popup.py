@@ -181,7 +181,8 @@ class LearnSupermask(Callback):
         self.counts_ = counts
         settings = {name: value for name, value in net.get_params_for("optimizer").items()
                     if name != "param_groups"}
-        lr = net.lr if self.rule.lr is None else self.rule.lr
+        # As skorch builds the net's optimizer: optimizer__lr, else the net's lr.
+        lr = settings.get("lr", net.lr) if self.rule.lr is None else self.rule.lr
         self.optimizer_ = net.optimizer(list(self.scores_.values()), **{**settings, "lr": lr})
         self.schedule_ = None
         self.mask_changes_: list[float] = []
