@@ -45,11 +45,13 @@ def test_initial_scores_are_uniform_within_one_over_root_fan_in():
     assert torch.equal(scores, again)
 
 
-@pytest.mark.parametrize(("net_lr", "score_lr"), [(5.0, None), (1e-3, 5.0)])
+@pytest.mark.parametrize(("net_lr", "score_lr"), [
+    ({"lr": 5.0}, None), ({"lr": 1e-3}, 5.0), ({"lr": 1e-3, "optimizer__lr": 5.0}, None)])
 def test_one_edge_popup_step_matches_a_hand_computation(net_lr, score_lr):
     """A linear layer 3 -> 2 without bias, MSE, one full batch, SGD with the net's weight
     decay: the scores' step and the new top-3 computed by hand, in float64. The scores'
-    learning rate is the hook's, or the net's when the hook gives none."""
+    learning rate is the hook's, or the net's (its optimizer__lr, else its lr) when the
+    hook gives none."""
     rng = np.random.default_rng(3)
     X = rng.normal(size=(4, 3)).astype(np.float32)
     y = rng.normal(size=(4, 2)).astype(np.float32)
@@ -58,8 +60,8 @@ def test_one_edge_popup_step_matches_a_hand_computation(net_lr, score_lr):
     net = NeuralNetRegressor(nn.Linear, module__in_features=3, module__out_features=2,
                              module__bias=False, criterion=nn.MSELoss,
                              optimizer=torch.optim.SGD, optimizer__weight_decay=decay,
-                             lr=net_lr, max_epochs=1, batch_size=4, train_split=None,
-                             verbose=0)
+                             max_epochs=1, batch_size=4, train_split=None, verbose=0,
+                             **net_lr)
     spec = TrainingSpec(template=net, X=X, y=y, start={"weight": w0},
                         masks={"weight": np.ones((2, 3), dtype=bool)}, seed=0,
                         hooks=(EdgePopup(counts=(("weight", kept),), lr=score_lr,
