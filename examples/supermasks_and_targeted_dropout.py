@@ -24,10 +24,10 @@ images scaled to [0, 1], a stratified 30% test split), with 2 seeds:
    trained without it.
 
 Every training runs ``epochs`` epochs (20 by default, fewer than the 30 of
-``lenet_digits.py``, to keep the run to about two minutes on 2 cores) with no
+``lenet_digits.py``, to keep the run to about a minute on 2 cores) with no
 validation split. Test accuracy, mean over the seeds with each seed's value.
 
-Run:  python examples/supermasks_and_targeted_dropout.py      (about 2 min on 2 cores)
+Run:  python examples/supermasks_and_targeted_dropout.py      (about a minute on 2 cores)
 """
 
 from __future__ import annotations
