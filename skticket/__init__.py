@@ -7,8 +7,10 @@ find one around a skorch net by a search, passed as ``search=``: :class:`IMP`
 (iterative magnitude pruning, the default), :class:`EarlyBird` or
 :class:`SNIP`, or one of the one-training searches that move the mask while
 the net trains, :class:`GradualPruning`, :class:`SparseMomentum` and
-:class:`RigL`; a new search subclasses :class:`Search`, and what it needs from
-inside a training is a :class:`TrainingHook`.
+:class:`RigL`, or :class:`Supermask`, which learns a mask over the untrained
+weights; a new search subclasses :class:`Search`, and what it needs from
+inside a training is a :class:`TrainingHook`. :class:`TargetedDropout` is a
+skorch callback (and a training hook) that makes a net robust to pruning.
 """
 
 from ._compact import CompactClassifier, CompactRegressor
@@ -31,6 +33,8 @@ from ._search import (
     SparseMomentum,
     SparseTraining,
 )
+from ._supermask import Supermask
+from ._targeted_dropout import TargetedDropout
 from ._ticket import Ticket
 
 __all__ = [
@@ -52,6 +56,8 @@ __all__ = [
     "SearchRun",
     "SparseMomentum",
     "SparseTraining",
+    "Supermask",
+    "TargetedDropout",
     "Ticket",
     "TicketPathDisplay",
     "TicketPathPoint",

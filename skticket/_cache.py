@@ -42,7 +42,16 @@ import torch
 from joblib.hashing import NumpyHasher
 from skorch.history import History
 
-from . import _hooks, _mask_schedules, _mlp, _pruning, _rng, _training
+from . import (
+    _edge_popup,
+    _hooks,
+    _mask_schedules,
+    _mlp,
+    _pruning,
+    _rng,
+    _targeted_dropout,
+    _training,
+)
 from ._rng import seeded
 from ._training import (
     TrainingResult,
@@ -169,8 +178,8 @@ _ENVIRONMENT = (
     skorch.__version__,
     sklearn.__version__,
     np.__version__,
-    _source_digest(_training, _hooks, _mask_schedules, _pruning, _rng, _mlp,
-                   sys.modules[__name__]),
+    _source_digest(_training, _hooks, _mask_schedules, _pruning, _rng, _mlp, _edge_popup,
+                   _targeted_dropout, sys.modules[__name__]),
 )
 
 

@@ -301,7 +301,11 @@ _SHARED_DOCS = {
         (``"rigl"``; ``drop_fraction``, ``update_every``, ``end``) start at
         ``target_sparsity`` with a random mask and move weights to where the
         momentum (Dettmers & Zettlemoyer, 2019) or the gradient (Evci et al.,
-        2020) is largest. They need ``target_sparsity`` too. A search's
+        2020) is largest. They need ``target_sparsity`` too.
+        :class:`~skticket.Supermask` (``"supermask"``; ``lr``) never trains
+        the weights: it learns a mask over theta_0 by edge-popup (Ramanujan
+        et al., 2020), and ``net_`` predicts with the untrained weights under
+        it; it needs ``target_sparsity``. A search's
         parameters are the estimator's ``search__*``, listed by
         ``get_params(deep=True)``, set by ``set_params`` and gridable
         (``{"search__tolerance": [0.02, 0.1]}``), as ``net__*`` are; a
@@ -338,7 +342,9 @@ _SHARED_DOCS = {
         trained); for ``"gradual"``, ``"sparse_momentum"`` and ``"rigl"``,
         round 1 is the one training, its record adds ``mask_updates`` (per
         update: ``step``, ``n_active``, ``regrown``, ``densities``), and its
-        sparsity is that of the mask the training ended with; for a given
+        sparsity is that of the mask the training ended with; for
+        ``"supermask"``, round 1 is the one training of the mask, its record
+        adds ``mask_changes`` (per epoch, the share of the mask it changed); for a given
         ``ticket``, the one round carries the ticket's own round number.
         ``winning_ticket_.round`` is the round of the ticket.""",
     "fitted_attributes": """    n_features_in_ : int

@@ -1047,6 +1047,9 @@ def prune_once(session: Session, rule: PruningRule, progress: SearchProgress) ->
     return trained
 
 
+# The searches of their own modules build on the classes above.
+from ._supermask import Supermask  # noqa: E402
+
 #: The searches by the name an estimator's ``search`` parameter may give instead of an
 #: object: the name means the class with its defaults.
 SEARCHES: dict[str, type[Search]] = {
@@ -1056,4 +1059,5 @@ SEARCHES: dict[str, type[Search]] = {
     "gradual": GradualPruning,
     "sparse_momentum": SparseMomentum,
     "rigl": RigL,
+    "supermask": Supermask,
 }

@@ -22,7 +22,8 @@ def _fast(net_class, **net_params):
 FAST_ESTIMATORS = [
     cls(_fast(net_class), prune_fraction=0.5, target_sparsity=0.5, random_state=0,
         search=search)
-    for search in ("imp", "early_bird", "snip", "gradual", "sparse_momentum", "rigl")
+    for search in ("imp", "early_bird", "snip", "gradual", "sparse_momentum", "rigl",
+                   "supermask")
     for cls, net_class in ((LotteryTicketClassifier, NeuralNetClassifier),
                            (LotteryTicketRegressor, NeuralNetRegressor))
 ] + [
@@ -62,10 +63,28 @@ EXPECTED_FAILED_CHECKS: dict[str, dict[str, str]] = {
 }
 
 
+_UNTRAINED_WEIGHTS = (
+    "A supermask never trains the weights: the regressor's output is the net's random "
+    "weights at torch's default initialisation (uniform within 1/sqrt(fan_in)) under a "
+    "learned mask, and no mask of them reaches the scale of the target: R^2 stays below "
+    "the check's 0.5 (0.20 on 200 standardized diabetes rows with the same net). A "
+    "classifier is scored by its largest output, which the scale does not limit."
+)
+SUPERMASK_REGRESSOR_FAILED_CHECKS = {
+    name: _UNTRAINED_WEIGHTS
+    for name in ("check_regressors_train", "check_regressors_train(readonly_memmap=True)",
+                 "check_regressors_train(readonly_memmap=True,X_dtype=float32)")
+}
+
+
 def expected_failed_checks(estimator):
     """The checks ``estimator`` is expected to fail, with their reasons (test_search's
     estimator checks use them too)."""
-    return EXPECTED_FAILED_CHECKS.get(type(estimator).__name__, {})
+    expected = dict(EXPECTED_FAILED_CHECKS.get(type(estimator).__name__, {}))
+    if (isinstance(estimator, LotteryTicketRegressor)
+            and getattr(estimator, "search", None) == "supermask"):
+        expected.update(SUPERMASK_REGRESSOR_FAILED_CHECKS)
+    return expected
 
 
 @parametrize_with_checks(FAST_ESTIMATORS, expected_failed_checks=expected_failed_checks)

@@ -272,3 +272,39 @@ def test_signs_and_criteria_at_target():
     last = signs.at_target(rows, "sign")
     assert sorted((row["repeat"], row["round"], row["ticket"]) for row in last) == [
         (0, 2, "sign"), (1, 2, "sign")]
+
+
+def test_supermasks_and_targeted_dropout(capsys):
+    example = _load("supermasks_and_targeted_dropout")
+    result = example.main(hidden_units=(24, 12), epochs=3, seeds=(0,))
+    rows = result["supermasks"]
+    methods = ["IMP 50% ticket, trained", "IMP 50% mask on theta_0, untrained",
+               "learned supermask, lr 1.2e-3 (the net)", "learned supermask, lr 0.01"]
+    assert [(r["init"], r["method"]) for r in rows] == [
+        (init, method) for init in ("default", "kaiming") for method in methods]
+    assert all(0 <= r["accuracy"] <= 1 for r in rows)
+    # Digits' test split holds about a tenth of each class.
+    assert 0.1 <= result["chance"] < 0.11
+    dropouts = result["dropouts"]
+    assert [r["dropout"] for r in dropouts] == list(example.DROPOUTS)
+    assert all(0 <= r[key] <= 1 for r in dropouts for key in ("dense", 0.9, 0.95))
+    out = capsys.readouterr().out
+    assert "learned supermask" in out and "pruned to 95%" in out
+
+
+def test_one_shot_pruning_of_the_example_prunes_by_rank_and_restores_the_net():
+    example = _load("supermasks_and_targeted_dropout")
+    import torch
+    from skorch import NeuralNetClassifier
+
+    net = NeuralNetClassifier(torch.nn.Linear, module__in_features=4, module__out_features=2,
+                              criterion=torch.nn.CrossEntropyLoss).initialize()
+    with torch.no_grad():
+        net.module_.weight.copy_(torch.tensor([[1.0, -4.0, 0.5, 2.0], [-3.0, 0.1, 5.0, 2.5]]))
+        net.module_.bias.zero_()
+    X, y = np.eye(4, dtype=np.float32), np.array([0, 1, 1, 1])
+    assert example.accuracy(net, X, y) == 1.0
+    # At 75% two of the eight weights are kept, 5 and -4: input 3 then reads 0 for both
+    # classes (class 0 by the tie) instead of 2 against 2.5; the others keep their class.
+    assert example.pruned_accuracy(net, X, y, 0.75) == 0.75
+    assert example.accuracy(net, X, y) == 1.0  # the weights are put back
