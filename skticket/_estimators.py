@@ -19,6 +19,7 @@ from scipy.sparse import issparse
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
 from sklearn.model_selection import train_test_split
 from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.sparsefuncs import mean_variance_axis
 from sklearn.utils.validation import check_array, check_is_fitted, check_memory, validate_data
 from skorch import NeuralNet
@@ -465,6 +466,10 @@ class BaseLotteryTicket(_StandInParams, InputImportancesMixin, BaseEstimator,
     _target_type: type[TargetEncoding]
     _compact_type: type[CompactClassifier | CompactRegressor]
 
+    # partial_fit is there unless a subclass says otherwise (the CV estimators, whose
+    # folds need all the rows at once).
+    _has_partial_fit = True
+
     def _uses_default_net(self) -> bool:
         return self.net is None or isinstance(self.net, self._target_type.default_net_class)
 
@@ -710,6 +715,11 @@ class BaseLotteryTicket(_StandInParams, InputImportancesMixin, BaseEstimator,
 
 
 # --- what fit and prune are made of: functions of an estimator's parameters and the data ---
+
+
+def _streams(est: BaseLotteryTicket) -> bool:
+    """Whether ``est`` has ``partial_fit`` (scikit-learn's ``available_if``)."""
+    return est._has_partial_fit
 
 
 def check_net_params(est: BaseLotteryTicket) -> None:
@@ -1054,6 +1064,7 @@ class LotteryTicketClassifier(ClassPredictions, ClassifierMixin, BaseLotteryTick
     _target_type = ClassLabels
     _compact_type = CompactClassifier
 
+    @available_if(_streams)
     @Substitution(**PARTIAL_FIT_DOCS)
     @fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, classes=None, sample_weight=None):
@@ -1099,7 +1110,7 @@ class LotteryTicketClassifier(ClassPredictions, ClassifierMixin, BaseLotteryTick
         >>> X, y = load_iris(return_X_y=True)
         >>> X = StandardScaler().fit_transform(X)
         >>> clf = LotteryTicketClassifier(prune_fraction=0.5, random_state=0).set_params(
-        ...     net__module__hidden_units=(16,))
+        ...     net__module__hidden_units=(16,), net__max_epochs=20)
         >>> for rows in np.array_split(np.random.default_rng(0).permutation(150), 5):
         ...     clf = clf.partial_fit(X[rows], y[rows], classes=[0, 1, 2])
         >>> clf.rounds_[0]["epochs"], clf.winning_ticket_.sparsity
@@ -1169,6 +1180,7 @@ class LotteryTicketRegressor(TargetPredictions, RegressorMixin, BaseLotteryTicke
     _target_type = RegressionTarget
     _compact_type = CompactRegressor
 
+    @available_if(_streams)
     @Substitution(**PARTIAL_FIT_DOCS)
     @fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None):

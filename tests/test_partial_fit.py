@@ -20,7 +20,12 @@ from sklearn.utils.class_weight import compute_sample_weight
 
 import skticket._estimators as estimators_module
 import skticket._partial as partial_module
-from skticket import LotteryTicketClassifier, LotteryTicketRegressor
+from skticket import (
+    LotteryTicketClassifier,
+    LotteryTicketClassifierCV,
+    LotteryTicketRegressor,
+    LotteryTicketRegressorCV,
+)
 
 
 @pytest.fixture(scope="module")
@@ -333,3 +338,10 @@ def test_after_a_fit_from_memory_partial_fit_trains_as_after_a_trained_fit(cance
     read = own_classifier(target_sparsity=0.5, memory=tmp_path).fit(X, y)
     assert read.rounds_[-1]["cached"]
     assert_same_weights(trained.partial_fit(X, y), read.partial_fit(X, y))
+
+
+def test_the_cv_estimators_have_none():
+    # Their folds and refit need all the rows at once.
+    assert not hasattr(LotteryTicketClassifierCV(), "partial_fit")
+    assert not hasattr(LotteryTicketRegressorCV(), "partial_fit")
+    assert hasattr(LotteryTicketClassifier(), "partial_fit")
