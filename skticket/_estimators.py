@@ -152,7 +152,7 @@ def _checked_sample_weight(sample_weight, n_samples: int) -> np.ndarray | None:
 _SCALE_RATIO = 100.0
 
 
-def _warn_if_unscaled(X: np.ndarray) -> None:
+def _warn_if_unscaled(X: np.ndarray, stacklevel: int) -> None:
     """Warn when the features' scales differ by orders of magnitude (default net only).
 
     Gradient steps of one learning rate cannot suit weights of features on
@@ -174,7 +174,7 @@ def _warn_if_unscaled(X: np.ndarray) -> None:
             f"The features' scales {what} (from {scale.min():.3g} to {scale.max():.3g}); "
             "the default net trains poorly on such inputs. Standardize them, e.g. "
             "make_pipeline(StandardScaler(), estimator).",
-            InputScaleWarning, stacklevel=6,
+            InputScaleWarning, stacklevel=stacklevel,
         )
 
 
@@ -731,16 +731,20 @@ def check_net_params(est: BaseLotteryTicket) -> None:
                             caller=type(est).__name__)
 
 
-def _encoded_fit_data(est: BaseLotteryTicket, X, y, sample_weight, classes: np.ndarray | None):
+def _encoded_fit_data(est: BaseLotteryTicket, X, y, sample_weight, classes: np.ndarray | None,
+                      *, stacklevel: int = 6):
     """What a fit starts from: the net's settings checked, ``X`` and ``y`` validated (which
     sets ``n_features_in_``), the training weights, and the target encoding learned from
-    ``y`` (over ``classes`` when given): ``(X, y encoded, weight, target)``."""
+    ``y`` (over ``classes`` when given): ``(X, y encoded, weight, target)``.
+
+    ``stacklevel`` is the input-scale warning's (:func:`_warn_if_unscaled`): the default
+    names the caller of ``fit`` (through _open_path, fit and scikit-learn's _fit_context)."""
     check_net_params(est)
     default_net = est._uses_default_net()
     X, y = _validated_fit_data(est, X, y, reset=True)
     sample_weight = _training_weight(est, sample_weight, y, X.shape[0])
     if default_net:
-        _warn_if_unscaled(X)
+        _warn_if_unscaled(X, stacklevel)
     target = est._target_type(estimator_name=type(est).__name__, default_net=default_net)
     y = target.fit_transform(y, classes=classes)
     return X, y, sample_weight, target
@@ -834,7 +838,9 @@ def _first_epoch(est: BaseLotteryTicket, X, y, sample_weight,
     """``partial_fit`` on an unfitted estimator: the fitted attributes of the search's first
     round (the dense net, or the given ticket) trained one epoch on the data
     (:func:`~skticket._partial.start_round`)."""
-    X, y, sample_weight, target = _encoded_fit_data(est, X, y, sample_weight, classes)
+    # The warning's stacklevel: partial_fit's caller, through _partial_fit and this.
+    X, y, sample_weight, target = _encoded_fit_data(est, X, y, sample_weight, classes,
+                                                    stacklevel=7)
     template = _template(est, target, X)
     net = target.net(est.net)
     if isinstance(net.batch_size, str) and net.batch_size == "auto":

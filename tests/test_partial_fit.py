@@ -26,6 +26,7 @@ from skticket import (
     LotteryTicketRegressor,
     LotteryTicketRegressorCV,
 )
+from skticket.exceptions import InputScaleWarning
 
 
 @pytest.fixture(scope="module")
@@ -345,3 +346,11 @@ def test_the_cv_estimators_have_none():
     assert not hasattr(LotteryTicketClassifierCV(), "partial_fit")
     assert not hasattr(LotteryTicketRegressorCV(), "partial_fit")
     assert hasattr(LotteryTicketClassifier(), "partial_fit")
+
+
+def test_the_input_scale_warning_names_the_caller(cancer):
+    X, y = cancer
+    X = X * np.array([1000.0] + [1.0] * (X.shape[1] - 1), dtype=np.float32)
+    with pytest.warns(InputScaleWarning, match="differ by orders of magnitude") as record:
+        default_classifier().partial_fit(X, y, classes=[0, 1])
+    assert record[0].filename == __file__
