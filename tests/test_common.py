@@ -45,7 +45,11 @@ FAST_ESTIMATORS = [
 # the other rows: these MLPs predict in float64 from their float32 weights, so a row's
 # outputs agree to about 1e-12 relative whatever the batch, far below the check's rtol
 # (skticket/_predict.py); check_sample_weights_invariance passes by construction for
-# uniform weights (they train as None).
+# uniform weights (they train as None). The checks that call partial_fit
+# (check_estimators_partial_fit_n_features, check_n_features_in_after_fitting,
+# check_dataframe_column_names_consistency, check_fit_score_takes_y,
+# check_param_validation) pass on the plain estimators, whatever their search; the CV
+# estimators have no partial_fit.
 _REPEATED_ROWS = (
     "A weight of 2 and a repeated row give the same loss, not the same training: "
     "mini-batch training sees the repeated row as a row of its own, so the batches, and "
