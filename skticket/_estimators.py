@@ -39,6 +39,7 @@ from ._importance import InputImportancesMixin
 from ._nets import AUTO_BATCH_ROWS, sized_net, validate_net_params
 from ._partial import (
     PARTIAL_FIT_DOCS,
+    carried_optimizer_state,
     checked_classes,
     continued_attributes,
     refuse_balanced_class_weight,
@@ -852,8 +853,7 @@ def _first_epoch(est: BaseLotteryTicket, X, y, sample_weight,
     trained, progress = start_round(session, _pruning_rule(est, session.prunable),
                                     ticket=est.ticket, ticket_init=est.ticket_init)
     return {"_target_": target, **target.fitted_attributes(), "_start_point_": est._start_point(),
-            **kept_attributes(session, progress, trained, [trained.record]),
-            "_partial_fit_net_": trained.result.net}
+            **kept_attributes(session, progress, trained, [trained.record])}
 
 
 def _next_epoch(est: BaseLotteryTicket, X, y, sample_weight) -> dict:
@@ -864,17 +864,11 @@ def _next_epoch(est: BaseLotteryTicket, X, y, sample_weight) -> dict:
     sample_weight = _training_weight(est, sample_weight, y, X.shape[0])
     y = est._target_.transform(y)
     session = est._session_
-    # The optimizer goes on from the previous call's while net_ is still that call's net.
-    # fit and prune() train each round with a fresh optimizer (and a round read from
-    # memory has no optimizer state), so the first call after them starts a fresh one.
-    carried = (est.net_.optimizer_.state_dict()
-               if getattr(est, "_partial_fit_net_", None) is est.net_ else None)
     ticket = est.winning_ticket_
     result = train_epoch(session, Data(X, y, w_train=sample_weight), est.net_, ticket.masks,
-                         ticket.round, optimizer_state=carried)
-    return {**continued_attributes(est.rounds_, est._search_progress_, ticket.round, session,
-                                   result),
-            "_partial_fit_net_": result.net}
+                         ticket.round, optimizer_state=carried_optimizer_state(est.net_))
+    return continued_attributes(est.rounds_, est._search_progress_, ticket.round, session,
+                                result)
 
 
 def _resolved_search(est: BaseLotteryTicket) -> Search:

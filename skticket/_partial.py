@@ -33,8 +33,12 @@ from ._ticket import Ticket
 from ._training import TrainingResult, TrainingSpec, module_state, prunable_weights, run_training
 from .exceptions import TrainingDivergedError
 
-__all__ = ["checked_classes", "continued_attributes", "refuse_balanced_class_weight",
-           "start_round", "train_epoch"]
+__all__ = ["PARTIAL_FIT_EPOCH", "carried_optimizer_state", "checked_classes",
+           "continued_attributes", "refuse_balanced_class_weight", "start_round", "train_epoch"]
+
+#: The key of ``net_.history``'s epochs that ``partial_fit`` trained: the next call goes on
+#: with the optimizer's state when the last epoch is one of them.
+PARTIAL_FIT_EPOCH = "partial_fit"
 
 #: What the training net of one ``partial_fit`` epoch sets, and the fitted net
 #: gets back from the template: one epoch, on every row given (the net's held-out
@@ -140,8 +144,20 @@ def start_round(session: Session, rule: PruningRule, *, ticket: Ticket | None,
             progress.rewind_point = rewind_point
         progress.accept(trained, session.prunable)
         progress.next_round = 1
-    _as_template(trained.result.net, session.template)
+    net = _as_template(trained.result.net, session.template)
+    net.history.record(PARTIAL_FIT_EPOCH, True)
     return trained, progress
+
+
+def carried_optimizer_state(net: NeuralNet) -> dict | None:
+    """The optimizer state the next ``partial_fit`` epoch of ``net`` goes on from: the
+    net's own when its last epoch was a ``partial_fit`` epoch, else None (a fresh
+    optimizer): ``fit`` and ``prune()`` train each round with a fresh one, and a round
+    read from ``memory`` has no optimizer state, so the first call after them starts
+    afresh whether or not the round was read."""
+    if len(net.history) and net.history[-1].get(PARTIAL_FIT_EPOCH, False):
+        return net.optimizer_.state_dict()
+    return None
 
 
 def train_epoch(session: Session, data: Data, net: NeuralNet, masks: dict[str, np.ndarray],
@@ -176,7 +192,7 @@ def train_epoch(session: Session, data: Data, net: NeuralNet, masks: dict[str, n
             "rate, or standardize the inputs (and a regression target).") from error
     trained = result.net
     # The epoch goes on from net's: its history goes on too, numbered after them.
-    epochs = [dict(entry, epoch=epochs_before + 1 + position)
+    epochs = [dict(entry, epoch=epochs_before + 1 + position, **{PARTIAL_FIT_EPOCH: True})
               for position, entry in enumerate(trained.history)]
     trained.history = History([*net.history, *epochs])
     _as_template(trained, session.template)
@@ -235,10 +251,11 @@ PARTIAL_FIT_DOCS = {
 
         ``winning_ticket_`` (masks and start state) stays as it is; ``net_``
         is its net trained one epoch more (``net_.history`` lists every epoch
-        it trained); the ticket's record in ``rounds_`` counts the epoch
-        (``epochs`` + 1, the last epoch's ``train_loss``, its ``seconds``
-        added, ``valid_score`` None: scored before), and ``prune()`` ranks the
-        weights as they are now. The parameters that decide where the search
+        it trained, ``partial_fit``'s marked ``"partial_fit": True``); the
+        ticket's record in ``rounds_`` counts the epoch (``epochs`` + 1, the
+        last epoch's ``train_loss``, its ``seconds`` added, ``valid_score``
+        None: scored before), and ``prune()`` ranks the weights as they are
+        now. The parameters that decide where the search
         started (``net`` and every ``net__*``, ``prunable``, ``rewind_step``,
         ``random_state``) must stay as they were, as for ``prune()``;
         ``memory`` is not used. ``batch_size="auto"`` means ``min(200,

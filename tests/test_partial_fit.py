@@ -69,6 +69,7 @@ def test_calls_on_the_same_rows_train_as_fit_with_as_many_epochs(cancer):
     assert streamed.rounds_[0]["train_loss"] == pytest.approx(fitted.rounds_[0]["train_loss"])
     assert len(streamed.net_.history) == 4
     assert list(streamed.net_.history[:, "epoch"]) == [1, 2, 3, 4]
+    assert all(streamed.net_.history[:, "partial_fit"])
 
 
 def test_a_fresh_optimizer_in_every_call_would_train_otherwise(cancer, monkeypatch):
@@ -154,6 +155,8 @@ def test_the_tickets_record_counts_the_epochs(cancer):
     assert last["seconds"] > records[-1]["seconds"]
     assert est.rounds_[:-1] == records[:-1]
     assert len(est.net_.history) == epochs_before + 2
+    assert [epoch.get("partial_fit", False) for epoch in est.net_.history[-3:]] == [
+        False, True, True]
     # The net is configured as the user's (one epoch, every row, for the call only).
     default = LotteryTicketClassifier(random_state=0).set_params(
         net__module__hidden_units=(16,), net__max_epochs=7)
