@@ -58,6 +58,12 @@ _REPEATED_ROWS = (
     "trained weights, and the float64 predictions computed from them, differ by about "
     "1e-7 relative, the check's rtol."
 )
+# The regressor with a skorch NeuralNetRegressor of its own passes both checks here (its
+# predictions within 2.6e-8 to 6.5e-8 relative, every search; the default regressor net,
+# which standardizes each fit's target by its own rows, and the classifiers do not), but
+# only by float32 luck: under ATEN_CPU_CAPABILITY=default (torch's unvectorized kernels) the
+# same fits differ by up to 1.7e-7 (imp, early_bird) and 1.5e-7 (sparse_momentum) and fail.
+# The expected failures stay, non-strict, for every estimator.
 EXPECTED_FAILED_CHECKS: dict[str, dict[str, str]] = {
     name: {"check_sample_weight_equivalence_on_dense_data": _REPEATED_ROWS,
            "check_sample_weight_equivalence_on_sparse_data": _REPEATED_ROWS}
