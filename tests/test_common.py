@@ -59,8 +59,9 @@ _REPEATED_ROWS = (
     "1e-7 relative, the check's rtol."
 )
 # The regressor with a skorch NeuralNetRegressor of its own passes both checks here (its
-# predictions within 2.6e-8 to 6.5e-8 relative, every search; the default regressor net,
-# which standardizes each fit's target by its own rows, and the classifiers do not), but
+# predictions within 2.6e-8 to 6.5e-8 relative, every search; the classifiers do not, nor
+# does the default regressor net, whose target standardization ignores sample_weight, so
+# that a weighted fit's target mean is not its repeated fit's), but
 # only by float32 luck: under ATEN_CPU_CAPABILITY=default (torch's unvectorized kernels) the
 # same fits differ by up to 1.7e-7 (imp, early_bird) and 1.5e-7 (sparse_momentum) and fail.
 # The expected failures stay, non-strict, for every estimator.
