@@ -15,6 +15,7 @@ from numbers import Integral, Number, Real
 
 import numpy as np
 from joblib import Memory
+from numpy.typing import ArrayLike
 from scipy.sparse import issparse
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
 from sklearn.model_selection import train_test_split
@@ -718,7 +719,7 @@ class BaseLotteryTicket(_StandInParams, InputImportancesMixin, BaseEstimator,
 # --- what fit and prune are made of: functions of an estimator's parameters and the data ---
 
 
-def _streams(est: BaseLotteryTicket) -> bool:
+def _offers_partial_fit(est: BaseLotteryTicket) -> bool:
     """Whether ``est`` has ``partial_fit`` (scikit-learn's ``available_if``)."""
     return est._has_partial_fit
 
@@ -843,7 +844,7 @@ def _first_epoch(est: BaseLotteryTicket, X, y, sample_weight,
     X, y, sample_weight, target = _encoded_fit_data(est, X, y, sample_weight, classes,
                                                     stacklevel=7)
     template = _template(est, target, X)
-    net = target.net(est.net)
+    net = est.net if est.net is not None else target.default_net_class()
     if isinstance(net.batch_size, str) and net.batch_size == "auto":
         # "auto" is min(200, rows) of each call: batches of 200 rows cut any call's rows
         # as that does, and prune() then batches its data as fit would.
@@ -1064,10 +1065,12 @@ class LotteryTicketClassifier(ClassPredictions, ClassifierMixin, BaseLotteryTick
     _target_type = ClassLabels
     _compact_type = CompactClassifier
 
-    @available_if(_streams)
+    @available_if(_offers_partial_fit)
     @Substitution(**PARTIAL_FIT_DOCS)
     @fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y, classes=None, sample_weight=None):
+    def partial_fit(self, X, y, classes: ArrayLike | None = None,
+                    sample_weight: float | ArrayLike | None = None
+                    ) -> LotteryTicketClassifier:
         """%(partial_fit_summary)s
 
         Parameters
@@ -1180,10 +1183,11 @@ class LotteryTicketRegressor(TargetPredictions, RegressorMixin, BaseLotteryTicke
     _target_type = RegressionTarget
     _compact_type = CompactRegressor
 
-    @available_if(_streams)
+    @available_if(_offers_partial_fit)
     @Substitution(**PARTIAL_FIT_DOCS)
     @fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y, sample_weight=None):
+    def partial_fit(self, X, y, sample_weight: float | ArrayLike | None = None
+                    ) -> LotteryTicketRegressor:
         """%(partial_fit_summary)s
 
         With the default net the target is standardized by the mean and
@@ -1204,6 +1208,8 @@ class LotteryTicketRegressor(TargetPredictions, RegressorMixin, BaseLotteryTicke
         ValueError
             A parameter that decides where the search started changed since
             the first call (or ``fit``); whatever :meth:`fit` refuses of the data.
+        TypeError
+            A sparse ``y``, refused as :meth:`fit` and ``MLPRegressor`` refuse it.
 
         See Also
         --------
