@@ -110,7 +110,7 @@ def test_weighted_streamed_batches_train_as_weighted_fit(cancer):
     assert not np.allclose(weights(streamed)["output.weight"], weights(unweighted)["output.weight"])
 
 
-def test_regressor_calls_train_as_fit(cancer):
+def test_regressor_calls_train_as_fit():
     X, _ = make_regression(n_samples=120, n_features=6, noise=1.0, random_state=0)
     y = X @ np.arange(6.0) * 10 + 50  # raw units: the default net standardizes them
     regressor = LotteryTicketRegressor(max_rounds=0, random_state=0).set_params(
