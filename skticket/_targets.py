@@ -237,6 +237,11 @@ class ClassLabels(TargetEncoding):
         if self.multilabel_:
             # An indicator matrix has a column per label whatever rows it holds.
             self.classes_ = LabelBinarizer().fit(y).classes_
+            if classes is not None and not np.array_equal(classes, self.classes_):
+                raise ValueError(
+                    f"y is a label indicator matrix of {len(self.classes_)} labels, whose "
+                    f"classes are the label indices {self.classes_.tolist()}; got classes="
+                    f"{np.asarray(classes).tolist()}.")
             self.label_dtype_ = y.dtype
             return np.asarray(y, dtype=np.float32)
         y = self._column(y)

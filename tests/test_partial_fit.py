@@ -15,7 +15,7 @@ import pytest
 import torch
 from helpers import breast_cancer, small_net
 from sklearn.base import clone
-from sklearn.datasets import make_regression
+from sklearn.datasets import make_multilabel_classification, make_regression
 from sklearn.utils.class_weight import compute_sample_weight
 
 import skticket._estimators as estimators_module
@@ -357,3 +357,15 @@ def test_the_input_scale_warning_names_the_caller(cancer):
     with pytest.warns(InputScaleWarning, match="differ by orders of magnitude") as record:
         default_classifier().partial_fit(X, y, classes=[0, 1])
     assert record[0].filename == __file__
+
+
+def test_a_label_indicator_matrix_streams_with_its_label_indices():
+    X, Y = make_multilabel_classification(n_samples=80, n_features=6, n_classes=3,
+                                          random_state=0)
+    est = LotteryTicketClassifier(random_state=0).set_params(
+        net__module__hidden_units=(8,), net__max_epochs=2)
+    with pytest.raises(ValueError, match=r"label indices \[0, 1, 2\]; got classes=\[0, 1\]"):
+        est.partial_fit(X, Y, classes=[0, 1])
+    est.partial_fit(X[:40], Y[:40], classes=[0, 1, 2]).partial_fit(X[40:], Y[40:])
+    assert est.predict(X).shape == Y.shape
+    assert est.rounds_[0]["epochs"] == 2
