@@ -206,6 +206,8 @@ class BaseLotteryTicketCV(BaseLotteryTicket):
 
     #: The plain estimator whose path each fold runs and the refit is.
     _plain_type: type[BaseLotteryTicket]
+    # No partial_fit: the folds and the refit need all the rows at once.
+    _has_partial_fit = False
 
     def __init__(
         self,
@@ -411,6 +413,9 @@ class LotteryTicketClassifierCV(BaseLotteryTicketCV, LotteryTicketClassifier):
     mean scores, and the plain estimator's search runs on all rows up to it:
     the fitted estimator is that refit (``predict``, ``prune()``,
     ``compact()``, ...). ``LassoCV`` does the same for a regularization path.
+    Cross-validation needs all the rows at once: unlike the plain estimator,
+    it has no ``partial_fit`` (``prune()`` and ``partial_fit`` of a plain
+    estimator built with the chosen ``target_sparsity`` serve a stream).
 
     Parameters
     ----------
@@ -513,7 +518,7 @@ class LotteryTicketRegressorCV(BaseLotteryTicketCV, LotteryTicketRegressor):
     As :class:`LotteryTicketClassifierCV`, for :class:`LotteryTicketRegressor`:
     every fold runs its search on its training rows, every level is scored on
     the fold's test rows (R^2 by default), ``select`` picks the level and the
-    search runs on all rows up to it.
+    search runs on all rows up to it. It has no ``partial_fit``.
 
     Parameters
     ----------

@@ -15,10 +15,12 @@ from numbers import Integral, Number, Real
 
 import numpy as np
 from joblib import Memory
+from numpy.typing import ArrayLike
 from scipy.sparse import issparse
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
 from sklearn.model_selection import train_test_split
 from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.sparsefuncs import mean_variance_axis
 from sklearn.utils.validation import check_array, check_is_fitted, check_memory, validate_data
 from skorch import NeuralNet
@@ -35,7 +37,16 @@ from ._compact import (
 from ._compat import HasMethods, Interval, StrOptions, fit_context
 from ._docstring import Substitution
 from ._importance import InputImportancesMixin
-from ._nets import sized_net, validate_net_params
+from ._nets import AUTO_BATCH_ROWS, sized_net, validate_net_params
+from ._partial import (
+    PARTIAL_FIT_DOCS,
+    carried_optimizer_state,
+    checked_classes,
+    continued_attributes,
+    refuse_balanced_class_weight,
+    start_round,
+    train_epoch,
+)
 from ._path import SearchPath, TicketPathPoint, fitted_attributes, kept_attributes, trained_as
 from ._predict import predict_nonlinearity, predict_outputs
 from ._progress import RoundProgress
@@ -143,7 +154,7 @@ def _checked_sample_weight(sample_weight, n_samples: int) -> np.ndarray | None:
 _SCALE_RATIO = 100.0
 
 
-def _warn_if_unscaled(X: np.ndarray) -> None:
+def _warn_if_unscaled(X: np.ndarray, stacklevel: int) -> None:
     """Warn when the features' scales differ by orders of magnitude (default net only).
 
     Gradient steps of one learning rate cannot suit weights of features on
@@ -165,7 +176,7 @@ def _warn_if_unscaled(X: np.ndarray) -> None:
             f"The features' scales {what} (from {scale.min():.3g} to {scale.max():.3g}); "
             "the default net trains poorly on such inputs. Standardize them, e.g. "
             "make_pipeline(StandardScaler(), estimator).",
-            InputScaleWarning, stacklevel=5,
+            InputScaleWarning, stacklevel=stacklevel,
         )
 
 
@@ -484,6 +495,10 @@ class BaseLotteryTicket(_StandInParams, InputImportancesMixin, BaseEstimator,
     _target_type: type[TargetEncoding]
     _compact_type: type[CompactClassifier | CompactRegressor]
 
+    # partial_fit is there unless a subclass says otherwise (the CV estimators, whose
+    # folds need all the rows at once).
+    _has_partial_fit = True
+
     def _uses_default_net(self) -> bool:
         return self.net is None or isinstance(self.net, self._target_type.default_net_class)
 
@@ -502,21 +517,10 @@ class BaseLotteryTicket(_StandInParams, InputImportancesMixin, BaseEstimator,
         points' estimators and ``fit`` to set.
         """
         with preserved_global_state(self._device()):
-            check_net_params(self)
-            default_net = self._uses_default_net()
-            X, y = _validated_fit_data(self, X, y, reset=True)
-            sample_weight = _training_weight(self, sample_weight, y, X.shape[0])
-            if default_net:
-                _warn_if_unscaled(X)
-            target = self._target_type(estimator_name=type(self).__name__,
-                                       default_net=default_net)
-            y = target.fit_transform(y, classes=classes)
+            X, y, sample_weight, target = _encoded_fit_data(self, X, y, sample_weight, classes)
             search = _resolved_search(self)
             seeds = draw_seeds(self.random_state)
-            # A given ticket says itself which weights are pruned (its names are checked
-            # against the net by the search).
-            prunable = (self.prunable if self.ticket is None
-                        else lambda name, _, masks=self.ticket.masks: name in masks)
+            prunable = _pruned_names(self)
             data = _split(self, X, y, seeds, sample_weight, target)
             session = Session(_template(self, target, data.X_train), data, seeds,
                               prunable=prunable, memory=_round_memory(self),
@@ -656,6 +660,16 @@ class BaseLotteryTicket(_StandInParams, InputImportancesMixin, BaseEstimator,
                                              [*self.rounds_, trained.record]))
         return self
 
+    def _partial_fit(self, X, y, sample_weight, classes: np.ndarray | None = None):
+        """Both estimators' ``partial_fit`` (see theirs), ``classes`` checked."""
+        refuse_balanced_class_weight(getattr(self, "class_weight", None))
+        with _all_or_nothing(self), preserved_global_state(self._device()):
+            if hasattr(self, "_session_"):
+                self._set_fitted(_next_epoch(self, X, y, sample_weight))
+            else:
+                self._set_fitted(_first_epoch(self, X, y, sample_weight, classes))
+        return self
+
     def compact(self, *, sparse_threshold: float = CSR_MIN_SPARSITY,
                 batch_size: int = BATCH_SIZE) -> CompactClassifier | CompactRegressor:
         """The fitted ticket as a smaller network, for fast prediction.
@@ -732,6 +746,11 @@ class BaseLotteryTicket(_StandInParams, InputImportancesMixin, BaseEstimator,
 # --- what fit and prune are made of: functions of an estimator's parameters and the data ---
 
 
+def _offers_partial_fit(est: BaseLotteryTicket) -> bool:
+    """Whether ``est`` has ``partial_fit`` (scikit-learn's ``available_if``)."""
+    return est._has_partial_fit
+
+
 def check_net_params(est: BaseLotteryTicket) -> None:
     """The net's own settings, checked before the data and any training: a bad one
     is named as the user set it (``net__lr``); see
@@ -739,6 +758,33 @@ def check_net_params(est: BaseLotteryTicket) -> None:
     if est.net is not None:  # the default net's defaults are valid
         validate_net_params(est.net, default=est._uses_default_net(), prefix="net__",
                             caller=type(est).__name__)
+
+
+def _encoded_fit_data(est: BaseLotteryTicket, X, y, sample_weight, classes: np.ndarray | None,
+                      *, stacklevel: int = 6):
+    """What a fit starts from: the net's settings checked, ``X`` and ``y`` validated (which
+    sets ``n_features_in_``), the training weights, and the target encoding learned from
+    ``y`` (over ``classes`` when given): ``(X, y encoded, weight, target)``.
+
+    ``stacklevel`` is the input-scale warning's (:func:`_warn_if_unscaled`): the default
+    names the caller of ``fit`` (through _open_path, fit and scikit-learn's _fit_context)."""
+    check_net_params(est)
+    default_net = est._uses_default_net()
+    X, y = _validated_fit_data(est, X, y, reset=True)
+    sample_weight = _training_weight(est, sample_weight, y, X.shape[0])
+    if default_net:
+        _warn_if_unscaled(X, stacklevel)
+    target = est._target_type(estimator_name=type(est).__name__, default_net=default_net)
+    y = target.fit_transform(y, classes=classes)
+    return X, y, sample_weight, target
+
+
+def _pruned_names(est: BaseLotteryTicket):
+    """``prunable`` as the session takes it: a given ticket says itself which weights are
+    pruned (its names are checked against the net by the search)."""
+    if est.ticket is None:
+        return est.prunable
+    return lambda name, _, masks=est.ticket.masks: name in masks
 
 
 def _training_weight(est: BaseLotteryTicket, sample_weight, y, n_samples: int) -> np.ndarray | None:
@@ -814,6 +860,43 @@ def _next_round(est: BaseLotteryTicket, X, y, sample_weight
         memory=_round_memory(est), scorer=functools.partial(_held_out_score, target))
     progress = copy.copy(est._search_progress_)
     return session, progress, prune_once(session, _pruning_rule(est, session.prunable), progress)
+
+
+def _first_epoch(est: BaseLotteryTicket, X, y, sample_weight,
+                 classes: np.ndarray | None) -> dict:
+    """``partial_fit`` on an unfitted estimator: the fitted attributes of the search's first
+    round (the dense net, or the given ticket) trained one epoch on the data
+    (:func:`~skticket._partial.start_round`)."""
+    # The warning's stacklevel: partial_fit's caller, through _partial_fit and this.
+    X, y, sample_weight, target = _encoded_fit_data(est, X, y, sample_weight, classes,
+                                                    stacklevel=7)
+    template = _template(est, target, X)
+    net = est.net if est.net is not None else target.default_net_class()
+    if isinstance(net.batch_size, str) and net.batch_size == "auto":
+        # "auto" is min(200, rows) of each call: batches of 200 rows cut any call's rows
+        # as that does, and prune() then batches its data as fit would.
+        template.set_params(batch_size=AUTO_BATCH_ROWS)
+    session = Session(template, Data(X, y, w_train=sample_weight), draw_seeds(est.random_state),
+                      prunable=_pruned_names(est))
+    trained, progress = start_round(session, _pruning_rule(est, session.prunable),
+                                    ticket=est.ticket, ticket_init=est.ticket_init)
+    return {"_target_": target, **target.fitted_attributes(), "_start_point_": est._start_point(),
+            **kept_attributes(session, progress, trained, [trained.record])}
+
+
+def _next_epoch(est: BaseLotteryTicket, X, y, sample_weight) -> dict:
+    """``partial_fit`` on a fitted estimator: the fitted attributes after one more epoch of
+    its ticket on the data (:func:`~skticket._partial.train_epoch`)."""
+    check_start_point(est._start_point_, est._start_point(), method="partial_fit")
+    X, y = _validated_fit_data(est, X, y, reset=False)
+    sample_weight = _training_weight(est, sample_weight, y, X.shape[0])
+    y = est._target_.transform(y)
+    session = est._session_
+    ticket = est.winning_ticket_
+    result = train_epoch(session, Data(X, y, w_train=sample_weight), est.net_, ticket.masks,
+                         ticket.round, optimizer_state=carried_optimizer_state(est.net_))
+    return continued_attributes(est.rounds_, est._search_progress_, ticket.round, session,
+                                result)
 
 
 def _resolved_search(est: BaseLotteryTicket) -> Search:
@@ -1011,6 +1094,67 @@ class LotteryTicketClassifier(ClassPredictions, ClassifierMixin, BaseLotteryTick
     _target_type = ClassLabels
     _compact_type = CompactClassifier
 
+    @available_if(_offers_partial_fit)
+    @Substitution(**PARTIAL_FIT_DOCS)
+    @fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, classes: ArrayLike | None = None,
+                    sample_weight: float | ArrayLike | None = None
+                    ) -> LotteryTicketClassifier:
+        """%(partial_fit_summary)s
+
+        Parameters
+        ----------
+        %(partial_fit_X)s
+        y : {array-like, sparse matrix} of shape (n_samples,) or (n_samples, n_labels)
+            Class labels among ``classes``, or a label indicator matrix.
+        classes : array-like of shape (n_classes,), default=None
+            Every class the stream holds, e.g. ``np.unique(y_all)``: required on
+            an unfitted estimator's first call (``y`` need not hold them all),
+            and when given later, the classes of ``classes_``. For a label
+            indicator matrix, its label indices.
+        %(partial_fit_sample_weight)s
+            With ``class_weight`` they are multiplied by the classes' weights;
+            ``class_weight="balanced"``, which would count each call's
+            classes, is refused (as ``SGDClassifier.partial_fit`` refuses it):
+            give the weights of the whole stream as a dict.
+
+        %(partial_fit_returns)s
+
+        Raises
+        ------
+        ValueError
+            ``classes`` missing on the first call, or not those of ``classes_``
+            later; ``class_weight="balanced"``; a parameter that decides where
+            the search started changed since the first call (or ``fit``); and
+            whatever :meth:`fit` refuses of the data.
+
+        See Also
+        --------
+        prune : Cut the ticket partial_fit trained, one round.
+        fit : Find the winning ticket on all the data at once.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.datasets import load_iris
+        >>> from sklearn.preprocessing import StandardScaler
+        >>> from skticket import LotteryTicketClassifier
+        >>> X, y = load_iris(return_X_y=True)
+        >>> X = StandardScaler().fit_transform(X)
+        >>> clf = LotteryTicketClassifier(prune_fraction=0.5, random_state=0).set_params(
+        ...     net__module__hidden_units=(16,), net__max_epochs=20)
+        >>> for rows in np.array_split(np.random.default_rng(0).permutation(150), 5):
+        ...     clf = clf.partial_fit(X[rows], y[rows], classes=[0, 1, 2])
+        >>> clf.rounds_[0]["epochs"], clf.winning_ticket_.sparsity
+        (5, 0.0)
+        >>> clf.prune(X, y).winning_ticket_.sparsity  # cut the net partial_fit trained
+        0.5
+        >>> clf.partial_fit(X, y).winning_ticket_.sparsity  # and train the ticket on
+        0.5
+        """
+        classes = checked_classes(classes, getattr(self, "classes_", None))
+        return self._partial_fit(X, y, sample_weight, classes=classes)
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         # Multilabel targets need one logit per label: the default net switches
@@ -1067,6 +1211,41 @@ class LotteryTicketRegressor(TargetPredictions, RegressorMixin, BaseLotteryTicke
 
     _target_type = RegressionTarget
     _compact_type = CompactRegressor
+
+    @available_if(_offers_partial_fit)
+    @Substitution(**PARTIAL_FIT_DOCS)
+    @fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight: float | ArrayLike | None = None
+                    ) -> LotteryTicketRegressor:
+        """%(partial_fit_summary)s
+
+        With the default net the target is standardized by the mean and
+        standard deviation of the first call's ``y`` (``target_mean_``,
+        ``target_scale_``), for every later call.
+
+        Parameters
+        ----------
+        %(partial_fit_X)s
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            Target values, as many targets as in the first call.
+        %(partial_fit_sample_weight)s
+
+        %(partial_fit_returns)s
+
+        Raises
+        ------
+        ValueError
+            A parameter that decides where the search started changed since
+            the first call (or ``fit``); whatever :meth:`fit` refuses of the data.
+        TypeError
+            A sparse ``y``, refused as :meth:`fit` and ``MLPRegressor`` refuse it.
+
+        See Also
+        --------
+        prune : Cut the ticket partial_fit trained, one round.
+        fit : Find the winning ticket on all the data at once.
+        """
+        return self._partial_fit(X, y, sample_weight)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

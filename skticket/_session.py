@@ -277,8 +277,12 @@ def start_point(net: NeuralNet | None, prunable, rewind_step: int,
     return {name: content_hash(value) for name, value in values.items()}
 
 
-def check_start_point(recorded: dict[str, str], now: dict[str, str]) -> None:
+def check_start_point(recorded: dict[str, str], now: dict[str, str], *,
+                      method: str = "prune") -> None:
     """Refuse to go on from a search whose :func:`start_point` changed.
+
+    ``method`` names the estimator's method that would go on (``"prune"``,
+    ``"partial_fit"``) in the message.
 
     Raises
     ------
@@ -290,5 +294,5 @@ def check_start_point(recorded: dict[str, str], now: dict[str, str]) -> None:
             raise ValueError(
                 f"{name} changed since fit, and it decides where the search starts from "
                 "(the initial weights, the rewind point, the pruned parameters or the "
-                "seeds): prune() cannot go on from that search. Call fit again."
+                f"seeds): {method}() cannot go on from that search. Call fit again."
             )

@@ -237,6 +237,11 @@ class ClassLabels(TargetEncoding):
         if self.multilabel_:
             # An indicator matrix has a column per label whatever rows it holds.
             self.classes_ = LabelBinarizer().fit(y).classes_
+            if classes is not None and not np.array_equal(classes, self.classes_):
+                raise ValueError(
+                    f"y is a label indicator matrix of {len(self.classes_)} labels, whose "
+                    f"classes are the label indices {self.classes_.tolist()}; got classes="
+                    f"{np.asarray(classes).tolist()}.")
             self.label_dtype_ = y.dtype
             return np.asarray(y, dtype=np.float32)
         y = self._column(y)
@@ -354,7 +359,7 @@ class RegressionTarget(TargetEncoding):
     y_numeric = True
 
     def fit_transform(self, y: np.ndarray, *, classes: np.ndarray | None = None) -> np.ndarray:
-        y = np.asarray(y, dtype=np.float64)
+        y = self._dense(y)
         self.is_1d_ = y.ndim == 1
         self.n_targets_ = 1 if y.ndim == 1 else y.shape[1]
         # The default net trains on the standardized target: Adam at its learning
@@ -364,10 +369,20 @@ class RegressionTarget(TargetEncoding):
         return self._encoded(y)
 
     def transform(self, y: np.ndarray) -> np.ndarray:
-        y = np.asarray(y, dtype=np.float64)
+        y = self._dense(y)
         if (y.ndim == 1) != self.is_1d_ or y.reshape(len(y), -1).shape[1] != self.n_targets_:
             raise ValueError(f"y has shape {y.shape}; fit saw {self.n_targets_} target(s).")
         return self._encoded(y)
+
+    def _dense(self, y) -> np.ndarray:
+        """``y`` as float64; a sparse ``y`` is refused as ``MLPRegressor`` refuses it
+        (scikit-learn's message), before numpy would fail on it without naming it."""
+        if issparse(y):
+            raise TypeError(
+                f"{self.estimator_name} got a sparse y: sparse data was passed for y, but "
+                "dense data is required. Use y.toarray() to convert it to a dense numpy "
+                "array.")
+        return np.asarray(y, dtype=np.float64)
 
     def _encoded(self, y: np.ndarray) -> np.ndarray:
         y = y.reshape(len(y), -1)

@@ -13,6 +13,7 @@ the start weights by value.
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import inspect
 import math
@@ -629,6 +630,11 @@ class TrainingSpec:
         Per training row, its weight in the loss (:func:`weighted_loss`);
         None: every row alike (uniform weights are given as None, so that
         they train exactly as no weights do).
+    optimizer_state : dict or None, default=None
+        The optimizer's state (``optimizer.state_dict()``) to go on from, as
+        ``partial_fit`` carries it from one call to the next; loaded by value.
+        None: a fresh optimizer, as every round of a search has (a round must
+        not inherit another's momentum).
     """
 
     template: NeuralNet
@@ -639,6 +645,7 @@ class TrainingSpec:
     seed: int
     hooks: tuple[TrainingHook, ...] = ()
     sample_weight: np.ndarray | None = None
+    optimizer_state: Mapping | None = None
 
 
 def _hook_callback_names(spec: TrainingSpec) -> list[str]:
@@ -723,6 +730,10 @@ def run_training(spec: TrainingSpec) -> TrainingResult:
           _weighted_training(net, weighted)):
         net.initialize()
         load_state(net.module_, spec.start)
+        if spec.optimizer_state is not None:
+            # A copy: torch's load_state_dict keeps the given tensors, and the training
+            # would update the caller's state in place.
+            net.optimizer_.load_state_dict(copy.deepcopy(spec.optimizer_state))
         loader = (functools.partial(_batch_fetching_loader, sample_weight=spec.sample_weight)
                   if weighted else _batch_fetching_loader)
         if fetch_batches:

@@ -20,6 +20,15 @@ Classifiers follow skl2onnx's convention: outputs ``label`` and
 the option ``zipmap`` is ``False``. Regressors output ``variable`` of shape
 ``(n_samples, n_outputs)``.
 
+The graph computes in the float type of its input. Converted with a float64
+sample (``to_onnx(est, X[:1].astype(np.float64), options={"zipmap": False})``;
+ZipMap takes float32 only), it computes in float64 and its probability rows
+sum to 1 to float64 rounding, as ``predict_proba``'s do. A float32 graph's
+probabilities are float32 and sum to 1 to float32 rounding: scikit-learn's
+``log_loss`` takes them as they are, but not cast to float64, and no
+renormalization in float32 can fix that (three thirds in float32 sum to
+1 + 3e-8 in float64).
+
 Examples
 --------
 >>> import numpy as np, onnxruntime, skl2onnx

@@ -107,3 +107,20 @@ def test_bad_class_weight_is_refused_by_name(cancer):
     with pytest.raises(ValueError, match="class_weight"):
         estimator(class_weight={0: 1.0, 5: 2.0}).fit(X, y)
     assert "class_weight" not in LotteryTicketRegressor().get_params()
+
+
+def test_prune_weighs_its_rows_by_a_class_weight_dict(cancer):
+    # prune() derives its rows' training weights again, and class_weight is in them, as
+    # it was in fit's (test_the_held_out_score_and_prune_use_them checks "balanced").
+    X, y = cancer
+    class_weight = {0: 3.0, 1: 0.5}
+    fit_weight = compute_sample_weight(class_weight, y)
+    prune_weight = compute_sample_weight(class_weight, y[:150])
+    by_class = estimator(class_weight=class_weight, max_rounds=1).fit(X, y)
+    by_class.prune(X[:150], y[:150])
+    by_sample = estimator(max_rounds=1).fit(X, y, sample_weight=fit_weight)
+    by_sample.prune(X[:150], y[:150], sample_weight=prune_weight)
+    assert same_fit(by_class, by_sample)
+    unweighted_prune = estimator(max_rounds=1).fit(X, y, sample_weight=fit_weight)
+    unweighted_prune.prune(X[:150], y[:150])
+    assert not same_fit(by_class, unweighted_prune)

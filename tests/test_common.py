@@ -46,7 +46,11 @@ FAST_ESTIMATORS = [
 # the other rows: these MLPs predict in float64 from their float32 weights, so a row's
 # outputs agree to about 1e-12 relative whatever the batch, far below the check's rtol
 # (skticket/_predict.py); check_sample_weights_invariance passes by construction for
-# uniform weights (they train as None).
+# uniform weights (they train as None). The checks that call partial_fit
+# (check_estimators_partial_fit_n_features, check_n_features_in_after_fitting,
+# check_dataframe_column_names_consistency, check_fit_score_takes_y,
+# check_param_validation) pass on the plain estimators, whatever their search; the CV
+# estimators have no partial_fit.
 _REPEATED_ROWS = (
     "A weight of 2 and a repeated row give the same loss, not the same training: "
     "mini-batch training sees the repeated row as a row of its own, so the batches, and "
@@ -55,6 +59,13 @@ _REPEATED_ROWS = (
     "trained weights, and the float64 predictions computed from them, differ by about "
     "1e-7 relative, the check's rtol."
 )
+# The regressor with a skorch NeuralNetRegressor of its own passes both checks here (its
+# predictions within 2.6e-8 to 6.5e-8 relative, every search; the classifiers do not, nor
+# does the default regressor net, whose target standardization ignores sample_weight, so
+# that a weighted fit's target mean is not its repeated fit's), but
+# only by float32 luck: under ATEN_CPU_CAPABILITY=default (torch's unvectorized kernels) the
+# same fits differ by up to 1.7e-7 (imp, early_bird) and 1.5e-7 (sparse_momentum) and fail.
+# The expected failures stay, non-strict, for every estimator.
 EXPECTED_FAILED_CHECKS: dict[str, dict[str, str]] = {
     name: {"check_sample_weight_equivalence_on_dense_data": _REPEATED_ROWS,
            "check_sample_weight_equivalence_on_sparse_data": _REPEATED_ROWS}

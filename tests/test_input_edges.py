@@ -11,7 +11,7 @@ from helpers import small_net
 from scipy import sparse
 from sklearn.base import clone
 from sklearn.datasets import make_classification, make_multilabel_classification
-from sklearn.neural_network import MLPClassifier
+from sklearn.neural_network import MLPClassifier, MLPRegressor
 from skorch import NeuralNetRegressor
 
 from skticket import LotteryTicketClassifier, LotteryTicketRegressor, ticket_path
@@ -124,6 +124,24 @@ def test_a_sparse_label_indicator_matrix_trains_as_the_dense_one():
     assert same_state(from_sparse, dense)
     np.testing.assert_array_equal(from_sparse.predict(X), dense.predict(X))
     assert from_sparse.score(X, sparse.csr_matrix(Y)) == dense.score(X, Y)
+
+
+@pytest.mark.parametrize("n_targets", [1, 2])
+def test_a_sparse_regression_target_is_refused_naming_y(n_targets):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    Y = rng.normal(size=(40, n_targets))
+    with pytest.raises(TypeError, match="Sparse data was passed for y"):
+        MLPRegressor(max_iter=5).fit(X, sparse.csr_matrix(rng.normal(size=(40, 1))))
+    regressor = LotteryTicketRegressor(target_sparsity=0.5, random_state=0).set_params(
+        net__module__hidden_units=(8,), net__max_epochs=2)
+    for method in (regressor.fit, regressor.partial_fit):
+        with pytest.raises(TypeError, match=r"sparse y.*dense data is required.*y\.toarray\(\)"):
+            method(X, sparse.csr_matrix(Y))
+        assert not hasattr(regressor, "n_features_in_")
+    regressor.fit(X, Y)
+    with pytest.raises(TypeError, match="sparse y"):
+        regressor.prune(X, sparse.csr_matrix(Y))
 
 
 def test_a_class_of_one_member_is_held_out_by_a_plain_split(data):

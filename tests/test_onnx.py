@@ -5,12 +5,14 @@ import functools
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from sklearn.datasets import load_digits, make_regression
+from sklearn.metrics import log_loss
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from skorch import NeuralNetClassifier, NeuralNetRegressor
@@ -84,6 +86,29 @@ def test_classifier_pipeline_is_one_graph_matching_predictions(classifier_pipe, 
     widths = classifier_pipe[-1].compact().module_.widths
     assert gemm_weights(onx) == [(widths[k + 1], widths[k]) for k in range(len(widths) - 1)]
     assert all(w < 64 for w in widths[1:-1])
+
+
+def test_probability_rows_sum_to_one_in_the_graphs_float_type(classifier_pipe, digits):
+    # A float64 graph computes in float64: its rows sum to 1 to float64 rounding, as
+    # predict_proba's do, and log_loss takes them without its "do not sum to one"
+    # warning. A float32 graph's probabilities are float32 (skl2onnx's convention, and
+    # ZipMap takes float only): they sum to 1 to float32 rounding, which log_loss
+    # accepts of a float32 array; no renormalization in float32 could make them sum to
+    # 1 in float64 (three thirds in float32 sum to 1 + 3e-8).
+    X, y = digits
+    X64 = X.astype(np.float64)
+    _, proba64 = run(skl2onnx.to_onnx(classifier_pipe, X64[:1], options={"zipmap": False}), X64)
+    assert proba64.dtype == np.float64
+    np.testing.assert_allclose(proba64.sum(axis=1), 1, rtol=0, atol=1e-14)
+    np.testing.assert_allclose(proba64, classifier_pipe.predict_proba(X64), rtol=0, atol=ATOL)
+    _, proba32 = run(skl2onnx.to_onnx(classifier_pipe, X[:1], options={"zipmap": False}), X)
+    assert proba32.dtype == np.float32
+    np.testing.assert_allclose(proba32.sum(axis=1), 1, rtol=0,
+                               atol=10 * np.finfo(np.float32).eps)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        log_loss(y, proba64, labels=classifier_pipe.classes_)
+        log_loss(y, proba32, labels=classifier_pipe.classes_)
 
 
 def test_classifier_zipmap_by_default(classifier_pipe, digits):
