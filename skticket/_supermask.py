@@ -125,6 +125,7 @@ class Supermask(Search):
         if run.rule.rewind_step > 0:
             raise ValueError("search='supermask' never trains the weights, so there is no "
                              "training step to rewind to: rewind_step must be 0.")
+        run.rule.refuse_criterion("supermask")
         counts = tuple((name, int(np.count_nonzero(mask)))
                        for name, mask in random_masks(run).items())
         hook = EdgePopup(counts=counts, lr=self.lr,

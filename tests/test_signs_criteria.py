@@ -19,6 +19,7 @@ from skticket import (
     GradualPruning,
     LotteryTicketClassifier,
     LotteryTicketClassifierCV,
+    Supermask,
     Ticket,
     summarize_ticket_curve,
     ticket_curve,
@@ -246,7 +247,7 @@ def test_the_cv_estimator_prunes_by_its_criterion(data):
     assert flat_true(cv.winning_ticket_.masks) != flat_true(large_final.winning_ticket_.masks)
 
 
-@pytest.mark.parametrize("search", [SNIP(), GradualPruning()])
+@pytest.mark.parametrize("search", [SNIP(), GradualPruning(), Supermask()])
 def test_a_search_with_scores_of_its_own_refuses_another_criterion(data, search):
     X, y = data
     with pytest.raises(ValueError, match="prune_criterion='movement'"):
