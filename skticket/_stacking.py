@@ -1,0 +1,720 @@
+"""Many trainings as one: k members of one net shape trained as one stacked module.
+
+Independent trainings of the same net (the folds of a cross-validated path,
+the repeats and baselines of a ticket curve, several seeds) differ only in
+their rows, start weights, masks, data order and seed. A small net's step is
+mostly per-operation overhead, not arithmetic, so :func:`train_members` runs
+them as *members* of one stack: every parameter gets a leading member
+dimension, one forward (``torch.baddbmm`` for the default nets'
+:class:`~skticket.MLP`, ``torch.func.vmap`` over ``functional_call`` for
+another module), one backward and one optimizer call per step pay that
+overhead once for all of them.
+
+Each member trains exactly as it would alone, by construction rather than by
+tuning:
+
+- its batches are its own rows in its own order, drawn from a generator that
+  holds the state the global one would hold in its training alone (the net
+  initialised under its seed, then skorch's loader draws,
+  :func:`~skticket._compat.dataloader_order`); a member with fewer rows in a
+  step is padded with copies of one of its rows at weight zero, and each
+  member's loss is its own (weighted) mean over its real rows, so no member's
+  gradient reaches another's parameters;
+- the optimizer step is torch's own functional ``adam``/``sgd`` (the
+  kernel the solo training runs: fused, foreach or single-tensor, as the
+  net's optimizer was built), called on each member's slice of the stacked
+  tensors with that member's own step count and momentum buffers. torch's
+  optimizers keep one step count per parameter tensor, so a stacked tensor
+  could not skip a step for one member: here a member without a batch in a
+  step, or one that has stopped, is simply left out of the call, and its
+  parameters and optimizer state stay exactly as they were;
+- its masks are multiplied in after every step, its convergence rule
+  (skorch's ``EarlyStopping`` or the default nets' ``"converged"``) is its
+  own: a member that stops keeps its weights from then (or its best epoch's),
+  however long the others train; a member whose values are not finite is
+  reported as its solo training would report it, and the others go on.
+
+What cannot be stacked trains alone, through
+:func:`~skticket._training.run_training` (:func:`why_not_stacked` says why):
+training hooks and callbacks beyond the loss records and the convergence
+rule (they need a net of their own), optimizers whose step is not
+elementwise, a net that changes skorch's step or loss, a module with buffers
+or random draws, or data outside the net's own pipeline.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import joblib
+import numpy as np
+import scipy.sparse as sp
+import torch
+from skorch import NeuralNet, NeuralNetClassifier, NeuralNetRegressor
+from skorch.callbacks import EarlyStopping, EpochTimer, PassthroughScoring
+from skorch.history import History
+from torch import nn
+from torch.optim import adam as torch_adam
+from torch.optim import adamw as torch_adamw
+from torch.optim import sgd as torch_sgd
+
+from ._compat import dataloader_order
+from ._mlp import MLP
+from ._nets import Converged
+from ._rng import seeded
+from ._training import (
+    MASK_CALLBACK,
+    TrainingResult,
+    TrainingSpec,
+    _Batches,
+    _batch_fetching_loader,
+    _fetches_batches,
+    _watching_sigint,
+    epoch_train_loss,
+    handed_back,
+    load_state,
+    non_finite_values,
+    run_training,
+    training_net,
+)
+from .exceptions import TrainingDivergedError, TrainingInterrupted
+
+__all__ = ["train_members", "why_not_stacked"]
+
+#: The callbacks a stacked member can do without a net of its own: skorch's
+#: epoch timer and loss records, and a convergence rule (re-implemented per
+#: member below). Anything else sees one net per training.
+_STACKABLE_CALLBACKS = (EpochTimer, PassthroughScoring, EarlyStopping, Converged)
+#: The losses that give one loss per sample (and per output) with
+#: ``reduction="none"``, and whose mean is the plain mean of those: each
+#: member's loss is then its own mean, however the stack is padded.
+_PER_SAMPLE_LOSSES = (nn.NLLLoss, nn.CrossEntropyLoss, nn.MSELoss, nn.L1Loss,
+                      nn.SmoothL1Loss, nn.HuberLoss, nn.BCELoss, nn.BCEWithLogitsLoss)
+#: The net classes whose step, loss and data handling are skorch's own (a
+#: subclass that overrides one of these methods trains alone).
+_OWN_METHODS = ("get_loss", "infer", "train_step", "train_step_single", "validation_step",
+                "get_split_datasets", "get_dataset", "fit_loop", "run_single_epoch",
+                "on_batch_begin", "on_batch_end", "on_epoch_begin", "on_epoch_end")
+_SKORCH_NETS = (NeuralNet, NeuralNetClassifier, NeuralNetRegressor)
+#: The optimizers whose step is elementwise, by the functional torch runs them on.
+_ELEMENTWISE_OPTIMIZERS = (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD)
+
+
+def why_not_stacked(net: NeuralNet, spec: TrainingSpec) -> str | None:
+    """Why the training of ``spec`` cannot be a member of a stack (``None``: it can).
+
+    ``net`` is its training net, initialised (:func:`training_net`).
+    """
+    if spec.hooks:
+        return "its training hooks need a net of their own"
+    if net.verbose:
+        return "a verbose net prints its own epochs"
+    for name in _OWN_METHODS:
+        owner = next(klass for klass in type(net).__mro__ if name in vars(klass))
+        if owner not in _SKORCH_NETS and owner.__module__.partition(".")[0] != "skticket":
+            return f"{type(net).__name__} changes skorch's {name}"
+    for name, callback in net.callbacks_:
+        if name == MASK_CALLBACK:
+            continue
+        if type(callback) not in _STACKABLE_CALLBACKS:
+            return f"its callback {name!r} ({type(callback).__name__}) needs a net of its own"
+        if isinstance(callback, EarlyStopping) and (
+                callback.sink is not print or callback.threshold_mode not in ("abs", "rel")
+                or callback.monitor not in ("auto", "train_loss", "valid_loss")):
+            return f"its callback {name!r} is configured beyond a stack's convergence rule"
+    optimizer = net.optimizer_
+    if type(optimizer) not in _ELEMENTWISE_OPTIMIZERS:
+        return (f"its optimizer {type(optimizer).__name__} is not one whose step is "
+                "elementwise (Adam, AdamW, SGD)")
+    if len(optimizer.param_groups) != 1:
+        return "its optimizer has several parameter groups"
+    group = optimizer.param_groups[0]
+    if group.get("differentiable") or group.get("capturable"):
+        return "its optimizer is differentiable or capturable"
+    criterion = net.criterion_
+    if type(criterion) not in _PER_SAMPLE_LOSSES or any(
+            getattr(criterion, attr, None) is not None for attr in ("weight", "pos_weight")):
+        return (f"its criterion {type(criterion).__name__} does not give a plain loss per "
+                "sample")
+    if getattr(criterion, "reduction", None) != "mean":
+        return "its criterion does not average over the batch"
+    prefixes = ("iterator_train",) + (("iterator_valid",) if net.train_split else ())
+    if not all(_fetches_batches(net, prefix) for prefix in prefixes):
+        return "its data goes through its own dataset or loader"
+    if not ((isinstance(spec.X, np.ndarray) or sp.issparse(spec.X))
+            and isinstance(spec.y, np.ndarray)):
+        return "its data are not numpy arrays"
+    module = net.module_
+    if next(module.buffers(), None) is not None:
+        return f"its module {type(module).__name__} has buffers (running statistics)"
+    if any(isinstance(sub, nn.modules.dropout._DropoutNd) for sub in module.modules()):
+        return f"its module {type(module).__name__} draws random numbers (dropout)"
+    return None
+
+
+def _stack_key(net: NeuralNet, spec: TrainingSpec) -> str:
+    """What members of one stack share: the net's class and settings, and the shapes."""
+    params = {name: value for name, value in net.get_params(deep=False).items()
+              if name != "verbose" and not name.startswith("_")}
+    shapes = {name: (tuple(value.shape), str(value.dtype)) for name, value in spec.start.items()}
+    data = (str(spec.X.dtype), spec.X.shape[1:], str(spec.y.dtype), spec.y.shape[1:],
+            sp.issparse(spec.X), spec.sample_weight is None)
+    return joblib.hash((type(net), params, shapes, data, str(torch.get_default_dtype())))
+
+
+# --- the stacked module -----------------------------------------------------------------
+
+
+def _mlp_forward(module: MLP, names: list[str]) -> Callable | None:
+    """The stacked forward of an :class:`~skticket.MLP`: ``baddbmm`` per linear layer,
+    the other layers (parameter-free activations) applied as they are."""
+    if type(module) is not MLP:
+        return None
+    plan = []
+    for prefix, layer in module.named_children():
+        if isinstance(layer, nn.Linear):
+            weight = names.index(f"{prefix}.weight")
+            bias = names.index(f"{prefix}.bias") if layer.bias is not None else None
+            plan.append((weight, bias, None))
+        elif next(layer.parameters(), None) is None:
+            plan.append((None, None, layer))
+        else:
+            return None
+    dtype = module.output.weight.dtype
+
+    def forward(params: list[torch.Tensor], X: torch.Tensor) -> torch.Tensor:
+        hidden = X.to(dtype)
+        for weight, bias, layer in plan:
+            if layer is not None:
+                hidden = layer(hidden)
+            elif bias is None:
+                hidden = torch.bmm(hidden, params[weight].transpose(1, 2))
+            else:
+                hidden = torch.baddbmm(params[bias].unsqueeze(1), hidden,
+                                       params[weight].transpose(1, 2))
+        return hidden
+
+    return forward
+
+
+def _vmapped_forward(module: nn.Module, names: list[str]) -> Callable:
+    """Any other module: ``functional_call`` under ``vmap`` over the member dimension
+    (random draws are refused: they could not be the solo training's)."""
+
+    def member(params: tuple[torch.Tensor, ...], X: torch.Tensor) -> torch.Tensor:
+        return torch.func.functional_call(module, dict(zip(names, params, strict=True)), (X,))
+
+    stacked = torch.func.vmap(member, in_dims=(0, 0), randomness="error")
+    return lambda params, X: stacked(tuple(params), X)
+
+
+# --- the stacked optimizer --------------------------------------------------------------
+
+
+class _MemberOptimizer:
+    """torch's own step for the optimizer of the members' nets, member by member.
+
+    Holds each member's optimizer state as slices of stacked tensors (or, for
+    SGD's momentum, the buffers torch creates at a member's first step) and a
+    step count per member and parameter, as torch keeps one per parameter.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, params: list[torch.Tensor],
+                 k: int) -> None:
+        group = dict(optimizer.param_groups[0])
+        group.pop("params")
+        self.params = [[param[m] for param in params] for m in range(k)]
+        self.grads = [[param.grad[m] for param in params] for m in range(k)]
+        self.sgd = isinstance(optimizer, torch.optim.SGD)
+        if self.sgd:
+            self.functional = torch_sgd.sgd
+            self.buffers: list[list[torch.Tensor | None]] = [[None] * len(params)
+                                                             for _ in range(k)]
+            self.started = [False] * k
+        else:
+            uses_adamw = (isinstance(optimizer, torch.optim.AdamW)
+                          and "decoupled_weight_decay" not in group)
+            self.functional = torch_adamw.adamw if uses_adamw else torch_adam.adam
+            group["beta1"], group["beta2"] = group.pop("betas")
+            on_device = bool(group.get("fused") or group.get("capturable"))
+            # The dtype and device torch's Adam gives a parameter's step count.
+            step_dtype = torch.float32 if group.get("fused") else torch.get_default_dtype()
+            self.exp_avgs = [torch.zeros_like(param) for param in params]
+            self.exp_avg_sqs = [torch.zeros_like(param) for param in params]
+            amsgrad = [torch.zeros_like(param) for param in params] if group["amsgrad"] else []
+            self.state = [
+                ([avg[m] for avg in self.exp_avgs], [sq[m] for sq in self.exp_avg_sqs],
+                 [high[m] for high in amsgrad],
+                 [torch.zeros((), dtype=step_dtype,
+                              device=param.device if on_device else "cpu")
+                  for param in params])
+                for m in range(k)]
+        takes = inspect.signature(self.functional).parameters
+        self.settings = {name: value for name, value in group.items() if name in takes}
+        if "has_complex" in takes:
+            self.settings["has_complex"] = False
+
+    def step(self, members: Sequence[int]) -> None:
+        """One step of ``members``; every other member is left exactly as it is."""
+        if self.sgd:
+            # torch's fused SGD creates every momentum buffer at a first step, or none:
+            # members at their first step go in a call of their own.
+            for first in (True, False):
+                chosen = [m for m in members if self.started[m] != first]
+                if not chosen:
+                    continue
+                buffers = [buffer for m in chosen for buffer in self.buffers[m]]
+                self.functional([p for m in chosen for p in self.params[m]],
+                                [g for m in chosen for g in self.grads[m]], buffers,
+                                grad_scale=None, found_inf=None, **self.settings)
+                per = len(self.params[0])
+                for position, m in enumerate(chosen):
+                    self.buffers[m] = buffers[position * per:(position + 1) * per]
+                    self.started[m] = True
+            return
+        self.functional(
+            [p for m in members for p in self.params[m]],
+            [g for m in members for g in self.grads[m]],
+            *([t for m in members for t in self.state[m][part]] for part in range(4)),
+            grad_scale=None, found_inf=None, **self.settings)
+
+
+# --- one member --------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class _Member:
+    """One training of the stack: its net, batches, generator, records and rule."""
+
+    position: int
+    spec: TrainingSpec
+    net: NeuralNet
+    train: _Batches
+    valid: _Batches | None
+    generator: torch.Generator
+    history: list = field(default_factory=list)
+    stopped: bool = False
+    # The convergence rule (skorch's EarlyStopping), None: every epoch trains.
+    rule: EarlyStopping | None = None
+    monitor: str = "train_loss"
+    load_best: bool = False
+    misses: int = 0
+    threshold: float = np.inf
+    best_epoch: int = 0
+    best: list[torch.Tensor] | None = None
+    best_scores: dict = field(default_factory=dict)
+    data_offset: int = 0
+    weight_offset: int = 0
+
+    def improved(self, score: float) -> bool:
+        rule = self.rule
+        better = (score < self.threshold) if rule.lower_is_better else (score > self.threshold)
+        if better:
+            change = rule.threshold * score if rule.threshold_mode == "rel" else rule.threshold
+            self.threshold = score - change if rule.lower_is_better else score + change
+        return better
+
+
+def _prepared(spec: TrainingSpec) -> tuple[NeuralNet, _Batches | None, _Batches | None,
+                                           torch.Generator]:
+    """A member's net, initialised as its solo training initialises it, and its batches.
+
+    The net is built and initialised under the member's seed, its data split
+    by its own ``train_split``, and the generator left where the global one
+    would be when its solo training draws its first batch order.
+    """
+    net = training_net(spec)
+    weighted = spec.sample_weight is not None
+    prefixes = ("iterator_train",) + (("iterator_valid",) if net.train_split else ())
+    with seeded(spec.seed, net.device):
+        net.initialize()
+        load_state(net.module_, spec.start)
+        train, valid = None, None
+        if all(_fetches_batches(net, prefix) for prefix in prefixes):
+            dataset_train, dataset_valid = net.get_split_datasets(spec.X, spec.y)
+            try:
+                for prefix in prefixes:
+                    setattr(net, prefix, (lambda dataset, **kw: _batch_fetching_loader(
+                        dataset, sample_weight=spec.sample_weight, **kw)) if weighted
+                        else _batch_fetching_loader)
+                train = net.get_iterator(dataset_train, training=True)
+                if dataset_valid is not None:
+                    valid = net.get_iterator(dataset_valid, training=False)
+            finally:
+                for prefix in prefixes:
+                    setattr(net, prefix, torch.utils.data.DataLoader)
+        generator = torch.Generator()
+        generator.set_state(torch.get_rng_state())
+    return net, train, valid, generator
+
+
+# --- the loop ------------------------------------------------------------------------------
+
+
+class _Stack:
+    """k members' parameters, data and optimizer state, stacked on a leading dimension."""
+
+    def __init__(self, members: list[_Member]) -> None:
+        self.members = members
+        lead = members[0].net
+        self.device = torch.device(lead.device or "cpu")
+        module = lead.module_
+        self.names = [name for name, _ in module.named_parameters()]
+        modules = [dict(member.net.module_.named_parameters()) for member in members]
+        self.params = [torch.stack([params[name].detach() for params in modules])
+                       .requires_grad_(True) for name in self.names]
+        for param in self.params:
+            # Kept, and zeroed in place: the optimizer holds each member's slice of it.
+            param.grad = torch.zeros_like(param)
+        forward = _mlp_forward(module, self.names)
+        self.native = forward is not None
+        self.forward = forward or _vmapped_forward(module, self.names)
+        self.module = module
+        self.optimizer = _MemberOptimizer(lead.optimizer_, self.params, len(members))
+        self.masks = self._masks()
+        self.criterion = lead.criterion_
+        self.get_loss = lead.get_loss
+        self._data()
+
+    def _masks(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        masked = {name for member in self.members for name in (member.spec.masks or {})}
+        pairs = []
+        for index, name in enumerate(self.names):
+            if name not in masked:
+                continue
+            param = self.params[index]
+            mask = torch.ones_like(param)
+            for m, member in enumerate(self.members):
+                if name in (member.spec.masks or {}):
+                    mask[m] = torch.as_tensor(member.spec.masks[name], dtype=param.dtype)
+            if not bool((mask == 1).all()):
+                pairs.append((param.detach(), mask))
+        return pairs
+
+    def _data(self) -> None:
+        """Every member's rows in one tensor (a data set shared by members once), and
+        every member's weights in another, a zero at its end for the padding rows."""
+        sources, offsets = [], {}
+        for member in self.members:
+            rows = member.train.rows
+            key = id(member.spec.X)
+            if key not in offsets:
+                offsets[key] = sum(len(source[1]) for source in sources)
+                sources.append((rows.sparse_X if rows.sparse_X is not None else rows.X,
+                                rows.y))
+            member.data_offset = offsets[key]
+        first = sources[0][0]
+        if sp.issparse(first):
+            self.X = sp.vstack([source[0] for source in sources], format="csr")
+        else:
+            self.X = torch.cat([source[0] for source in sources]).to(self.device)
+        self.y = torch.cat([source[1] for source in sources]).to(self.device)
+        weights, offset = [], 0
+        for member in self.members:
+            n = len(member.spec.y)
+            weight = member.train.rows.weight
+            weights.append(torch.ones(n) if weight is None else weight.to(torch.float64))
+            member.weight_offset = offset
+            offset += n
+        weights.append(torch.zeros(1))
+        self.padding_weight = offset
+        self.weights = torch.cat(weights).to(dtype=self.params[0].dtype, device=self.device)
+        self.weighted = any(member.spec.sample_weight is not None for member in self.members)
+
+    def plan(self, batches: Sequence[_Batches | None], live: list[int]):
+        """One pass's steps over ``batches`` (one per member, None: no rows), drawn from
+        each member's generator as its loader would draw them: per step the data rows
+        ``(k, B)``, their weights (zero for padding), the members with a batch in it,
+        and their batch sizes."""
+        k = len(self.members)
+        orders, counts = {}, {}
+        for m in live:
+            member, loader = self.members[m], batches[m]
+            if loader is None:
+                continue
+            order = dataloader_order(len(loader.rows), loader.shuffle, member.generator)
+            rows = order if loader.rows.rows is None else loader.rows.rows[order]
+            orders[m] = rows
+            counts[m] = len(loader)
+        if not orders:
+            return []
+        size = max(batches[m].batch_size for m in orders)
+        steps = []
+        for t in range(max(counts.values())):
+            chunks = {m: rows[t * size:(t + 1) * size] for m, rows in orders.items()
+                      if t < counts[m]}
+            width = max(len(chunk) for chunk in chunks.values())
+            data = torch.empty((k, width), dtype=torch.int64)
+            weight = torch.full((k, width), self.padding_weight, dtype=torch.int64)
+            for m in range(k):
+                member = self.members[m]
+                chunk = chunks.get(m)
+                if chunk is None:
+                    # No batch for this member: one of its rows at weight zero.
+                    data[m] = member.data_offset
+                    continue
+                data[m, :len(chunk)] = chunk + member.data_offset
+                data[m, len(chunk):] = chunk[0] + member.data_offset
+                weight[m, :len(chunk)] = chunk + member.weight_offset
+            full = len(chunks) == k and all(len(chunk) == width for chunk in chunks.values())
+            steps.append((data.to(self.device), weight.to(self.device), sorted(chunks),
+                          {m: len(chunk) for m, chunk in chunks.items()}, full))
+        return steps
+
+    def batch(self, data: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        flat = data.reshape(-1)
+        if sp.issparse(self.X):
+            X = torch.from_numpy(self.X[flat.cpu().numpy()].toarray()).to(self.device)
+        else:
+            X = self.X.index_select(0, flat)
+        return X.view(*data.shape, *X.shape[1:]), self.y.index_select(0, flat)
+
+    def losses(self, X: torch.Tensor, y: torch.Tensor, weight_rows: torch.Tensor,
+               full: bool, training: bool) -> torch.Tensor:
+        """Each member's loss on its batch: its own weighted mean over its real rows."""
+        k, width = weight_rows.shape
+        y_pred = self.forward(self.params, X)
+        per_row = self.get_loss(y_pred.reshape(k * width, *y_pred.shape[2:]), y,
+                                training=training).reshape(k, width, -1).mean(dim=2)
+        if full and not self.weighted:
+            return per_row.mean(dim=1)
+        weight = self.weights.index_select(0, weight_rows.reshape(-1)).view(k, width)
+        return ((per_row * weight).sum(dim=1)
+                / weight.sum(dim=1).clamp_min(torch.finfo(per_row.dtype).tiny))
+
+    def train_pass(self, live: list[int]) -> dict[int, list[tuple[float, int]]]:
+        records: dict[int, list] = {m: [] for m in live}
+        steps = self.plan([member.train for member in self.members], live)
+        if not self.native:
+            self.module.train()
+        losses = []
+        for data, weight_rows, active, sizes, full in steps:
+            X, y = self.batch(data)
+            loss = self.losses(X, y, weight_rows, full, training=True)
+            for param in self.params:
+                param.grad.zero_()
+            loss.sum().backward()
+            with torch.no_grad():
+                self.optimizer.step(active)
+                for param, mask in self.masks:
+                    param.mul_(mask)
+            losses.append((loss.detach(), active, sizes))
+        # One transfer per epoch, not one per step.
+        values = torch.stack([loss for loss, _, _ in losses]).tolist() if losses else []
+        for row, (_, active, sizes) in zip(values, losses, strict=True):
+            for m in active:
+                records[m].append((row[m], sizes[m]))
+        return records
+
+    @torch.no_grad()
+    def valid_pass(self, live: list[int]) -> dict[int, list[tuple[float, int]]]:
+        with_valid = [m for m in live if self.members[m].valid is not None]
+        records: dict[int, list] = {m: [] for m in with_valid}
+        steps = self.plan([member.valid for member in self.members], with_valid)
+        if not self.native:
+            self.module.eval()
+        values = []
+        for data, weight_rows, active, sizes, full in steps:
+            X, y = self.batch(data)
+            values.append((self.losses(X, y, weight_rows, full, training=False), active,
+                           sizes))
+        rows = torch.stack([loss for loss, _, _ in values]).tolist() if values else []
+        for row, (_, active, sizes) in zip(rows, values, strict=True):
+            for m in active:
+                records[m].append((row[m], sizes[m]))
+        return records
+
+    def member_state(self, m: int) -> dict[str, np.ndarray]:
+        member = self.members[m]
+        params = member.best if member.best is not None else [p[m] for p in self.params]
+        return {name: value.detach().cpu().numpy().copy()
+                for name, value in zip(self.names, params, strict=True)}
+
+
+def _epoch_end(stack: _Stack, m: int, epoch: int, seconds: float,
+               train: list[tuple[float, int]], valid: list[tuple[float, int]] | None) -> None:
+    """Record member ``m``'s epoch as skorch's history records it, and apply its rule."""
+    member = stack.members[m]
+    batches = [{"train_loss": loss, "train_batch_size": size} for loss, size in train]
+    entry = {"batches": batches, "epoch": epoch, "train_batch_count": len(train)}
+    if valid is not None:
+        batches += [{"valid_loss": loss, "valid_batch_size": size} for loss, size in valid]
+        entry["valid_batch_count"] = len(valid)
+    entry["dur"] = seconds
+    for name, records in (("train_loss", train), ("valid_loss", valid)):
+        if not records:
+            continue
+        # skorch's PassthroughScoring: the batch losses averaged by batch size.
+        score = np.average([loss for loss, _ in records], weights=[size for _, size in records])
+        entry[name] = score
+        best = member.best_scores.get(name, np.inf)
+        entry[f"{name}_best"] = bool(score < best)
+        if score < best:
+            member.best_scores[name] = score
+    member.history.append(entry)
+    if member.rule is None:
+        return
+    if member.improved(entry[member.monitor]):
+        member.misses = 0
+        member.best_epoch = epoch
+        if member.load_best:
+            params = [p[m].detach() for p in stack.params]
+            if member.best is None:
+                member.best = [value.clone() for value in params]
+            else:
+                for kept, value in zip(member.best, params, strict=True):
+                    kept.copy_(value)
+    else:
+        member.misses += 1
+    if member.misses == member.rule.patience:
+        member.stopped = True
+
+
+def _with_rule(member: _Member) -> None:
+    """The member's convergence rule, resolved as skorch's callback resolves it."""
+    for _, callback in member.net.callbacks_:
+        if isinstance(callback, EarlyStopping):
+            member.rule = callback
+            held_out = member.net.train_split is not None
+            if isinstance(callback, Converged):
+                member.monitor = (("valid_loss" if held_out else "train_loss")
+                                  if callback.monitor == "auto" else callback.monitor)
+                member.load_best = (held_out if callback.load_best == "auto"
+                                    else bool(callback.load_best))
+            else:
+                member.monitor, member.load_best = callback.monitor, bool(callback.load_best)
+            member.threshold = np.inf if callback.lower_is_better else -np.inf
+            return
+
+
+def _train_stack(members: list[_Member]) -> list[TrainingResult | TrainingDivergedError]:
+    stack = _Stack(members)
+    # One loss per row for the whole training (the members' means are taken here),
+    # set back before the nets are handed back.
+    reduction = stack.criterion.reduction
+    stack.criterion.reduction = "none"
+    try:
+        return _trained(stack)
+    finally:
+        stack.criterion.reduction = reduction
+
+
+def _trained(stack: _Stack) -> list[TrainingResult | TrainingDivergedError]:
+    members = stack.members
+    with torch.no_grad():
+        for param, mask in stack.masks:
+            param.mul_(mask)
+    max_epochs = members[0].net.max_epochs
+    tic = time.perf_counter()
+    epoch = 0
+    for epoch in range(1, max_epochs + 1):
+        live = [m for m, member in enumerate(members) if not member.stopped]
+        if not live:
+            break
+        started = time.perf_counter()
+        train = stack.train_pass(live)
+        valid = stack.valid_pass(live)
+        seconds = time.perf_counter() - started
+        for m in live:
+            _epoch_end(stack, m, epoch, seconds, train[m], valid.get(m))
+    share = (time.perf_counter() - tic) / len(members)
+    results = []
+    for m, member in enumerate(members):
+        net = member.net
+        last = member.history[-1]["epoch"] if member.history else 0
+        if not (member.load_best and member.best is not None and member.best_epoch != last):
+            member.best = None
+        load_state(net.module_, stack.member_state(m))
+        net.history = History(member.history)
+        train_loss = epoch_train_loss(net.history)
+        problem = non_finite_values(net.module_, train_loss)
+        if problem is not None:
+            results.append(TrainingDivergedError(problem))
+            continue
+        results.append(TrainingResult(net=handed_back(net, member.spec, None), seconds=share,
+                                      train_loss=train_loss))
+    return results
+
+
+def train_members(specs: Sequence[TrainingSpec], *, verbose: int = 0
+                  ) -> list[TrainingResult | TrainingDivergedError]:
+    """Train every spec, those that share a net's shape and settings as one stack.
+
+    Each result is what :func:`~skticket._training.run_training` of that spec
+    alone gives, to float32 rounding: the same batches, masks, optimizer
+    mathematics (torch's own kernel, per member), convergence and divergence
+    check. A member whose training is not finite is given back as its
+    :class:`~skticket.exceptions.TrainingDivergedError` (not raised: the
+    others are unaffected); a Ctrl-C raises
+    :class:`~skticket.exceptions.TrainingInterrupted` for all of them.
+
+    Parameters
+    ----------
+    specs : sequence of TrainingSpec
+        The trainings, independent of each other.
+    verbose : int, default=0
+        1 or more: say which trainings train alone, and why.
+
+    Returns
+    -------
+    list of TrainingResult or TrainingDivergedError
+        One per spec, in order.
+    """
+    results: list = [None] * len(specs)
+    stacks: dict[str, list[_Member]] = {}
+    alone = []
+    for position, spec in enumerate(specs):
+        net, train, valid, generator = _prepared(spec)
+        reason = why_not_stacked(net, spec)
+        if reason is None and not (isinstance(train, _Batches) and (
+                valid is None or isinstance(valid, _Batches))):
+            reason = "its data goes through its own loader"
+        if reason is None and type(net.module_) is not MLP:
+            reason = _vmap_problem(net, spec, train)
+        if reason is not None:
+            if verbose:
+                print(f"[skticket] training {position + 1} of {len(specs)} trains alone: "
+                      f"{reason}.", flush=True)
+            alone.append(position)
+            continue
+        member = _Member(position, spec, net, train, valid, generator)
+        _with_rule(member)
+        stacks.setdefault(_stack_key(net, spec), []).append(member)
+    with _watching_sigint() as sigint:
+        try:
+            for members in stacks.values():
+                for member, result in zip(members, _train_stack(members), strict=True):
+                    results[member.position] = result
+        except KeyboardInterrupt:
+            if sigint.interrupted:
+                raise TrainingInterrupted("Ctrl-C during a stacked training") from None
+            raise
+    for position in alone:
+        try:
+            results[position] = run_training(specs[position])
+        except TrainingDivergedError as error:
+            results[position] = error
+    return results
+
+
+def _vmap_problem(net: NeuralNet, spec: TrainingSpec, train: _Batches) -> str | None:
+    """Why ``torch.func.vmap`` cannot run the module of ``net`` (None: it can): tried on
+    two copies of one row."""
+    module = net.module_
+    names = [name for name, _ in module.named_parameters()]
+    params = [torch.stack([param.detach()] * 2) for _, param in module.named_parameters()]
+    X, _ = train.rows[torch.zeros(1, dtype=torch.int64)]
+    X = X.to(net.device)
+    try:
+        with torch.no_grad():
+            out = _vmapped_forward(module, names)(params, torch.stack([X, X]))
+            alone = module(X)
+    except Exception as error:  # noqa: BLE001 - any failure means: train it alone
+        return f"its module {type(module).__name__} cannot be stacked by torch.func.vmap " \
+               f"({type(error).__name__}: {error})"
+    if not isinstance(out, torch.Tensor) or tuple(out.shape[1:]) != tuple(alone.shape):
+        return f"its module {type(module).__name__} does not give one output per member"
+    return None
