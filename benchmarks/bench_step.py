@@ -158,7 +158,7 @@ def _profiled_parts(spec: TrainingSpec):
         (type(spec.template).__mro__[0], "partial_fit", "whole training"),
         (NeuralNet, "run_single_epoch", "epochs' batch loops"),
         # The batches: fetched by skticket's own loader, or a DataLoader's.
-        (training._BatchDataset, "__getitem__", "data loading") if hasattr(training, "_Batches")
+        (training.BatchDataset, "__getitem__", "data loading") if hasattr(training, "Batches")
         else (torch.utils.data.dataloader._BaseDataLoaderIter, "__next__", "data loading"),
         (NeuralNet, "infer", "forward"),
         (type(spec.template), "get_loss", "loss"),

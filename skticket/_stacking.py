@@ -67,18 +67,18 @@ from ._nets import Converged
 from ._rng import seeded
 from ._training import (
     MASK_CALLBACK,
+    Batches,
     TrainingResult,
     TrainingSpec,
-    _Batches,
-    _batch_fetching_loader,
-    _fetches_batches,
-    _watching_sigint,
+    batch_fetching_loader,
     epoch_train_loss,
+    fetches_batches,
     handed_back,
     load_state,
     non_finite_values,
     run_training,
     training_net,
+    watching_sigint,
 )
 from .exceptions import TrainingDivergedError, TrainingInterrupted
 
@@ -101,6 +101,10 @@ _OWN_METHODS = ("get_loss", "infer", "train_step", "train_step_single", "validat
 _SKORCH_NETS = (NeuralNet, NeuralNetClassifier, NeuralNetRegressor)
 #: The optimizers whose step is elementwise, by the functional torch runs them on.
 _ELEMENTWISE_OPTIMIZERS = (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD)
+#: torch's dropout layers (their base class is private): their draws come from the global
+#: generator, so a member's would not be its solo training's.
+_DROPOUTS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout,
+             nn.FeatureAlphaDropout)
 
 
 def why_not_stacked(net: NeuralNet, spec: TrainingSpec) -> str | None:
@@ -142,7 +146,7 @@ def why_not_stacked(net: NeuralNet, spec: TrainingSpec) -> str | None:
     if getattr(criterion, "reduction", None) != "mean":
         return "its criterion does not average over the batch"
     prefixes = ("iterator_train",) + (("iterator_valid",) if net.train_split else ())
-    if not all(_fetches_batches(net, prefix) for prefix in prefixes):
+    if not all(fetches_batches(net, prefix) for prefix in prefixes):
         return "its data goes through its own dataset or loader"
     if not ((isinstance(spec.X, np.ndarray) or sp.issparse(spec.X))
             and isinstance(spec.y, np.ndarray)):
@@ -150,7 +154,7 @@ def why_not_stacked(net: NeuralNet, spec: TrainingSpec) -> str | None:
     module = net.module_
     if next(module.buffers(), None) is not None:
         return f"its module {type(module).__name__} has buffers (running statistics)"
-    if any(isinstance(sub, nn.modules.dropout._DropoutNd) for sub in module.modules()):
+    if any(isinstance(sub, _DROPOUTS) for sub in module.modules()):
         return f"its module {type(module).__name__} draws random numbers (dropout)"
     return None
 
@@ -226,6 +230,7 @@ class _MemberOptimizer:
                  k: int) -> None:
         group = dict(optimizer.param_groups[0])
         group.pop("params")
+        self.stacked = params
         self.params = [[param[m] for param in params] for m in range(k)]
         self.grads = [[param.grad[m] for param in params] for m in range(k)]
         self.sgd = isinstance(optimizer, torch.optim.SGD)
@@ -262,8 +267,8 @@ class _MemberOptimizer:
         if self.sgd:
             # torch's fused SGD creates every momentum buffer at a first step, or none:
             # members at their first step go in a call of their own.
-            for first in (True, False):
-                chosen = [m for m in members if self.started[m] != first]
+            firsts = [m for m in members if not self.started[m]]
+            for chosen in (firsts, [m for m in members if self.started[m]]):
                 if not chosen:
                     continue
                 buffers = [buffer for m in chosen for buffer in self.buffers[m]]
@@ -292,8 +297,8 @@ class _Member:
     position: int
     spec: TrainingSpec
     net: NeuralNet
-    train: _Batches
-    valid: _Batches | None
+    train: Batches
+    valid: Batches | None
     generator: torch.Generator
     history: list = field(default_factory=list)
     stopped: bool = False
@@ -318,7 +323,7 @@ class _Member:
         return better
 
 
-def _prepared(spec: TrainingSpec) -> tuple[NeuralNet, _Batches | None, _Batches | None,
+def _prepared(spec: TrainingSpec) -> tuple[NeuralNet, Batches | None, Batches | None,
                                            torch.Generator]:
     """A member's net, initialised as its solo training initialises it, and its batches.
 
@@ -333,13 +338,13 @@ def _prepared(spec: TrainingSpec) -> tuple[NeuralNet, _Batches | None, _Batches 
         net.initialize()
         load_state(net.module_, spec.start)
         train, valid = None, None
-        if all(_fetches_batches(net, prefix) for prefix in prefixes):
+        if all(fetches_batches(net, prefix) for prefix in prefixes):
             dataset_train, dataset_valid = net.get_split_datasets(spec.X, spec.y)
             try:
                 for prefix in prefixes:
-                    setattr(net, prefix, (lambda dataset, **kw: _batch_fetching_loader(
+                    setattr(net, prefix, (lambda dataset, **kw: batch_fetching_loader(
                         dataset, sample_weight=spec.sample_weight, **kw)) if weighted
-                        else _batch_fetching_loader)
+                        else batch_fetching_loader)
                 train = net.get_iterator(dataset_train, training=True)
                 if dataset_valid is not None:
                     valid = net.get_iterator(dataset_valid, training=False)
@@ -395,12 +400,13 @@ class _Stack:
         return pairs
 
     def _data(self) -> None:
-        """Every member's rows in one tensor (a data set shared by members once), and
-        every member's weights in another, a zero at its end for the padding rows."""
+        """Every member's rows in one tensor, and every member's weights in another, a
+        zero at its end for the padding rows."""
         sources, offsets = [], {}
         for member in self.members:
             rows = member.train.rows
-            key = id(member.spec.X)
+            # A data set shared by members (the same X and y) is held once.
+            key = (id(member.spec.X), id(member.spec.y))
             if key not in offsets:
                 offsets[key] = sum(len(source[1]) for source in sources)
                 sources.append((rows.sparse_X if rows.sparse_X is not None else rows.X,
@@ -424,7 +430,7 @@ class _Stack:
         self.weights = torch.cat(weights).to(dtype=self.params[0].dtype, device=self.device)
         self.weighted = any(member.spec.sample_weight is not None for member in self.members)
 
-    def plan(self, batches: Sequence[_Batches | None], live: list[int]):
+    def plan(self, batches: Sequence[Batches | None], live: list[int]):
         """One pass's steps over ``batches`` (one per member, None: no rows), drawn from
         each member's generator as its loader would draw them: per step the data rows
         ``(k, B)``, their weights (zero for padding), the members with a batch in it,
@@ -669,8 +675,8 @@ def train_members(specs: Sequence[TrainingSpec], *, verbose: int = 0
     for position, spec in enumerate(specs):
         net, train, valid, generator = _prepared(spec)
         reason = why_not_stacked(net, spec)
-        if reason is None and not (isinstance(train, _Batches) and (
-                valid is None or isinstance(valid, _Batches))):
+        if reason is None and not (isinstance(train, Batches) and (
+                valid is None or isinstance(valid, Batches))):
             reason = "its data goes through its own loader"
         if reason is None and type(net.module_) is not MLP:
             reason = _vmap_problem(net, spec, train)
@@ -683,7 +689,7 @@ def train_members(specs: Sequence[TrainingSpec], *, verbose: int = 0
         member = _Member(position, spec, net, train, valid, generator)
         _with_rule(member)
         stacks.setdefault(_stack_key(net, spec), []).append(member)
-    with _watching_sigint() as sigint:
+    with watching_sigint() as sigint:
         try:
             for members in stacks.values():
                 for member, result in zip(members, _train_stack(members), strict=True):
@@ -700,7 +706,7 @@ def train_members(specs: Sequence[TrainingSpec], *, verbose: int = 0
     return results
 
 
-def _vmap_problem(net: NeuralNet, spec: TrainingSpec, train: _Batches) -> str | None:
+def _vmap_problem(net: NeuralNet, spec: TrainingSpec, train: Batches) -> str | None:
     """Why ``torch.func.vmap`` cannot run the module of ``net`` (None: it can): tried on
     two copies of one row."""
     module = net.module_
@@ -712,9 +718,9 @@ def _vmap_problem(net: NeuralNet, spec: TrainingSpec, train: _Batches) -> str | 
         with torch.no_grad():
             out = _vmapped_forward(module, names)(params, torch.stack([X, X]))
             alone = module(X)
-    except Exception as error:  # noqa: BLE001 - any failure means: train it alone
-        return f"its module {type(module).__name__} cannot be stacked by torch.func.vmap " \
-               f"({type(error).__name__}: {error})"
+    except Exception as error:  # any failure means: train it alone
+        return (f"its module {type(module).__name__} cannot be stacked by torch.func.vmap "
+                f"({type(error).__name__}: {error})")
     if not isinstance(out, torch.Tensor) or tuple(out.shape[1:]) != tuple(alone.shape):
         return f"its module {type(module).__name__} does not give one output per member"
     return None
