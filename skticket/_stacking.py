@@ -34,8 +34,8 @@ tuning:
   however long the others train; a member whose values are not finite is
   reported as its solo training would report it, and the others go on.
 
-What cannot be stacked trains alone, through
-:func:`~skticket._training.run_training` (:func:`why_not_stacked` says why):
+What cannot be stacked trains alone, through skorch's loop
+(:func:`~skticket._training.train_alone`; :func:`why_not_stacked` says why):
 training hooks and callbacks beyond the loss records and the convergence
 rule (they need a net of their own), optimizers whose step is not
 elementwise, a net that changes skorch's step or loss, a module with buffers
@@ -76,7 +76,7 @@ from ._training import (
     handed_back,
     load_state,
     non_finite_values,
-    run_training,
+    train_alone,
     training_net,
     watching_sigint,
 )
@@ -673,6 +673,12 @@ def train_members(specs: Sequence[TrainingSpec], *, verbose: int = 0
     stacks: dict[str, list[_Member]] = {}
     alone = []
     for position, spec in enumerate(specs):
+        if spec.hooks:  # known without building the net
+            alone.append(position)
+            if verbose:
+                print(f"[skticket] training {position + 1} of {len(specs)} trains alone: "
+                      "its training hooks need a net of their own.", flush=True)
+            continue
         net, train, valid, generator = _prepared(spec)
         reason = why_not_stacked(net, spec)
         if reason is None and not (isinstance(train, Batches) and (
@@ -700,7 +706,7 @@ def train_members(specs: Sequence[TrainingSpec], *, verbose: int = 0
             raise
     for position in alone:
         try:
-            results[position] = run_training(specs[position])
+            results[position] = train_alone(specs[position])
         except TrainingDivergedError as error:
             results[position] = error
     return results

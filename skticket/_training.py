@@ -669,6 +669,10 @@ def handed_back(net: NeuralNet, spec: TrainingSpec,
 def run_training(spec: TrainingSpec) -> TrainingResult:
     """Train a fresh clone of ``spec.template`` from ``spec.start`` with ``spec.masks`` held.
 
+    A stack of one (:func:`~skticket._stacking.train_members`): a solo
+    training runs the loop every stacked member runs, or, where that loop
+    cannot run it (training hooks, callbacks of the user's, an optimizer whose
+    step is not elementwise, ...), skorch's own loop (:func:`train_alone`).
     A training either completes or raises: what it returns is always a
     finished, finite training, safe to keep and to store.
 
@@ -679,6 +683,20 @@ def run_training(spec: TrainingSpec) -> TrainingResult:
         a callback to end the training early is an ordinary end).
     TrainingDivergedError
         The training loss or the trained weights are not finite.
+    """
+    from ._stacking import train_members  # it builds on this module
+
+    result, = train_members([spec])
+    if isinstance(result, TrainingDivergedError):
+        raise result
+    return result
+
+
+def train_alone(spec: TrainingSpec) -> TrainingResult:
+    """:func:`run_training` of ``spec`` through skorch's own fit loop (its ``partial_fit``,
+    every callback of the net and of the spec's hooks called as skorch calls them).
+
+    Raises as :func:`run_training` raises.
     """
     net = training_net(spec)
     weighted = spec.sample_weight is not None
