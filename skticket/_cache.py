@@ -42,7 +42,7 @@ import torch
 from joblib.hashing import NumpyHasher
 from skorch.history import History
 
-from . import _hooks, _mask_schedules, _mlp, _pruning, _rng, _training
+from . import _hooks, _mask_schedules, _mlp, _pruning, _rng, _stacking, _training
 from ._rng import seeded
 from ._training import (
     TrainingResult,
@@ -160,7 +160,8 @@ def _source_digest(*modules) -> str:
     return digest.hexdigest()
 
 
-# What, besides its inputs, decides a round's result: the code that trains it.
+# What, besides its inputs, decides a round's result: the code that trains it (alone
+# or as a member of a stack).
 # The source of the modules a round runs through is part of every key, so that
 # a persistent cache never hands a result of an edited training loop to the
 # new one. Read once, at import, so that it describes the code this process runs.
@@ -170,7 +171,7 @@ _ENVIRONMENT = (
     skorch.__version__,
     sklearn.__version__,
     np.__version__,
-    _source_digest(_training, _hooks, _mask_schedules, _pruning, _rng, _mlp,
+    _source_digest(_training, _stacking, _hooks, _mask_schedules, _pruning, _rng, _mlp,
                    sys.modules[__name__]),
 )
 

@@ -14,7 +14,7 @@ import contextvars
 import copy
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from joblib import Memory
@@ -294,7 +294,8 @@ _LOCKSTEP: contextvars.ContextVar[_Lockstep | None] = contextvars.ContextVar(
     "skticket_lockstep", default=None)
 
 
-def lockstep(tasks: Sequence[Callable[[], T]]) -> list[T]:
+def lockstep(tasks: Sequence[Callable[[], T]], *,
+             then: Callable[[list[T]], Any] | None = None) -> list[T]:
     """Run independent tasks (each a search, or several) with their trainings stacked.
 
     Each task runs until one of its sessions needs a training not trained
@@ -310,29 +311,47 @@ def lockstep(tasks: Sequence[Callable[[], T]]) -> list[T]:
     rounding (a stacked member is its solo training). A diverged training
     raises, as alone, in the task that asked for it.
 
+    Parameters
+    ----------
+    tasks : sequence of callables
+        Each called with no argument, perhaps several times.
+    then : callable, default=None
+        Called with the tasks' results once all are done, with every
+        training they trained at hand (and run again, as a task, for any it
+        asks for beyond them): a refit whose rounds a task trained beside the
+        others trains nothing.
+
     Returns
     -------
     list
-        Each task's result, in order.
+        Each task's result, in order, and ``then``'s last when given.
     """
     stepping = _Lockstep()
     token = _LOCKSTEP.set(stepping)
-    results: list = [None] * len(tasks)
     try:
-        unfinished = list(range(len(tasks)))
-        while unfinished:
-            waiting = []
-            for position in unfinished:
-                try:
-                    results[position] = tasks[position]()
-                except PendingTrainings:
-                    waiting.append(position)
-            if waiting and not stepping.pending:
-                raise RuntimeError("A task stopped for trainings but asked for none.")
-            stepping.train_pending()
-            unfinished = waiting
+        results = _run_stepping(stepping, list(tasks))
+        if then is not None:
+            done = list(results)
+            results += _run_stepping(stepping, [lambda: then(done)])
     finally:
         _LOCKSTEP.reset(token)
+    return results
+
+
+def _run_stepping(stepping: _Lockstep, tasks: list[Callable[[], T]]) -> list[T]:
+    results: list = [None] * len(tasks)
+    unfinished = list(range(len(tasks)))
+    while unfinished:
+        waiting = []
+        for position in unfinished:
+            try:
+                results[position] = tasks[position]()
+            except PendingTrainings:
+                waiting.append(position)
+        if waiting and not stepping.pending:
+            raise RuntimeError("A task stopped for trainings but asked for none.")
+        stepping.train_pending()
+        unfinished = waiting
     return results
 
 
