@@ -276,3 +276,86 @@ def test_nets_that_classify_with_other_losses_stack():
                                    optimizer=torch.optim.Adam, lr=0.01, max_epochs=4,
                                    batch_size=40, train_split=None)
     assert_as_alone(members(regressor, X, X[:, :2].copy(), [300, 120]))
+
+
+# --- the users: ticket_curve's repeats and the CV estimators' folds, in lockstep ---------
+
+
+def stack_sizes(monkeypatch):
+    """The size of each stack trained, recorded as the sessions hand them over."""
+    import skticket._session as session_module
+
+    sizes = []
+    real = session_module.train_members
+    monkeypatch.setattr(session_module, "train_members",
+                        lambda specs, **kwargs: sizes.append(len(specs)) or real(specs, **kwargs))
+    return sizes
+
+
+def one_at_a_time(monkeypatch, module):
+    """``module``'s lockstep replaced by the tasks run one after the other, each training
+    alone: what the search gives without stacking."""
+    import skticket._session as session_module
+    from skticket._training import train_alone
+
+    def sequential(tasks, *, then=None):
+        results = [task() for task in tasks]
+        return [*results, then(results)] if then is not None else results
+
+    monkeypatch.setattr(module, "lockstep", sequential)
+    monkeypatch.setattr(session_module, "train_members",
+                        lambda specs, **kwargs: [train_alone(spec) for spec in specs])
+
+
+def curve_classifier():
+    from skticket import LotteryTicketClassifier
+
+    net = small_net(module__hidden_units=(12,), max_epochs=4, iterator_train__shuffle=True)
+    return LotteryTicketClassifier(net, prune_fraction=0.5, target_sparsity=0.75,
+                                   random_state=0)
+
+
+def test_ticket_curve_trains_its_repeats_and_baselines_as_stacks(monkeypatch):
+    import skticket._curves as curves
+    from skticket import ticket_curve
+
+    X, y = breast_cancer(rows=200)
+    args = (curve_classifier(), X[:150], y[:150], X[150:], y[150:])
+    sizes = stack_sizes(monkeypatch)
+    stacked = ticket_curve(*args, n_repeats=3, as_frame=False)
+    # Per step: the 3 repeats' dense round, their round 1, the 2 baselines of each
+    # round 1, their round 2, its baselines.
+    assert sizes == [3, 3, 6, 3, 6]
+    monkeypatch.undo()
+    one_at_a_time(monkeypatch, curves)
+    alone = ticket_curve(*args, n_repeats=3, as_frame=False)
+    assert [{k: v for k, v in row.items() if k != "score"} for row in stacked] == [
+        {k: v for k, v in row.items() if k != "score"} for row in alone]
+    np.testing.assert_allclose([row["score"] for row in stacked],
+                               [row["score"] for row in alone], atol=1e-6)
+
+
+def test_cv_trains_its_folds_and_the_full_path_beside_them_and_the_refit_trains_nothing(
+        monkeypatch):
+    import skticket._cv as cv_module
+    from skticket import LotteryTicketClassifierCV
+
+    X, y = breast_cancer(rows=180)
+    make = lambda: LotteryTicketClassifierCV(  # noqa: E731
+        small_net(module__hidden_units=(12,), max_epochs=3), prune_fraction=0.5,
+        target_sparsity=0.75, cv=3, random_state=0)
+    sizes = stack_sizes(monkeypatch)
+    stacked = make().fit(X, y)
+    # 3 rounds (dense, 50%, 75%), each of 3 folds and the full-data path beside them;
+    # the refit's rounds are that path's.
+    assert sizes == [4, 4, 4]
+    monkeypatch.undo()
+    one_at_a_time(monkeypatch, cv_module)
+    alone = make().fit(X, y)
+    assert stacked.best_index_ == alone.best_index_
+    np.testing.assert_allclose(stacked.cv_results_["mean_test_score"],
+                               alone.cv_results_["mean_test_score"], atol=1e-6)
+    alone_state = alone.net_.module_.state_dict()
+    stacked_state = stacked.net_.module_.state_dict()
+    assert max(float((alone_state[k] - stacked_state[k]).abs().max())
+               for k in alone_state) <= TOLERANCE
