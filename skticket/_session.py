@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextvars
 import copy
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -112,6 +113,9 @@ class Session:
     scorer : callable or None
         ``scorer(net, X, y, sample_weight=None)``, used on the held-out data when there
         is some.
+    verbose : int, default=0
+        1 or more: say which trainings cannot be stacked, and why
+        (:func:`~skticket._stacking.train_members`).
 
     Attributes
     ----------
@@ -123,8 +127,9 @@ class Session:
 
     def __init__(self, template: NeuralNet, data: Data | None, seeds: dict[str, int], *,
                  prunable=None, memory: Memory | None = None,
-                 scorer: Scorer | None = None) -> None:
+                 scorer: Scorer | None = None, verbose: int = 0) -> None:
         self.template = template
+        self.verbose = verbose
         self.data = data
         self.seeds = seeds
         self.memory = memory
@@ -179,11 +184,12 @@ class Session:
         ) for round_index, masks, start, _, hooks in rounds]
         stepping = _LOCKSTEP.get()
         if stepping is not None:
-            results = stepping.results(specs, self.memory)
+            results = stepping.results(specs, self.memory, self.verbose)
         elif self.memory is None:
-            results = train_members(specs)
+            results = train_members(specs, verbose=self.verbose)
         else:
-            results = cached_trainings(self.memory, train_members, specs)
+            results = cached_trainings(
+                self.memory, functools.partial(train_members, verbose=self.verbose), specs)
         trained = []
         for (round_index, masks, start, init, _), result in zip(rounds, results, strict=True):
             if isinstance(result, TrainingDivergedError):
@@ -265,11 +271,11 @@ class _Lockstep:
 
     def __init__(self) -> None:
         self.done: dict[str, TrainingResult | TrainingDivergedError] = {}
-        self.pending: dict[str, tuple[TrainingSpec, Memory | None]] = {}
+        self.pending: dict[str, tuple[TrainingSpec, Memory | None, int]] = {}
 
-    def results(self, specs: list[TrainingSpec], memory: Memory | None) -> list:
+    def results(self, specs: list[TrainingSpec], memory: Memory | None, verbose: int) -> list:
         keys = [training_key(spec) for spec in specs]
-        missing = {key: (spec, memory) for key, spec in zip(keys, specs, strict=True)
+        missing = {key: (spec, memory, verbose) for key, spec in zip(keys, specs, strict=True)
                    if key not in self.done}
         if missing:
             self.pending.update(missing)
@@ -277,15 +283,20 @@ class _Lockstep:
         return [self.done[key] for key in keys]
 
     def train_pending(self) -> None:
+        if not self.pending:
+            return
+        # One stack per memory (each member stored where its session stores it).
         by_memory: dict[int, list[tuple[str, TrainingSpec, Memory | None]]] = {}
-        for key, (spec, memory) in self.pending.items():
+        for key, (spec, memory, _) in self.pending.items():
             by_memory.setdefault(id(memory), []).append((key, spec, memory))
+        train = functools.partial(
+            train_members, verbose=max(verbose for _, _, verbose in self.pending.values()))
         self.pending = {}
         for group in by_memory.values():
             specs = [spec for _, spec, _ in group]
             memory = group[0][2]
-            results = (train_members(specs) if memory is None
-                       else cached_trainings(memory, train_members, specs))
+            results = (train(specs) if memory is None
+                       else cached_trainings(memory, train, specs))
             self.done.update({key: result for (key, _, _), result in
                               zip(group, results, strict=True)})
 

@@ -45,6 +45,7 @@ or random draws, or data outside the net's own pipeline.
 from __future__ import annotations
 
 import inspect
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -83,6 +84,8 @@ from ._training import (
 from .exceptions import TrainingDivergedError, TrainingInterrupted
 
 __all__ = ["train_members", "why_not_stacked"]
+
+logger = logging.getLogger("skticket")
 
 #: The callbacks a stacked member can do without a net of its own: skorch's
 #: epoch timer and loss records, and a convergence rule (re-implemented per
@@ -662,7 +665,8 @@ def train_members(specs: Sequence[TrainingSpec], *, verbose: int = 0
     specs : sequence of TrainingSpec
         The trainings, independent of each other.
     verbose : int, default=0
-        1 or more: say which trainings train alone, and why.
+        1 or more: print which trainings train alone, and why (always logged
+        at DEBUG on the ``skticket`` logger).
 
     Returns
     -------
@@ -675,9 +679,8 @@ def train_members(specs: Sequence[TrainingSpec], *, verbose: int = 0
     for position, spec in enumerate(specs):
         if spec.hooks:  # known without building the net
             alone.append(position)
-            if verbose:
-                print(f"[skticket] training {position + 1} of {len(specs)} trains alone: "
-                      "its training hooks need a net of their own.", flush=True)
+            # Not printed: a search's hooked rounds train alone by design.
+            _say_alone(position, len(specs), "its training hooks need a net of their own", 0)
             continue
         net, train, valid, generator = _prepared(spec)
         reason = why_not_stacked(net, spec)
@@ -687,9 +690,7 @@ def train_members(specs: Sequence[TrainingSpec], *, verbose: int = 0
         if reason is None and type(net.module_) is not MLP:
             reason = _vmap_problem(net, spec, train)
         if reason is not None:
-            if verbose:
-                print(f"[skticket] training {position + 1} of {len(specs)} trains alone: "
-                      f"{reason}.", flush=True)
+            _say_alone(position, len(specs), reason, verbose)
             alone.append(position)
             continue
         member = _Member(position, spec, net, train, valid, generator)
@@ -710,6 +711,15 @@ def train_members(specs: Sequence[TrainingSpec], *, verbose: int = 0
         except TrainingDivergedError as error:
             results[position] = error
     return results
+
+
+def _say_alone(position: int, n_specs: int, reason: str, verbose: int) -> None:
+    """Why a training trains alone: on the ``skticket`` logger at DEBUG, and printed at
+    ``verbose``."""
+    message = f"training {position + 1} of {n_specs} trains alone: {reason}."
+    logger.debug(message)
+    if verbose:
+        print(f"[skticket] {message}", flush=True)
 
 
 def _vmap_problem(net: NeuralNet, spec: TrainingSpec, train: Batches) -> str | None:
