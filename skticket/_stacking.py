@@ -233,9 +233,7 @@ class _MemberOptimizer:
                  k: int) -> None:
         group = dict(optimizer.param_groups[0])
         group.pop("params")
-        self.stacked = params
-        self.params = [[param[m] for param in params] for m in range(k)]
-        self.grads = [[param.grad[m] for param in params] for m in range(k)]
+        self._views(params)
         self.sgd = isinstance(optimizer, torch.optim.SGD)
         if self.sgd:
             self.functional = torch_sgd.sgd
@@ -250,20 +248,44 @@ class _MemberOptimizer:
             on_device = bool(group.get("fused") or group.get("capturable"))
             # The dtype and device torch's Adam gives a parameter's step count.
             step_dtype = torch.float32 if group.get("fused") else torch.get_default_dtype()
-            self.exp_avgs = [torch.zeros_like(param) for param in params]
-            self.exp_avg_sqs = [torch.zeros_like(param) for param in params]
-            amsgrad = [torch.zeros_like(param) for param in params] if group["amsgrad"] else []
-            self.state = [
-                ([avg[m] for avg in self.exp_avgs], [sq[m] for sq in self.exp_avg_sqs],
-                 [high[m] for high in amsgrad],
-                 [torch.zeros((), dtype=step_dtype,
-                              device=param.device if on_device else "cpu")
-                  for param in params])
-                for m in range(k)]
+            # exp_avg, exp_avg_sq and (amsgrad) max_exp_avg_sq, stacked as the parameters.
+            self.moments = [[torch.zeros_like(param) for param in params]
+                            for _ in range(3 if group["amsgrad"] else 2)]
+            self.steps = [[torch.zeros((), dtype=step_dtype,
+                                       device=param.device if on_device else "cpu")
+                           for param in params] for _ in range(k)]
+            self._state_views()
         takes = inspect.signature(self.functional).parameters
         self.settings = {name: value for name, value in group.items() if name in takes}
         if "has_complex" in takes:
             self.settings["has_complex"] = False
+
+    def _views(self, params: list[torch.Tensor]) -> None:
+        self.stacked = params
+        k = len(params[0])
+        self.params = [[param[m] for param in params] for m in range(k)]
+        self.grads = [[param.grad[m] for param in params] for m in range(k)]
+
+    def _state_views(self) -> None:
+        k = len(self.steps)
+        moments = [[[moment[m] for moment in kind] for kind in self.moments] for m in range(k)]
+        self.state = [(moments[m][0], moments[m][1],
+                       moments[m][2] if len(self.moments) == 3 else [], self.steps[m])
+                      for m in range(k)]
+
+    def keep(self, kept: list[int], params: list[torch.Tensor]) -> None:
+        """Go on with the members ``kept`` (positions in the stack), whose parameters are now
+        ``params``: their optimizer state moves with them, unchanged."""
+        self._views(params)
+        if self.sgd:
+            self.buffers = [self.buffers[m] for m in kept]
+            self.started = [self.started[m] for m in kept]
+            return
+        index = torch.as_tensor(kept, device=params[0].device)
+        self.moments = [[moment.index_select(0, index) for moment in kind]
+                        for kind in self.moments]
+        self.steps = [self.steps[m] for m in kept]
+        self._state_views()
 
     def step(self, members: Sequence[int]) -> None:
         """One step of ``members``; every other member is left exactly as it is."""
@@ -372,11 +394,8 @@ class _Stack:
         module = lead.module_
         self.names = [name for name, _ in module.named_parameters()]
         modules = [dict(member.net.module_.named_parameters()) for member in members]
-        self.params = [torch.stack([params[name].detach() for params in modules])
-                       .requires_grad_(True) for name in self.names]
-        for param in self.params:
-            # Kept, and zeroed in place: the optimizer holds each member's slice of it.
-            param.grad = torch.zeros_like(param)
+        self._hold([torch.stack([params[name].detach() for params in modules])
+                    for name in self.names])
         forward = _mlp_forward(module, self.names)
         self.native = forward is not None
         self.forward = forward or _vmapped_forward(module, self.names)
@@ -386,6 +405,25 @@ class _Stack:
         self.criterion = lead.criterion_
         self.get_loss = lead.get_loss
         self._data()
+
+    def _hold(self, values: list[torch.Tensor]) -> None:
+        self.params = [value.requires_grad_(True) for value in values]
+        for param in self.params:
+            # Kept, and zeroed in place: the optimizer holds each member's slice of it.
+            param.grad = torch.zeros_like(param)
+
+    def keep(self, kept: list[int]) -> None:
+        """Go on with the members at ``kept`` alone: a member that stopped costs the
+        stack nothing more (its state stays where :meth:`member_state` read it)."""
+        index = torch.as_tensor(kept, device=self.params[0].device)
+        positions = {id(param): i for i, param in enumerate(self.params)}
+        masked = [(positions[id(param)], mask.index_select(0, index))
+                  for param, mask in self.mask_of]
+        self._hold([param.detach().index_select(0, index) for param in self.params])
+        self.optimizer.keep(kept, self.params)
+        self.mask_of = [(self.params[i], mask) for i, mask in masked]
+        self.masks = [(param.detach(), mask) for param, mask in self.mask_of]
+        self.members = [self.members[m] for m in kept]
 
     def _masks(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         masked = {name for member in self.members for name in (member.spec.masks or {})}
@@ -399,8 +437,9 @@ class _Stack:
                 if name in (member.spec.masks or {}):
                     mask[m] = torch.as_tensor(member.spec.masks[name], dtype=param.dtype)
             if not bool((mask == 1).all()):
-                pairs.append((param.detach(), mask))
-        return pairs
+                pairs.append((param, mask))
+        self.mask_of = pairs
+        return [(param.detach(), mask) for param, mask in pairs]
 
     def _data(self) -> None:
         """Every member's rows in one tensor, and every member's weights in another, a
@@ -612,31 +651,34 @@ def _train_stack(members: list[_Member]) -> list[TrainingResult | TrainingDiverg
 
 
 def _trained(stack: _Stack) -> list[TrainingResult | TrainingDivergedError]:
-    members = stack.members
+    everyone = list(stack.members)
     with torch.no_grad():
         for param, mask in stack.masks:
             param.mul_(mask)
-    max_epochs = members[0].net.max_epochs
+    final: dict[int, dict[str, np.ndarray]] = {}
     tic = time.perf_counter()
-    epoch = 0
-    for epoch in range(1, max_epochs + 1):
-        live = [m for m, member in enumerate(members) if not member.stopped]
-        if not live:
-            break
+    for epoch in range(1, everyone[0].net.max_epochs + 1):
+        live = list(range(len(stack.members)))
         started = time.perf_counter()
         train = stack.train_pass(live)
         valid = stack.valid_pass(live)
         seconds = time.perf_counter() - started
         for m in live:
             _epoch_end(stack, m, epoch, seconds, train[m], valid.get(m))
-    share = (time.perf_counter() - tic) / len(members)
+        stopped = [m for m in live if stack.members[m].stopped]
+        if stopped or epoch == everyone[0].net.max_epochs:
+            for m in stopped if epoch < everyone[0].net.max_epochs else live:
+                final[id(stack.members[m])] = _settled(stack, m)
+            if len(stopped) == len(live):
+                break
+            # The members that stopped leave the stack: the others' steps cost what
+            # they cost without them.
+            stack.keep([m for m in live if not stack.members[m].stopped])
+    share = (time.perf_counter() - tic) / len(everyone)
     results = []
-    for m, member in enumerate(members):
+    for member in everyone:
         net = member.net
-        last = member.history[-1]["epoch"] if member.history else 0
-        if not (member.load_best and member.best is not None and member.best_epoch != last):
-            member.best = None
-        load_state(net.module_, stack.member_state(m))
+        load_state(net.module_, final[id(member)])
         net.history = History(member.history)
         train_loss = epoch_train_loss(net.history)
         problem = non_finite_values(net.module_, train_loss)
@@ -646,6 +688,16 @@ def _trained(stack: _Stack) -> list[TrainingResult | TrainingDivergedError]:
         results.append(TrainingResult(net=handed_back(net, member.spec, None), seconds=share,
                                       train_loss=train_loss))
     return results
+
+
+def _settled(stack: _Stack, m: int) -> dict[str, np.ndarray]:
+    """Member ``m``'s trained state: its best epoch's where its rule keeps that (skorch's
+    ``EarlyStopping.on_train_end``), else its last."""
+    member = stack.members[m]
+    last = member.history[-1]["epoch"] if member.history else 0
+    if not (member.load_best and member.best is not None and member.best_epoch != last):
+        member.best = None
+    return stack.member_state(m)
 
 
 def train_members(specs: Sequence[TrainingSpec], *, verbose: int = 0

@@ -120,13 +120,17 @@ def test_sparse_inputs_train_as_alone():
     assert_as_alone(specs)
 
 
-def test_a_member_that_converges_early_keeps_its_state_while_the_others_train():
+@pytest.mark.parametrize("optimizer", [
+    dict(lr=0.002),
+    dict(optimizer=torch.optim.SGD, lr=0.01, optimizer__momentum=0.9),
+], ids=["adam", "sgd-momentum"])
+def test_a_member_that_converges_early_keeps_its_state_while_the_others_train(optimizer):
     X, y = breast_cancer()
-    # A tiny learning rate: the third member (a handful of rows, its loss flat by the
-    # rule's threshold) stops after its patience, the others train on.
-    net = default_classifier(X, y, max_epochs=40, lr=0.002,
-                             callbacks__converged__patience=3,
-                             callbacks__converged__threshold=0.02)
+    # A small learning rate: the third member (a handful of rows, its loss flat by the
+    # rule's threshold) stops after its patience and leaves the stack (its optimizer
+    # state staying with the others' as it was), the others train on.
+    net = default_classifier(X, y, max_epochs=40, callbacks__converged__patience=3,
+                             callbacks__converged__threshold=0.02, **optimizer)
     specs = members(net, X, y, [500, 400, 60])
     results = assert_as_alone(specs)
     epochs = [len(result.net.history) for result in results]
