@@ -364,3 +364,34 @@ def test_cv_trains_its_folds_and_the_full_path_beside_them_and_the_refit_trains_
     stacked_state = stacked.net_.module_.state_dict()
     assert max(float((alone_state[k] - stacked_state[k]).abs().max())
                for k in alone_state) <= TOLERANCE
+
+
+def test_memory_holds_each_member_as_its_solo_training(tmp_path):
+    from joblib import Memory
+
+    from skticket._cache import CachedTrainingResult, cached_training, cached_trainings
+
+    memory = Memory(tmp_path, verbose=0)
+    X, y = breast_cancer(rows=200)
+    net = small_net(module__n_features=30, module__n_outputs=2,
+                    module__output_activation="softmax", max_epochs=3,
+                    iterator_train__shuffle=True)
+    first, second, third = members(net, X, y, [200, 150, 120], masked={1})
+    # The first alone, before any stack: stored under its solo key.
+    alone = cached_training(memory, run_training, first)
+    trained = []
+
+    def counted(specs):
+        trained.extend(specs)
+        return train_members(specs)
+
+    stacked = cached_trainings(memory, counted, [first, second, third])
+    # The stored one is not trained again; the two others are, as one stack.
+    assert trained == [second, third]
+    assert isinstance(stacked[0], CachedTrainingResult)
+    assert largest_difference(alone, stacked[0]) == 0
+    # A member stored by the stack is what its solo training finds.
+    restored = cached_training(memory, run_training, second)
+    assert isinstance(restored, CachedTrainingResult)
+    assert largest_difference(restored, stacked[1]) == 0
+    assert largest_difference(run_training(second), restored) <= TOLERANCE
