@@ -68,6 +68,7 @@ from ._nets import Converged
 from ._rng import seeded
 from ._training import (
     MASK_CALLBACK,
+    ApplyMasks,
     Batches,
     TrainingResult,
     TrainingSpec,
@@ -123,11 +124,18 @@ def why_not_stacked(net: NeuralNet, spec: TrainingSpec) -> str | None:
         owner = next(klass for klass in type(net).__mro__ if name in vars(klass))
         if owner not in _SKORCH_NETS and owner.__module__.partition(".")[0] != "skticket":
             return f"{type(net).__name__} changes skorch's {name}"
+    rules = 0
     for name, callback in net.callbacks_:
         if name == MASK_CALLBACK:
             continue
-        if type(callback) not in _STACKABLE_CALLBACKS:
+        # skorch's loss records under their own names: any other score needs the net.
+        if type(callback) not in _STACKABLE_CALLBACKS or (
+                isinstance(callback, PassthroughScoring)
+                and name not in ("train_loss", "valid_loss")):
             return f"its callback {name!r} ({type(callback).__name__}) needs a net of its own"
+        rules += isinstance(callback, EarlyStopping)
+        if rules > 1:
+            return "it has more than one stopping rule"
         if isinstance(callback, EarlyStopping) and (
                 callback.sink is not print or callback.threshold_mode not in ("abs", "rel")
                 or callback.monitor not in ("auto", "train_loss", "valid_loss")):
@@ -169,7 +177,10 @@ def _stack_key(net: NeuralNet, spec: TrainingSpec) -> str:
     shapes = {name: (tuple(value.shape), str(value.dtype)) for name, value in spec.start.items()}
     data = (str(spec.X.dtype), spec.X.shape[1:], str(spec.y.dtype), spec.y.shape[1:],
             sp.issparse(spec.X), spec.sample_weight is None)
-    return joblib.hash((type(net), params, shapes, data, str(torch.get_default_dtype())))
+    try:
+        return joblib.hash((type(net), params, shapes, data, str(torch.get_default_dtype())))
+    except Exception:  # a setting that cannot be hashed (pickled): a stack of its own
+        return f"unhashable {id(spec)}"
 
 
 # --- the stacked module -----------------------------------------------------------------
@@ -680,6 +691,7 @@ def _trained(stack: _Stack) -> list[TrainingResult | TrainingDivergedError]:
         net = member.net
         load_state(net.module_, final[id(member)])
         net.history = History(member.history)
+        _callbacks_after_training(member)
         train_loss = epoch_train_loss(net.history)
         problem = non_finite_values(net.module_, train_loss)
         if problem is not None:
@@ -688,6 +700,22 @@ def _trained(stack: _Stack) -> list[TrainingResult | TrainingDivergedError]:
         results.append(TrainingResult(net=handed_back(net, member.spec, None), seconds=share,
                                       train_loss=train_loss))
     return results
+
+
+def _callbacks_after_training(member: _Member) -> None:
+    """The member's net's callbacks as skorch's loop leaves them: the masks held, the
+    stopping rule's resolved settings and where it stood, the loss records' bests."""
+    net = member.net
+    for name, callback in net.callbacks_:
+        if isinstance(callback, ApplyMasks):
+            callback.on_train_begin(net)  # holds the masks (the weights already are)
+        elif isinstance(callback, EarlyStopping):
+            callback.on_train_begin(net)  # resolves "auto" as the training did
+            callback.misses_ = member.misses
+            callback.dynamic_threshold_ = member.threshold
+            callback.best_epoch_ = member.best_epoch
+        elif isinstance(callback, PassthroughScoring):
+            callback.best_score_ = member.best_scores.get(name, np.inf)
 
 
 def _settled(stack: _Stack, m: int) -> dict[str, np.ndarray]:

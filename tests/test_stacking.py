@@ -11,7 +11,7 @@ from torch import nn
 from skticket import MLP, DefaultClassifierNet, DefaultRegressorNet
 from skticket._hooks import TrainingHook
 from skticket._stacking import train_members
-from skticket._training import TrainingSpec, initial_state, run_training
+from skticket._training import MASK_CALLBACK, TrainingSpec, initial_state, run_training, train_alone
 from skticket.exceptions import TrainingDivergedError
 
 #: The largest difference between a member's trained weights and its solo training's.
@@ -52,7 +52,8 @@ def assert_as_alone(specs, results=None):
     losses."""
     results = train_members(specs) if results is None else results
     for spec, stacked in zip(specs, results, strict=True):
-        solo = run_training(spec)
+        # Alone: skorch's own loop (run_training is itself a stack of one).
+        solo = train_alone(spec)
         assert largest_difference(solo, stacked) <= TOLERANCE
         assert len(stacked.net.history) == len(solo.net.history)
         assert (stacked.net.history[:, "train_batch_count"]
@@ -149,7 +150,7 @@ def test_a_diverging_member_is_reported_as_alone_and_the_others_go_on():
     results = train_members(specs)
     assert isinstance(results[1], TrainingDivergedError)
     with pytest.raises(TrainingDivergedError) as alone:
-        run_training(specs[1])
+        train_alone(specs[1])
     assert str(results[1]) == str(alone.value)
     assert_as_alone([specs[0], specs[2]], [results[0], results[2]])
 
@@ -212,7 +213,7 @@ def test_what_cannot_be_stacked_trains_alone_and_says_why(capsys):
     assert "training 3 of 3 trains alone: its optimizer RMSprop" in said
     for spec, result in zip(specs, results, strict=True):
         # Alone, they are their solo trainings exactly.
-        assert largest_difference(run_training(spec), result) == 0
+        assert largest_difference(train_alone(spec), result) == 0
     assert train_members(specs, verbose=0) and not capsys.readouterr().out
 
 
@@ -220,14 +221,21 @@ def test_a_stack_of_one_is_its_solo_training():
     X, y = breast_cancer()
     net = default_classifier(X, y, max_epochs=15)
     spec, = members(net, X, y, [400], masked={0})
-    result, = train_members([spec])
-    solo = run_training(spec)
+    result = run_training(spec)
+    solo = train_alone(spec)
     # The same kernels on the same shapes: the same weights.
     assert largest_difference(solo, result) == 0
     assert result.net.history[-1, "train_loss"] == pytest.approx(solo.train_loss, rel=1e-6)
     # Handed back as a solo training hands it back: it predicts, with its masks held.
     assert np.array_equal(result.net.predict(X[:50]), solo.net.predict(X[:50]))
     assert dict(result.net.callbacks_).keys() == dict(solo.net.callbacks_).keys()
+    # Its callbacks hold what they hold after skorch's loop: the rule's resolved
+    # settings and best epoch, the masks held.
+    rule, alone_rule = (dict(r.net.callbacks_)["converged"] for r in (result, solo))
+    for name in ("monitor_", "load_best_", "best_epoch_", "misses_", "dynamic_threshold_"):
+        assert getattr(rule, name) == pytest.approx(getattr(alone_rule, name), rel=1e-6)
+    holder = dict(result.net.callbacks_)[MASK_CALLBACK]
+    assert not holder.moved_ and holder.held_.keys() == spec.masks.keys()
 
 
 def test_members_of_different_settings_train_in_stacks_of_their_own():
