@@ -8,9 +8,9 @@ Three measurements, torch on one thread (``--threads 1``), ``n_jobs=1``:
   side does the same work): as one stack (:func:`skticket._stacking.train_members`)
   against k trainings one after the other through skorch's loop
   (:func:`skticket._training.train_alone`, what every training ran before
-  stacking). The default net (30-256-256-2 on breast cancer, batch 200,
-  10% held out) and LeNet-300-100 (784-300-100-10 on digits upsampled to
-  28x28, batch 60, nothing held out).
+  stacking). The default net (13-256-256-3 on wine and 30-256-256-2 on
+  breast cancer, batch 200, 10% held out) and LeNet-300-100
+  (784-300-100-10 on digits upsampled to 28x28, batch 60, nothing held out).
 - ``curve``: ``ticket_curve`` with 3 repeats and both baselines on breast
   cancer (75% of the rows to train, the rest to score), the default
   classifier to 90% at 40 epochs, stacked (repeats in lockstep) against the
@@ -42,7 +42,7 @@ from _common import (
     setup,
     table,
 )
-from sklearn.datasets import load_breast_cancer
+from sklearn.datasets import load_breast_cancer, load_wine
 from sklearn.preprocessing import StandardScaler
 
 import skticket._curves as curves
@@ -59,8 +59,15 @@ def breast_cancer():
     return StandardScaler().fit_transform(X).astype(np.float32), y.astype(np.int64)
 
 
-# net -> (data, hidden layers, batch size, held out, epochs)
+def wine():
+    X, y = load_wine(return_X_y=True)
+    return StandardScaler().fit_transform(X).astype(np.float32), y.astype(np.int64)
+
+
+# net -> (data, hidden layers, batch size, held out, epochs, label)
 NETS = {
+    "wine": (wine, (256, 256), 200, True, 60,
+             "default net 13-256-256-3, wine, batch 200 (one batch an epoch)"),
     "default": (breast_cancer, (256, 256), 200, True, 20,
                 "default net 30-256-256-2, breast cancer, batch 200"),
     "lenet": (lenet_data, (300, 100), 60, False, 2,

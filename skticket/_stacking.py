@@ -415,6 +415,7 @@ class _Stack:
         self.masks = self._masks()
         self.criterion = lead.criterion_
         self.get_loss = lead.get_loss
+        self._plans: dict = {}
         self._data()
 
     def _hold(self, values: list[torch.Tensor]) -> None:
@@ -487,40 +488,58 @@ class _Stack:
         """One pass's steps over ``batches`` (one per member, None: no rows), drawn from
         each member's generator as its loader would draw them: per step the data rows
         ``(k, B)``, their weights (zero for padding), the members with a batch in it,
-        and their batch sizes."""
+        their batch sizes, and whether every member has a full batch.
+
+        Built with numpy for the whole pass at once (a small net's epoch is a few
+        steps: torch's per-call cost on small index tensors would be a fifth of
+        it); an unshuffled pass (the held-out rows) is the same every epoch, and
+        is built once, its loader's draws still drawn.
+        """
         k = len(self.members)
-        orders, counts = {}, {}
-        for m in live:
-            member, loader = self.members[m], batches[m]
-            if loader is None:
-                continue
-            order = dataloader_order(len(loader.rows), loader.shuffle, member.generator)
-            rows = order if loader.rows.rows is None else loader.rows.rows[order]
-            orders[m] = rows
-            counts[m] = len(loader)
-        if not orders:
+        playing = [m for m in live if batches[m] is not None]
+        if not playing:
             return []
-        size = max(batches[m].batch_size for m in orders)
+        unshuffled = not any(batches[m].shuffle for m in playing)
+        key = (id(batches[playing[0]]), tuple(playing), k)
+        if unshuffled and key in self._plans:
+            for m in playing:  # each member's loader draws its base seed all the same
+                dataloader_order(0, False, self.members[m].generator)
+            return self._plans[key]
+        size = max(batches[m].batch_size for m in playing)
+        counts = {m: len(batches[m]) for m in playing}
+        n_steps = max(counts.values())
+        data = np.empty((n_steps, k, size), dtype=np.int64)
+        weight = np.full((n_steps, k, size), self.padding_weight, dtype=np.int64)
+        widths = np.zeros((n_steps, k), dtype=np.int64)
+        for m, member in enumerate(self.members):
+            if m not in counts:
+                # No batch for this member: one of its rows at weight zero.
+                data[:, m, :] = member.data_offset
+                continue
+            loader = batches[m]
+            order = dataloader_order(len(loader.rows), loader.shuffle,
+                                     member.generator).numpy()
+            rows = order if loader.rows.rows is None else loader.rows.rows.numpy()[order]
+            used = rows[:counts[m] * size]  # drop_last leaves the rest out
+            grid = np.full(n_steps * size, -1, dtype=np.int64)
+            grid[:len(used)] = used
+            grid = grid.reshape(n_steps, size)
+            real = grid >= 0
+            widths[:, m] = real.sum(axis=1)
+            data[:, m, :] = np.where(real, grid, rows[0]) + member.data_offset
+            weight[:, m, :] = np.where(real, grid + member.weight_offset, self.padding_weight)
         steps = []
-        for t in range(max(counts.values())):
-            chunks = {m: rows[t * size:(t + 1) * size] for m, rows in orders.items()
-                      if t < counts[m]}
-            width = max(len(chunk) for chunk in chunks.values())
-            data = torch.empty((k, width), dtype=torch.int64)
-            weight = torch.full((k, width), self.padding_weight, dtype=torch.int64)
-            for m in range(k):
-                member = self.members[m]
-                chunk = chunks.get(m)
-                if chunk is None:
-                    # No batch for this member: one of its rows at weight zero.
-                    data[m] = member.data_offset
-                    continue
-                data[m, :len(chunk)] = chunk + member.data_offset
-                data[m, len(chunk):] = chunk[0] + member.data_offset
-                weight[m, :len(chunk)] = chunk + member.weight_offset
-            full = len(chunks) == k and all(len(chunk) == width for chunk in chunks.values())
-            steps.append((data.to(self.device), weight.to(self.device), sorted(chunks),
-                          {m: len(chunk) for m, chunk in chunks.items()}, full))
+        for t in range(n_steps):
+            active = [m for m in playing if t < counts[m]]
+            width = int(widths[t].max())
+            full = len(active) == k and bool((widths[t] == width).all())
+            steps.append((torch.from_numpy(np.ascontiguousarray(data[t, :, :width]))
+                          .to(self.device),
+                          torch.from_numpy(np.ascontiguousarray(weight[t, :, :width]))
+                          .to(self.device),
+                          active, {m: int(widths[t, m]) for m in active}, full))
+        if unshuffled:
+            self._plans[key] = steps
         return steps
 
     def batch(self, data: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -537,7 +556,11 @@ class _Stack:
         k, width = weight_rows.shape
         y_pred = self.forward(self.params, X)
         per_row = self.get_loss(y_pred.reshape(k * width, *y_pred.shape[2:]), y,
-                                training=training).reshape(k, width, -1).mean(dim=2)
+                                training=training)
+        # Several outputs per row (a regressor's targets, multilabel) are averaged first,
+        # as weighted_loss averages them.
+        per_row = (per_row.view(k, width) if per_row.dim() == 1
+                   else per_row.reshape(k, width, -1).mean(dim=2))
         if full and not self.weighted:
             return per_row.mean(dim=1)
         weight = self.weights.index_select(0, weight_rows.reshape(-1)).view(k, width)
@@ -606,8 +629,11 @@ def _epoch_end(stack: _Stack, m: int, epoch: int, seconds: float,
     for name, records in (("train_loss", train), ("valid_loss", valid)):
         if not records:
             continue
-        # skorch's PassthroughScoring: the batch losses averaged by batch size.
-        score = np.average([loss for loss, _ in records], weights=[size for _, size in records])
+        # skorch's PassthroughScoring: the batch losses averaged by batch size (numpy's
+        # average, for the same float64 rounding, once the epoch has several batches).
+        score = (np.float64(records[0][0]) if len(records) == 1 else
+                 np.average([loss for loss, _ in records],
+                            weights=[size for _, size in records]))
         entry[name] = score
         best = member.best_scores.get(name, np.inf)
         entry[f"{name}_best"] = bool(score < best)
