@@ -170,8 +170,13 @@ def why_not_stacked(net: NeuralNet, spec: TrainingSpec) -> str | None:
     return None
 
 
-def _stack_key(net: NeuralNet, spec: TrainingSpec) -> str:
-    """What members of one stack share: the net's class and settings, and the shapes."""
+def _stack_key(spec: TrainingSpec) -> str:
+    """What members of one stack share: the net's class and settings, and the shapes.
+
+    Read from the template: a training net holds the member's own masks in its
+    masks callback.
+    """
+    net = spec.template
     params = {name: value for name, value in net.get_params(deep=False).items()
               if name != "verbose" and not name.startswith("_")}
     shapes = {name: (tuple(value.shape), str(value.dtype)) for name, value in spec.start.items()}
@@ -801,7 +806,7 @@ def train_members(specs: Sequence[TrainingSpec], *, verbose: int = 0
             continue
         member = _Member(position, spec, net, train, valid, generator)
         _with_rule(member)
-        stacks.setdefault(_stack_key(net, spec), []).append(member)
+        stacks.setdefault(_stack_key(spec), []).append(member)
     with watching_sigint() as sigint:
         try:
             for members in stacks.values():

@@ -295,13 +295,14 @@ def test_nets_that_classify_with_other_losses_stack():
 
 
 def stack_sizes(monkeypatch):
-    """The size of each stack trained, recorded as the sessions hand them over."""
-    import skticket._session as session_module
+    """The number of members of each stack trained (one training's net holds its own
+    masks: members must still share a stack)."""
+    from skticket import _stacking
 
     sizes = []
-    real = session_module.train_members
-    monkeypatch.setattr(session_module, "train_members",
-                        lambda specs, **kwargs: sizes.append(len(specs)) or real(specs, **kwargs))
+    real = _stacking._train_stack
+    monkeypatch.setattr(_stacking, "_train_stack",
+                        lambda members: sizes.append(len(members)) or real(members))
     return sizes
 
 
