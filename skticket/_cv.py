@@ -349,14 +349,14 @@ class BaseLotteryTicketCV(BaseLotteryTicket):
                 refit = self._refit_estimator(plain, chosen, levels, path.run.n_prunable)
                 return refit.fit(X, y, sample_weight=sample_weight)
 
-            if effective_n_jobs(self.n_jobs) == 1:
-                # Every fold's round r as one stack. An IMP path's refit is a prefix of
-                # the search on all rows, whatever level is chosen: with a fixed seed
-                # (the refit's rounds are then the same trainings) that search runs
-                # beside the folds, one more member per round, and the refit trains
-                # nothing of its own.
+            if effective_n_jobs(self.n_jobs) == 1 and isinstance(self.random_state, Integral):
+                # Every fold's round r as one stack (lockstep runs a fold again for each
+                # round: its seeds must be fixed, an int random_state). An IMP path's
+                # refit is a prefix of the search on all rows, whatever level is
+                # chosen: that search runs beside the folds, one more member per
+                # round, and the refit trains nothing of its own.
                 beside = ([lambda: list(clone(plain)._open_path(X_all, y_all, weights))]
-                          if is_path and isinstance(self.random_state, Integral) else [])
+                          if is_path else [])
                 *_, refit = lockstep([*fold_paths, *beside], then=refitted)
             else:
                 refit = refitted(Parallel(n_jobs=self.n_jobs)(delayed(task)()

@@ -272,6 +272,9 @@ class _Lockstep:
     def __init__(self) -> None:
         self.done: dict[str, TrainingResult | TrainingDivergedError] = {}
         self.pending: dict[str, tuple[TrainingSpec, Memory | None, int]] = {}
+        # Trainings handed back in the current run of a task: each run of a task
+        # that waits again must get further than its last.
+        self.found = 0
 
     def results(self, specs: list[TrainingSpec], memory: Memory | None, verbose: int) -> list:
         keys = [training_key(spec) for spec in specs]
@@ -280,6 +283,7 @@ class _Lockstep:
         if missing:
             self.pending.update(missing)
             raise PendingTrainings
+        self.found += len(keys)
         return [self.done[key] for key in keys]
 
     def train_pending(self) -> None:
@@ -317,7 +321,9 @@ def lockstep(tasks: Sequence[Callable[[], T]], *,
     finding those trainings done. A task is therefore run once per round it
     trains: it must be free of side effects other than its result (a search
     on a clone, the rows of a curve) and do its own expensive work, other
-    than training, once it has all its trainings. Each training is trained
+    than training, once it has all its trainings, and ask for the same
+    trainings on every run (its seeds fixed: a task that gets no further than
+    on its last run is an error). Each training is trained
     once, and each result is what the task would get alone, to float32
     rounding (a stacked member is its solo training). A diverged training
     raises, as alone, in the task that asked for it.
@@ -352,12 +358,22 @@ def lockstep(tasks: Sequence[Callable[[], T]], *,
 def _run_stepping(stepping: _Lockstep, tasks: list[Callable[[], T]]) -> list[T]:
     results: list = [None] * len(tasks)
     unfinished = list(range(len(tasks)))
+    reached = [-1] * len(tasks)
     while unfinished:
         waiting = []
         for position in unfinished:
+            stepping.found = 0
             try:
                 results[position] = tasks[position]()
             except PendingTrainings:
+                # A task that asks for other trainings on each run (seeds drawn from
+                # the operating system's entropy) would never end.
+                if stepping.found <= reached[position]:
+                    raise RuntimeError(
+                        "A task run in lockstep did not get further than on its last run: "
+                        "its trainings are not the same on each run (is its random_state "
+                        "an int?).") from None
+                reached[position] = stepping.found
                 waiting.append(position)
         if waiting and not stepping.pending:
             raise RuntimeError("A task stopped for trainings but asked for none.")

@@ -404,3 +404,28 @@ def test_memory_holds_each_member_as_its_solo_training(tmp_path):
     assert isinstance(restored, CachedTrainingResult)
     assert largest_difference(restored, stacked[1]) == 0
     assert largest_difference(run_training(second), restored) <= TOLERANCE
+
+
+def test_lockstep_refuses_a_task_that_asks_for_other_trainings_on_each_run():
+    from skticket import LotteryTicketClassifier, ticket_path
+    from skticket._session import lockstep
+
+    X, y = breast_cancer(rows=100)
+    # random_state=None: every run of the task draws other seeds, so other trainings.
+    estimator = LotteryTicketClassifier(
+        small_net(module__hidden_units=(8,), max_epochs=2), prune_fraction=0.5,
+        target_sparsity=0.5)
+    with pytest.raises(RuntimeError, match="did not get further than on its last run"):
+        lockstep([lambda: list(ticket_path(estimator, X, y))])
+
+
+def test_cv_without_an_int_seed_trains_its_folds_one_after_the_other(monkeypatch):
+    import skticket._cv as cv_module
+    from skticket import LotteryTicketClassifierCV
+
+    monkeypatch.setattr(cv_module, "lockstep", lambda *args, **kwargs: pytest.fail(
+        "lockstep needs fixed seeds"))
+    X, y = breast_cancer(rows=120)
+    cv = LotteryTicketClassifierCV(small_net(module__hidden_units=(8,), max_epochs=2),
+                                   prune_fraction=0.5, target_sparsity=0.5, cv=2).fit(X, y)
+    assert cv.cv_results_["mean_test_score"].shape == (2,)
