@@ -521,6 +521,8 @@ class _Stack:
         playing = [m for m in live if batches[m] is not None]
         if not playing:
             return []
+        if k == 1:
+            return self._solo_plan(batches[0])
         unshuffled = not any(batches[m].shuffle for m in playing)
         key = (id(batches[playing[0]]), tuple(playing), k)
         if unshuffled and key in self._plans:
@@ -564,6 +566,20 @@ class _Stack:
             self._plans[key] = steps
         return steps
 
+    def _solo_plan(self, loader: Batches) -> list:
+        """:meth:`plan` of a stack of one: slices of its loader's order, as the loader
+        cuts them (no padding, no weights unless it has some)."""
+        member = self.members[0]
+        order = dataloader_order(len(loader.rows), loader.shuffle, member.generator)
+        rows = order if loader.rows.rows is None else loader.rows.rows.index_select(0, order)
+        rows = (rows + member.data_offset).to(self.device)
+        size, steps = loader.batch_size, []
+        for start in range(0, len(loader) * size, size):
+            chunk = rows[start:start + size].view(1, -1)
+            weight = chunk + (member.weight_offset - member.data_offset) if self.weighted else None
+            steps.append((chunk, weight, [0], {0: chunk.shape[1]}, True))
+        return steps
+
     def batch(self, data: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         flat = data.reshape(-1)
         if sp.issparse(self.X):
@@ -572,10 +588,11 @@ class _Stack:
             X = self.X.index_select(0, flat)
         return X.view(*data.shape, *X.shape[1:]), self.y.index_select(0, flat)
 
-    def losses(self, X: torch.Tensor, y: torch.Tensor, weight_rows: torch.Tensor,
+    def losses(self, X: torch.Tensor, y: torch.Tensor, weight_rows: torch.Tensor | None,
                full: bool, training: bool) -> torch.Tensor:
-        """Each member's loss on its batch: its own weighted mean over its real rows."""
-        k, width = weight_rows.shape
+        """Each member's loss on its batch: its own weighted mean over its real rows
+        (``weight_rows`` may be None for full batches without weights)."""
+        k, width = X.shape[:2]
         y_pred = self.forward(self.params, X)
         per_row = self.get_loss(y_pred.reshape(k * width, *y_pred.shape[2:]), y,
                                 training=training)
