@@ -16,6 +16,10 @@ Three measurements, torch on one thread (``--threads 1``), ``n_jobs=1``:
   classifier to 90% at 40 epochs, stacked (repeats in lockstep) against the
   same curve trained one training at a time through skorch's loop (the
   curve before stacking).
+- ``kernels``: the arithmetic alone, forward and backward of the layers of
+  both nets, k = 5 members as one batched product (``torch.baddbmm``, what a
+  stack runs) against 5 products (``torch.addmm``, what 5 trainings alone
+  run): on a CPU the batched product is not cheaper.
 - every side is also checked to give the same result: the largest weight
   difference between a stacked member and its training alone, and the
   largest score difference between the two curves.
@@ -33,6 +37,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+import torch
 from _common import (
     add_common_args,
     interleaved,
@@ -161,11 +166,61 @@ def curve_rows(repeats: int) -> list:
              cpu["stacked"] / cpu["one at a time"], f"{gap:.1e}")]
 
 
+def kernel_rows(k: int = 5) -> list:
+    """Forward and backward of the default net's and LeNet's layers: k members as one
+    batched product (what a stack runs) against k products of one member each (what k
+    trainings alone run); the least process CPU time of 5 runs of 40 steps."""
+    import time
+
+    def least_cpu(step):
+        for _ in range(5):
+            step()
+        runs = []
+        for _ in range(5):
+            tic = time.process_time()
+            for _ in range(40):
+                step()
+            runs.append((time.process_time() - tic) / 40)
+        return min(runs)
+
+    rows = []
+    for label, batch, shapes in [
+            ("default net, breast cancer (30-256-256-2, batch 200)", 200,
+             [(30, 256), (256, 256), (256, 2)]),
+            ("default net, wine (13-256-256-3, batch 160)", 160,
+             [(13, 256), (256, 256), (256, 3)]),
+            ("LeNet-300-100 (batch 60)", 60, [(784, 300), (300, 100), (100, 10)])]:
+        alone = [[(torch.randn(o, i, requires_grad=True), torch.randn(o, requires_grad=True))
+                  for i, o in shapes] for _ in range(k)]
+        stacked = [(torch.randn(k, o, i, requires_grad=True),
+                    torch.randn(k, o, requires_grad=True)) for i, o in shapes]
+        X, X_stacked = torch.randn(batch, shapes[0][0]), torch.randn(k, batch, shapes[0][0])
+
+        def each(alone=alone, X=X):
+            for layers in alone:
+                hidden = X
+                for j, (weight, bias) in enumerate(layers):
+                    hidden = torch.addmm(bias, hidden, weight.t())
+                    hidden = torch.relu(hidden) if j < len(layers) - 1 else hidden
+                hidden.sum().backward()
+
+        def together(stacked=stacked, X_stacked=X_stacked):
+            hidden = X_stacked
+            for j, (weight, bias) in enumerate(stacked):
+                hidden = torch.baddbmm(bias.unsqueeze(1), hidden, weight.transpose(1, 2))
+                hidden = torch.relu(hidden) if j < len(stacked) - 1 else hidden
+            hidden.sum().backward()
+
+        one, many = least_cpu(together), least_cpu(each)
+        rows.append((label, k, 1e3 * one, 1e3 * many, one / many))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser, repeats=3)
-    parser.add_argument("--parts", nargs="+", choices=["table", "curve"],
-                        default=["table", "curve"])
+    parser.add_argument("--parts", nargs="+", choices=["table", "curve", "kernels"],
+                        default=["table", "curve", "kernels"])
     parser.add_argument("--ks", nargs="+", type=int, default=[1, 2, 5, 10])
     args = parser.parse_args()
     setup(args)
@@ -183,6 +238,10 @@ def main() -> None:
         print(table(["what", "stacked s", "one at a time s", "stacked / one at a time (wall)",
                      "(cpu)", "largest score difference"], rows))
         print("\nTarget: ticket_curve at most 0.5x.\n")
+    if "kernels" in args.parts:
+        print(table(["layers", "k", "batched product ms (fwd+bwd)",
+                     "k products ms (fwd+bwd)", "batched / k products"], kernel_rows()))
+        print()
 
 
 if __name__ == "__main__":
