@@ -439,6 +439,10 @@ class _Stack:
         self.get_loss = lead.get_loss
         self._plans: dict = {}
         self._data()
+        # A stack of one without weights takes the criterion's own mean, as its solo
+        # training does (the same loss and gradient to the last bit); members of a
+        # larger stack, or weighted, each take their own mean of the losses per row.
+        self.per_row = len(members) > 1 or self.weighted
 
     def _hold(self, values: list[torch.Tensor]) -> None:
         self.params = [value.requires_grad_(True) for value in values]
@@ -594,6 +598,9 @@ class _Stack:
         (``weight_rows`` may be None for full batches without weights)."""
         k, width = X.shape[:2]
         y_pred = self.forward(self.params, X)
+        if not self.per_row:
+            return self.get_loss(y_pred.reshape(width, *y_pred.shape[2:]), y,
+                                 training=training).reshape(1)
         per_row = self.get_loss(y_pred.reshape(k * width, *y_pred.shape[2:]), y,
                                 training=training)
         # Several outputs per row (a regressor's targets, multilabel) are averaged first,
@@ -716,6 +723,8 @@ def _with_rule(member: _Member) -> None:
 
 def _train_stack(members: list[_Member]) -> list[TrainingResult | TrainingDivergedError]:
     stack = _Stack(members)
+    if not stack.per_row:
+        return _trained(stack)
     # One loss per row for the whole training (the members' means are taken here),
     # set back before the nets are handed back.
     reduction = stack.criterion.reduction
