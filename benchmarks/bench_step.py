@@ -1,7 +1,8 @@
 """Cost per epoch of one pruning round against the floor: a bare torch loop.
 
-A round trains through skticket's one training path (a skorch net, masks by
-callback, :func:`skticket._training.run_training`). The floor trains the same
+A round trains through skticket's one training path
+(:func:`skticket._training.run_training`: a stack of one,
+:func:`skticket._stacking.train_members`). The floor trains the same
 module from the same start weights on the same data, in the same batch order
 (the same ``RandomSampler`` draws), with the same optimizer hyperparameters on
 torch's fastest kernels for them (``fused=True``), the same loss, and the
@@ -12,8 +13,8 @@ one torch thread. Each pair is also checked to end at the same weights (the
 largest difference is printed): the floor computes what the round computes.
 
 Target: round / floor <= 1.10 per epoch. ``--profile`` breaks one round's
-epoch down into its parts (forward and loss, backward, optimizer step, mask
-multiply, data loading, skorch's own per-batch and per-epoch work).
+epoch down into its parts (forward and loss, backward, optimizer step, data
+loading, the stacked loop's own per-step and per-epoch work).
 
     python benchmarks/bench_step.py
     python benchmarks/bench_step.py --cases digits lenet --optimizers sgd --profile
@@ -40,7 +41,7 @@ from sklearn.preprocessing import StandardScaler
 from skorch import NeuralNet
 from torch.utils.data import BatchSampler, RandomSampler
 
-import skticket._training as training
+import skticket._stacking as stacking
 from skticket import MLP, DefaultClassifierNet
 from skticket._rng import seeded
 from skticket._training import TrainingSpec, initial_state, load_state, run_training
@@ -75,7 +76,10 @@ def template(case: str, opt: str, X, y) -> NeuralNet:
                                module__output_activation="softmax",
                                module__hidden_units=hidden, max_epochs=epochs,
                                callbacks__converged=None, iterator_train__shuffle=True,
-                               **OPTIMIZERS[opt])
+                               # Every row trains, as in the floor: the default nets'
+                               # held-out rows would be a tenth less training and a
+                               # held-out pass per epoch the floor does not do.
+                               train_split=None, **OPTIMIZERS[opt])
     if batch_size is not None:
         net.set_params(batch_size=batch_size)
     elif net.batch_size == "auto":
@@ -152,43 +156,39 @@ def timed_pair(spec: TrainingSpec, repeats: int):
     return times, gap
 
 
-# (owner, attribute, part): timers wrapped around one round's training.
-def _profiled_parts(spec: TrainingSpec):
+# (owner, attribute, part): timers wrapped around one round's training, a stack of one
+# (skticket._stacking).
+def _profiled_parts():
     return [
-        (type(spec.template).__mro__[0], "partial_fit", "whole training"),
-        (NeuralNet, "run_single_epoch", "epochs' batch loops"),
-        # The batches: fetched by skticket's own loader, or a DataLoader's.
-        (training._BatchDataset, "__getitem__", "data loading") if hasattr(training, "_Batches")
-        else (torch.utils.data.dataloader._BaseDataLoaderIter, "__next__", "data loading"),
-        (NeuralNet, "infer", "forward"),
-        (type(spec.template), "get_loss", "loss"),
+        (stacking, "train_members", "whole training"),
+        (stacking._Stack, "train_pass", "training passes"),
+        (stacking._Stack, "valid_pass", "held-out passes"),
+        (stacking._Stack, "plan", "batch plans"),
+        (stacking._Stack, "batch", "data loading"),
+        (stacking._Stack, "losses", "forward and loss"),
         (torch.Tensor, "backward", "backward"),
-        (torch.optim.Optimizer, "zero_grad", "zero_grad"),
-        (NeuralNet, "train_step_single", "closure (zero_grad excluded)"),
-        (NeuralNet, "_step_optimizer", "optimizer step with closure"),
-        (training.ApplyMasks, "apply", "mask multiply"),
+        (stacking._MemberOptimizer, "step", "optimizer step"),
     ]
 
 
 def profile(case: str, opt: str) -> list:
     spec = make_spec(case, opt)
     run_training(spec)
-    with timed_calls(_profiled_parts(spec)) as (seconds, calls):
+    with timed_calls(_profiled_parts()) as (seconds, calls):
         result = run_training(spec)
     epochs = len(result.net.history)
     per = {label: 1e3 * s / epochs for label, s in seconds.items()}
-    optimizer = per["optimizer step with closure"] - per["closure (zero_grad excluded)"]
-    forward = per["forward"] + per["loss"]
-    known = (forward + per["backward"] + optimizer + per["zero_grad"]
-             + per["mask multiply"] + per["data loading"])
-    skorch_batch = per["epochs' batch loops"] - known
-    skorch_epoch = per["whole training"] - per["epochs' batch loops"]
-    batches = calls["forward"] // epochs
-    parts = [("forward and loss", forward), ("backward", per["backward"]),
-             ("optimizer step", optimizer + per["zero_grad"]),
-             ("mask multiply", per["mask multiply"]), ("data loading", per["data loading"]),
-             ("skorch per batch (callbacks, history, train mode, closure)", skorch_batch),
-             ("skorch per epoch (callbacks, history, loader setup)", skorch_epoch)]
+    known = (per["forward and loss"] + per["backward"] + per["optimizer step"]
+             + per["data loading"] + per["batch plans"])
+    passes = per["training passes"] + per["held-out passes"]
+    batches = calls["optimizer step"] // epochs
+    # forward and loss, data loading and the plans count the held-out passes too.
+    parts = [("forward and loss", per["forward and loss"]), ("backward", per["backward"]),
+             ("optimizer step", per["optimizer step"]), ("data loading", per["data loading"]),
+             ("batch plans (each epoch's order, padding, weights)", per["batch plans"]),
+             ("the loop's own (zeroing, masks, loss records)", passes - known),
+             ("per epoch and training (histories, the rule, building the nets)",
+              per["whole training"] - passes)]
     total = per["whole training"]
     return [(CASE_LABELS[case], OPTIMIZER_LABELS[opt], batches, label, ms, 100 * ms / total)
             for label, ms in parts] + [(CASE_LABELS[case], OPTIMIZER_LABELS[opt], batches,

@@ -130,7 +130,7 @@ def main() -> None:
 
             # The same dense fits fed by skticket's batch fetching: what is
             # left of the gap is the masks' and the rounds' own cost.
-            fed = clone(net).set_params(iterator_train=training._batch_fetching_loader)
+            fed = clone(net).set_params(iterator_train=training.batch_fetching_loader)
 
             def fed_fits(net=fed, X=X, y=y, n=trainings):
                 for _ in range(n):

@@ -49,6 +49,7 @@ from . import (
     _mlp,
     _pruning,
     _rng,
+    _stacking,
     _targeted_dropout,
     _training,
 )
@@ -64,6 +65,7 @@ from ._training import (
     optimizer_implementation,
     training_net,
 )
+from .exceptions import TrainingDivergedError
 
 # Bump when the stored payload or the key's layout changes: old entries are
 # then simply never found again.
@@ -168,7 +170,8 @@ def _source_digest(*modules) -> str:
     return digest.hexdigest()
 
 
-# What, besides its inputs, decides a round's result: the code that trains it.
+# What, besides its inputs, decides a round's result: the code that trains it (alone
+# or as a member of a stack).
 # The source of the modules a round runs through is part of every key, so that
 # a persistent cache never hands a result of an edited training loop to the
 # new one. Read once, at import, so that it describes the code this process runs.
@@ -178,8 +181,8 @@ _ENVIRONMENT = (
     skorch.__version__,
     sklearn.__version__,
     np.__version__,
-    _source_digest(_training, _hooks, _mask_schedules, _pruning, _rng, _mlp, _edge_popup,
-                   _targeted_dropout, sys.modules[__name__]),
+    _source_digest(_training, _stacking, _hooks, _mask_schedules, _pruning, _rng, _mlp,
+                   _edge_popup, _targeted_dropout, sys.modules[__name__]),
 )
 
 
@@ -293,6 +296,55 @@ def _restore(spec: TrainingSpec, payload) -> CachedTrainingResult:
         raise _BrokenEntry(problem)
     return CachedTrainingResult(net=net, seconds=seconds, train_loss=train_loss,
                                 hook_summaries=hook_summaries, masks=masks)
+
+
+def cached_trainings(
+    memory,
+    train_many: Callable[[list[TrainingSpec]], list[TrainingResult | TrainingDivergedError]],
+    specs: list[TrainingSpec],
+) -> list[TrainingResult | TrainingDivergedError]:
+    """:func:`cached_training` of many independent trainings, those not stored trained at
+    once by ``train_many`` (:func:`~skticket._stacking.train_members`).
+
+    Each training is keyed and stored exactly as :func:`cached_training` keys and
+    stores it alone: a member already in ``memory`` is restored, not trained;
+    the others are trained together and each stored under its own key, so
+    that a later solo training finds it. A diverged member is given back as
+    its error and nothing is stored for it.
+    """
+    cached = memory.cache(_train_and_store, ignore=["job"])
+    results: list = [None] * len(specs)
+    missing = []
+    for position, spec in enumerate(specs):
+        key = training_key(spec)
+        # Only looked up here: a miss is trained with the others below.
+        job = _PendingTraining(_not_looked_up, spec)
+        if not cached.check_call_in_cache(key, job):
+            missing.append((position, key))
+            continue
+        try:
+            results[position] = _restore(spec, cached(key, job))
+        except (_BrokenEntry, _NotLookedUp) as broken:
+            if isinstance(broken, _BrokenEntry):
+                warnings.warn(f"A stored round in memory is broken ({broken}); training it "
+                              "again and overwriting the entry.", UserWarning, stacklevel=2)
+            missing.append((position, key))
+    trained = train_many([specs[position] for position, _ in missing]) if missing else []
+    for (position, key), result in zip(missing, trained, strict=True):
+        results[position] = result
+        if isinstance(result, TrainingResult):
+            # Stored as its solo training stores it: the same key, the same payload.
+            cached.call(key, _PendingTraining(lambda spec, result=result: result,
+                                              specs[position]))
+    return results
+
+
+class _NotLookedUp(Exception):
+    """An entry joblib found but could not read: it would have trained it."""
+
+
+def _not_looked_up(spec: TrainingSpec) -> TrainingResult:
+    raise _NotLookedUp("the entry could not be read")
 
 
 def cached_training(

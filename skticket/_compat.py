@@ -126,7 +126,8 @@ def has_forward_hooks(module: nn.Module) -> bool:
     return bool(module._forward_hooks or module._forward_pre_hooks)
 
 
-def dataloader_order(n: int, shuffle: bool) -> torch.Tensor:
+def dataloader_order(n: int, shuffle: bool,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
     """The order in which a ``DataLoader(..., shuffle=shuffle)`` over ``n`` rows
     takes them in one pass, drawn from torch's global generator as it draws.
 
@@ -135,11 +136,16 @@ def dataloader_order(n: int, shuffle: bool) -> torch.Tensor:
     the same two draws, in that order, give the same permutation and leave
     the global generator where the DataLoader leaves it. torch documents
     neither the draws nor their order. Used by skticket._training (its
-    batch-fetching loader, which trains bit for bit as skorch's DataLoader).
+    batch-fetching loader, which trains bit for bit as skorch's DataLoader)
+    and skticket._stacking, which draws each member's order from a
+    ``generator`` of its own holding the state the global one would hold in
+    that member's training alone.
     """
-    torch.empty((), dtype=torch.int64).random_()  # the DataLoader iterator's base seed
+    # The DataLoader iterator's base seed.
+    torch.empty((), dtype=torch.int64).random_(generator=generator)
     if not shuffle:
         return torch.arange(n)
-    generator = torch.Generator()
-    generator.manual_seed(int(torch.empty((), dtype=torch.int64).random_().item()))
-    return torch.randperm(n, generator=generator)
+    sampler = torch.Generator()
+    sampler.manual_seed(int(torch.empty((), dtype=torch.int64).random_(generator=generator)
+                            .item()))
+    return torch.randperm(n, generator=sampler)

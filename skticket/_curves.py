@@ -12,10 +12,10 @@ scored through each round's fitted estimator, so the curve shows exactly what
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from numbers import Integral
-from operator import length_hint
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,7 @@ from sklearn.utils.validation import check_array, check_consistent_length
 from ._estimators import BaseLotteryTicket
 from ._path import ticket_path
 from ._progress import RoundProgress
+from ._session import lockstep
 from ._ticket import TICKET_KINDS, Ticket
 from ._training import load_state, module_state
 
@@ -119,37 +120,37 @@ def _scorer(metric: Callable[[Any, Any], float] | None) -> Callable[..., float]:
 
 
 def _repeat_rows(estimator: BaseLotteryTicket, seed: int, X_train, y_train, X_test, y_test,
-                 kinds, metric, score_untrained: bool = False,
-                 bar: RoundProgress | None = None):
+                 kinds, metric, score_untrained: bool = False):
     """One search path of ``estimator`` seeded with ``seed``: each round's tickets, scored
     on the test data (with ``score_untrained``, also before training).
 
     Returns the ``(row, ticket)`` pairs (the dense net first, as the round-0
     ticket, when the search trains one) and the records of the rounds trained.
-    ``bar``, if given, hears of each round as it is trained (and of the
-    rounds planned, before the first).
     """
     # The search fit runs, on a clone (ticket_path clones it).
     path = ticket_path(clone(estimator).set_params(random_state=int(seed)), X_train, y_train)
-    if bar is not None:
-        bar.plan(length_hint(path) or None)
     score = _scorer(metric)
-    rows, records = [], []
+    trained, records = [], []
     for point in path:
         # Each row scores its own training: the round as the search trained it
         # ("rewind", or the dense net), or one of its baselines, kept as the ticket.
-        for kind in ("dense",) if point.round == 0 else kinds:
-            ticketed = point.trained_from(point.init if kind in ("dense", "rewind") else kind)
-            ticket = ticketed.ticket()
-            untrained = None
-            if score_untrained:
-                with _at_start(ticketed.estimator, ticket) as at_start:
-                    untrained = score(at_start, X_test, y_test)
-            rows.append((_row(kind, ticket, score(ticketed.estimator, X_test, y_test),
-                              point.accepted or kind == "dense", untrained), ticket))
+        # A round's baselines train together (one stack).
+        row_kinds = ("dense",) if point.round == 0 else kinds
+        inits = [point.init if kind in ("dense", "rewind") else kind for kind in row_kinds]
+        for kind, ticketed in zip(row_kinds, point.trained_from_each(inits), strict=True):
+            trained.append((kind, ticketed, point.accepted or kind == "dense"))
         records.append(point.record)
-        if bar is not None:
-            bar.round_done(point.record)
+    # Scored once every training is done: in lockstep (ticket_curve's repeats) a repeat
+    # is run again for each round it trains, and only its last run scores.
+    rows = []
+    for kind, ticketed, accepted in trained:
+        ticket = ticketed.ticket()
+        untrained = None
+        if score_untrained:
+            with _at_start(ticketed.estimator, ticket) as at_start:
+                untrained = score(at_start, X_test, y_test)
+        rows.append((_row(kind, ticket, score(ticketed.estimator, X_test, y_test), accepted,
+                          untrained), ticket))
     return rows, records
 
 
@@ -315,18 +316,20 @@ def ticket_curve(
     with _CurveProgress(estimator.verbose if verbose is None else verbose,
                         n_repeats) as bar:
         if effective_n_jobs(n_jobs) == 1:
-            repeats = (_repeat_rows(estimator, seed, *args, bar=bar)
-                       for seed in seeds)
+            # The repeats' trainings of each round, and each round's baselines, as one
+            # stack (lockstep); the bar hears of each repeat's rounds once it is done.
+            repeats = lockstep([functools.partial(_repeat_rows, estimator, seed, *args)
+                                for seed in seeds])
         else:
             repeats = Parallel(n_jobs=n_jobs, return_as="generator")(
                 delayed(_repeat_rows)(estimator, seed, *args) for seed in seeds)
         records: list[dict] = []
         found: list[Ticket] = []
         for repeat, (seed, (rows, rounds)) in enumerate(zip(seeds, repeats, strict=True)):
-            if effective_n_jobs(n_jobs) != 1:  # the worker's rounds, reported here
-                bar.plan(len(rounds))
-                for record in rounds:
-                    bar.round_done(record)
+            # Each repeat's rounds, reported once it is done (in a worker, or in lockstep).
+            bar.plan(len(rounds))
+            for record in rounds:
+                bar.round_done(record)
             for row, ticket in rows:
                 records.append({"repeat": repeat, "random_state": int(seed), **row})
                 found.append(ticket)

@@ -12,6 +12,7 @@ score), through the plain class each names.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from numbers import Integral
 
 import numpy as np
-from joblib import Memory, Parallel, delayed
+from joblib import Memory, Parallel, delayed, effective_n_jobs
 from scipy.stats import rankdata
 from sklearn.base import clone, is_classifier
 from sklearn.metrics import check_scoring, get_scorer_names
@@ -44,6 +45,7 @@ from ._estimators import (
 from ._progress import RoundProgress
 from ._rng import preserved_global_state
 from ._search import IMP, Search
+from ._session import lockstep
 from ._ticket import Ticket
 
 __all__ = ["LotteryTicketClassifierCV", "LotteryTicketRegressorCV", "best_level",
@@ -85,7 +87,8 @@ _CV_DOCS = {
         ``"split{k}_test_score"`` for each fold k, ``"mean_test_score"``,
         ``"std_test_score"`` (over the folds, unweighted, as ``GridSearchCV``),
         ``"rank_test_score"``, and ``"mean_fit_time"``, ``"std_fit_time"``
-        (seconds the fold's path took up to the level), ``"mean_score_time"``,
+        (the training seconds of the fold's path up to the level; a
+        training stacked with others counts its share of the stack), ``"mean_score_time"``,
         ``"std_score_time"``.
     best_index_ : int
         The chosen level's index in ``cv_results_``.
@@ -154,23 +157,30 @@ def _fold_path(plain: BaseLotteryTicket, X, y, sample_weight: np.ndarray | None,
         result.fit_times.append(seconds)
         result.score_times.append(score_time)
 
+    # The levels are scored once the fold's trainings are done: in lockstep (the folds'
+    # rounds trained as one stack) a fold is run again for each round it trains, and
+    # only its last run scores. A level's fit time is the training time of its path's
+    # rounds (a stacked training's share of its stack).
     if levels is None:
         path = clone(plain)._open_path(X_train, y_train, w_train, classes=classes)
+        points = list(path)
         with RoundProgress(plain.verbose, path.planned_rounds, desc) as bar:
-            start = time.perf_counter()
-            for point in path:
+            seconds = 0.0
+            for point in points:
                 bar.round_done(point.record)
-                scored(point, time.perf_counter() - start)
+                seconds += point.record["seconds"]
+                scored(point, seconds)
         return result
+    ends = []
+    for index, n_active in enumerate(levels):
+        level = (clone(plain).set_params(search="imp", max_rounds=0) if index == 0 else
+                 clone(plain).set_params(target_sparsity=1 - n_active / n_prunable))
+        points = list(level._open_path(X_train, y_train, w_train, classes=classes))
+        ends.append((points[-1], sum(point.record["seconds"] for point in points)))
     with RoundProgress(plain.verbose, len(levels), desc) as bar:
-        for index, n_active in enumerate(levels):
-            level = (clone(plain).set_params(search="imp", max_rounds=0) if index == 0 else
-                     clone(plain).set_params(target_sparsity=1 - n_active / n_prunable))
-            start = time.perf_counter()
-            path = level._open_path(X_train, y_train, w_train, classes=classes)
-            *_, last = path
+        for last, seconds in ends:
             bar.round_done(last.record)
-            scored(last, time.perf_counter() - start)
+            scored(last, seconds)
     return result
 
 
@@ -326,18 +336,36 @@ class BaseLotteryTicketCV(BaseLotteryTicket):
             levels = IMP().planned_active(path.run)
             self._check_reached(levels, path.run.n_prunable)
             path_levels = None if is_path else levels
-            folds = Parallel(n_jobs=self.n_jobs)(
-                delayed(_fold_path)(plain, X_all, y_all, weights, train, test, fold=k,
-                                    n_splits=len(splits), classes=classes, scorer=scorer,
-                                    scoring=self.scoring, levels=path_levels,
-                                    n_prunable=path.run.n_prunable)
-                for k, (train, test) in enumerate(splits))
-            results = _cv_results(folds, path.run.n_prunable)
-            chosen = (one_standard_error(results["mean_test_score"],
-                                         results["std_test_score"], len(splits))
-                      if self.select == "1se" else best_level(results["mean_test_score"]))
-            refit = self._refit_estimator(plain, chosen, levels, path.run.n_prunable)
-            refit.fit(X, y, sample_weight=sample_weight)
+            fold_paths = [functools.partial(
+                _fold_path, plain, X_all, y_all, weights, train, test, fold=k,
+                n_splits=len(splits), classes=classes, scorer=scorer, scoring=self.scoring,
+                levels=path_levels, n_prunable=path.run.n_prunable)
+                for k, (train, test) in enumerate(splits)]
+            chosen_level = {}
+
+            def refitted(folds: list[_FoldPath]) -> BaseLotteryTicket:
+                # The level chosen from the folds' scores, fit on all rows.
+                results = _cv_results(folds[:len(fold_paths)], path.run.n_prunable)
+                chosen = (one_standard_error(results["mean_test_score"],
+                                             results["std_test_score"], len(splits))
+                          if self.select == "1se" else best_level(results["mean_test_score"]))
+                chosen_level.update(results=results, index=chosen)
+                refit = self._refit_estimator(plain, chosen, levels, path.run.n_prunable)
+                return refit.fit(X, y, sample_weight=sample_weight)
+
+            if effective_n_jobs(self.n_jobs) == 1 and isinstance(self.random_state, Integral):
+                # Every fold's round r as one stack (lockstep runs a fold again for each
+                # round: its seeds must be fixed, an int random_state). An IMP path's
+                # refit is a prefix of the search on all rows, whatever level is
+                # chosen: that search runs beside the folds, one more member per
+                # round, and the refit trains nothing of its own.
+                beside = ([lambda: list(clone(plain)._open_path(X_all, y_all, weights))]
+                          if is_path else [])
+                *_, refit = lockstep([*fold_paths, *beside], then=refitted)
+            else:
+                refit = refitted(Parallel(n_jobs=self.n_jobs)(delayed(task)()
+                                                              for task in fold_paths))
+            results, chosen = chosen_level["results"], chosen_level["index"]
             # The refit's fitted attributes (public and private: what predict, prune()
             # and compact() read) are this estimator's.
             self._set_fitted({name: value for name, value in vars(refit).items()

@@ -524,7 +524,8 @@ class BaseLotteryTicket(_StandInParams, InputImportancesMixin, BaseEstimator,
             data = _split(self, X, y, seeds, sample_weight, target)
             session = Session(_template(self, target, data.X_train), data, seeds,
                               prunable=prunable, memory=_round_memory(self),
-                              scorer=functools.partial(_held_out_score, target))
+                              scorer=functools.partial(_held_out_score, target),
+                              verbose=self.verbose)
             run = SearchRun(search, session, _pruning_rule(self, session.prunable))
         validated = {name: getattr(self, name) for name in ("n_features_in_", "feature_names_in_")
                      if hasattr(self, name)}

@@ -17,7 +17,7 @@ each, and builds the fitted attributes of a round.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sklearn.base import clone
@@ -255,17 +255,47 @@ class TicketPathPoint:
         -------
         TicketPathPoint
         """
-        if init not in TICKET_KINDS:
-            raise ValueError(f"init must be one of {list(TICKET_KINDS)}, got {init!r}.")
+        point, = self.trained_from_each([init])
+        return point
+
+    def trained_from_each(self, inits: Sequence[str]) -> list[TicketPathPoint]:
+        """:meth:`trained_from` of each of ``inits``; the baselines not trained yet are
+        trained together, as one stack (:meth:`Session.baselines
+        <skticket._session.Session.baselines>`).
+
+        Parameters
+        ----------
+        inits : sequence of {"rewind", "reinit", "permute", "sign"}
+
+        Returns
+        -------
+        list of TicketPathPoint
+            One per init, in order.
+        """
+        unknown = [init for init in inits if init not in TICKET_KINDS]
+        if unknown:
+            raise ValueError(f"init must be one of {list(TICKET_KINDS)}, got {unknown[0]!r}.")
         origin = self._origin or self
-        if init not in origin._trained_from:
-            path = self._path
+        path = self._path
+        for init in inits:
+            if init == origin._round.init and init not in origin._trained_from:
+                origin._trained_from[init] = self._retrained(origin, origin._round)
+        untrained = list(dict.fromkeys(init for init in inits
+                                       if init not in origin._trained_from))
+        if untrained:
+            if "rewind" in untrained:  # refused as trained_as refuses it
+                trained_as(path.run.session, origin._round, "rewind")
             with preserved_global_state(path.device):
-                trained = trained_as(path.run.session, origin._round, init)
-            origin._trained_from[init] = TicketPathPoint(
-                path, trained, records=origin._records, progress=origin._progress,
-                winning=None, accepted=origin.accepted, origin=origin)
-        return origin._trained_from[init]
+                baselines = path.run.session.baselines(origin._round.masks, origin._round.index,
+                                                       untrained)
+            for init, trained in zip(untrained, baselines, strict=True):
+                origin._trained_from[init] = self._retrained(origin, trained)
+        return [origin._trained_from[init] for init in inits]
+
+    def _retrained(self, origin: TicketPathPoint, trained: Round) -> TicketPathPoint:
+        return TicketPathPoint(self._path, trained, records=origin._records,
+                               progress=origin._progress, winning=None,
+                               accepted=origin.accepted, origin=origin)
 
     @property
     def estimator(self) -> BaseLotteryTicket:

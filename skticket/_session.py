@@ -10,19 +10,22 @@ through the cache when there is one. Nothing here knows which search runs.
 
 from __future__ import annotations
 
+import contextvars
 import copy
-from collections.abc import Callable, Iterable
+import functools
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from joblib import Memory
 from skorch import NeuralNet
 
-from ._cache import CachedTrainingResult, cached_training, content_hash
+from ._cache import CachedTrainingResult, cached_trainings, content_hash, training_key
 from ._mlp import MLP
 from ._pruning import n_active, permute_masks, rewound_weights, signed_weights, sparsity
 from ._rng import round_seed
+from ._stacking import train_members
 from ._ticket import Ticket
 from ._training import (
     ModuleState,
@@ -34,14 +37,15 @@ from ._training import (
     initializer_stds,
     module_state,
     prunable_parameters,
-    run_training,
 )
 from .exceptions import TrainingDivergedError
 
 if TYPE_CHECKING:
     from ._hooks import TrainingHook
 
-__all__ = ["Data", "Round", "Session"]
+__all__ = ["Data", "PendingTrainings", "Round", "Session", "lockstep"]
+
+T = TypeVar("T")
 
 #: ``scorer(net, X, y, sample_weight=None) -> float``: a trained net's score on encoded
 #: targets.
@@ -111,6 +115,9 @@ class Session:
     scorer : callable or None
         ``scorer(net, X, y, sample_weight=None)``, used on the held-out data when there
         is some.
+    verbose : int, default=0
+        1 or more: say which trainings cannot be stacked, and why
+        (:func:`~skticket._stacking.train_members`).
 
     Attributes
     ----------
@@ -128,8 +135,9 @@ class Session:
 
     def __init__(self, template: NeuralNet, data: Data | None, seeds: dict[str, int], *,
                  prunable=None, memory: Memory | None = None,
-                 scorer: Scorer | None = None) -> None:
+                 scorer: Scorer | None = None, verbose: int = 0) -> None:
         self.template = template
+        self.verbose = verbose
         self.data = data
         self.seeds = seeds
         self.memory = memory
@@ -163,28 +171,46 @@ class Session:
         ``hooks`` (:class:`~skticket.TrainingHook`), and record it, with the masks it
         ended with if a hook moved them.
 
-        Every training of every search goes through here: it builds the
-        :class:`~skticket._training.TrainingSpec` and runs it (through the cache
-        when there is one). A diverged training raises
+        Every training of every search goes through here (or
+        :meth:`train_rounds`, for several): it builds the
+        :class:`~skticket._training.TrainingSpec` of each training and runs it
+        (through the cache when there is one). A diverged training raises
         :class:`~skticket.exceptions.TrainingDivergedError` naming the round,
         the optimizer and the learning rate.
         """
-        spec = TrainingSpec(
+        trained, = self.train_rounds([(round_index, masks, start, init, tuple(hooks))])
+        return trained
+
+    def train_rounds(self, rounds: Sequence[tuple]) -> list[Round]:
+        """:meth:`train_round` of independent trainings, trained as one stack where they can
+        be (:func:`~skticket._stacking.train_members`).
+
+        ``rounds`` holds ``(round_index, masks, start, init, hooks)`` per training.
+        Inside :func:`lockstep`, a training not trained yet is handed to it
+        instead (see there).
+        """
+        specs = [TrainingSpec(
             template=self.template, X=self.data.X_train, y=self.data.y_train, start=start,
             masks=masks, seed=round_seed(self.seeds["data"], round_index),
             hooks=tuple(hooks), sample_weight=self.data.w_train,
-        )
-        try:
-            if self.memory is None:
-                result = run_training(spec)
-            else:
-                result = cached_training(self.memory, run_training, spec)
-        except TrainingDivergedError as error:
-            raise _diverged(error, self.template, round_index) from error
-        if result.masks is not None:
-            masks = result.masks
-        return Round(round_index, masks, start, result, self.record(round_index, masks, result),
-                     init=init)
+        ) for round_index, masks, start, _, hooks in rounds]
+        stepping = _LOCKSTEP.get()
+        if stepping is not None:
+            results = stepping.results(specs, self.memory, self.verbose)
+        elif self.memory is None:
+            results = train_members(specs, verbose=self.verbose)
+        else:
+            results = cached_trainings(
+                self.memory, functools.partial(train_members, verbose=self.verbose), specs)
+        trained = []
+        for (round_index, masks, start, init, _), result in zip(rounds, results, strict=True):
+            if isinstance(result, TrainingDivergedError):
+                raise _diverged(result, self.template, round_index) from result
+            if result.masks is not None:
+                masks = result.masks
+            trained.append(Round(round_index, masks, start, result,
+                                 self.record(round_index, masks, result), init=init))
+        return trained
 
     def sensitivity(self, n_batches: int) -> ModuleState:
         """SNIP's connection sensitivity of the pruned weights at theta_0, on the
@@ -227,12 +253,151 @@ class Session:
         layer's mask over its flattened matrix. The data order is the round's
         own, so the baseline differs from the ticket only in what it tests.
         """
+        trained, = self.baselines(masks, round_index, [kind])
+        return trained
+
+    def baselines(self, masks: dict[str, np.ndarray], round_index: int,
+                  kinds: Sequence[str]) -> list[Round]:
+        """:meth:`baseline` of each of ``kinds``, trained together (:meth:`train_rounds`)."""
         fresh = initial_state(self.template, round_seed(self.seeds["reinit"], round_index),
                               fresh=True)
-        if kind == "permute":
-            rng = np.random.default_rng(round_seed(self.seeds["permute"], round_index))
-            masks = permute_masks(masks, rng)
-        return self.train_round(round_index, masks, rewound_weights(fresh, masks), init=kind)
+        rounds = []
+        for kind in kinds:
+            kind_masks = masks
+            if kind == "permute":
+                rng = np.random.default_rng(round_seed(self.seeds["permute"], round_index))
+                kind_masks = permute_masks(masks, rng)
+            rounds.append((round_index, kind_masks, rewound_weights(fresh, kind_masks), kind,
+                           ()))
+        return self.train_rounds(rounds)
+
+
+# --- independent searches trained in lockstep ----------------------------------------------
+
+
+class PendingTrainings(BaseException):
+    """Raised by a session inside :func:`lockstep` that needs trainings not trained yet.
+
+    A ``BaseException``, as ``KeyboardInterrupt`` is: no ``except Exception``
+    of a search or an estimator may swallow it.
+    """
+
+
+class _Lockstep:
+    """The trainings of the searches :func:`lockstep` runs: trained ones by key, and those
+    asked for since the last stack was trained."""
+
+    def __init__(self) -> None:
+        self.done: dict[str, TrainingResult | TrainingDivergedError] = {}
+        self.pending: dict[str, tuple[TrainingSpec, Memory | None, int]] = {}
+        # Trainings handed back in the current run of a task: each run of a task
+        # that waits again must get further than its last.
+        self.found = 0
+
+    def results(self, specs: list[TrainingSpec], memory: Memory | None, verbose: int) -> list:
+        keys = [training_key(spec) for spec in specs]
+        missing = {key: (spec, memory, verbose) for key, spec in zip(keys, specs, strict=True)
+                   if key not in self.done}
+        if missing:
+            self.pending.update(missing)
+            raise PendingTrainings
+        self.found += len(keys)
+        return [self.done[key] for key in keys]
+
+    def train_pending(self) -> None:
+        if not self.pending:
+            return
+        # One stack per memory (each member stored where its session stores it).
+        by_memory: dict[int, list[tuple[str, TrainingSpec, Memory | None]]] = {}
+        for key, (spec, memory, _) in self.pending.items():
+            by_memory.setdefault(id(memory), []).append((key, spec, memory))
+        train = functools.partial(
+            train_members, verbose=max(verbose for _, _, verbose in self.pending.values()))
+        self.pending = {}
+        for group in by_memory.values():
+            specs = [spec for _, spec, _ in group]
+            memory = group[0][2]
+            results = (train(specs) if memory is None
+                       else cached_trainings(memory, train, specs))
+            self.done.update({key: result for (key, _, _), result in
+                              zip(group, results, strict=True)})
+
+
+_LOCKSTEP: contextvars.ContextVar[_Lockstep | None] = contextvars.ContextVar(
+    "skticket_lockstep", default=None)
+
+
+def lockstep(tasks: Sequence[Callable[[], T]], *,
+             then: Callable[[list[T]], Any] | None = None) -> list[T]:
+    """Run independent tasks (each a search, or several) with their trainings stacked.
+
+    Each task runs until one of its sessions needs a training not trained
+    yet (it raises :class:`PendingTrainings`); once every task has run or
+    stopped so, all the trainings they asked for are trained as one stack
+    (:func:`~skticket._stacking.train_members`, through ``memory`` where a
+    session has one), and the unfinished tasks run again from their start,
+    finding those trainings done. A task is therefore run once per round it
+    trains: it must be free of side effects other than its result (a search
+    on a clone, the rows of a curve) and do its own expensive work, other
+    than training, once it has all its trainings, and ask for the same
+    trainings on every run (its seeds fixed: a task that gets no further than
+    on its last run is an error). Each training is trained
+    once, and each result is what the task would get alone, to float32
+    rounding (a stacked member is its solo training). A diverged training
+    raises, as alone, in the task that asked for it.
+
+    Parameters
+    ----------
+    tasks : sequence of callables
+        Each called with no argument, perhaps several times.
+    then : callable, default=None
+        Called with the tasks' results once all are done, with every
+        training they trained at hand (and run again, as a task, for any it
+        asks for beyond them): a refit whose rounds a task trained beside the
+        others trains nothing.
+
+    Returns
+    -------
+    list
+        Each task's result, in order, and ``then``'s last when given.
+    """
+    stepping = _Lockstep()
+    token = _LOCKSTEP.set(stepping)
+    try:
+        results = _run_stepping(stepping, list(tasks))
+        if then is not None:
+            done = list(results)
+            results += _run_stepping(stepping, [lambda: then(done)])
+    finally:
+        _LOCKSTEP.reset(token)
+    return results
+
+
+def _run_stepping(stepping: _Lockstep, tasks: list[Callable[[], T]]) -> list[T]:
+    results: list = [None] * len(tasks)
+    unfinished = list(range(len(tasks)))
+    reached = [-1] * len(tasks)
+    while unfinished:
+        waiting = []
+        for position in unfinished:
+            stepping.found = 0
+            try:
+                results[position] = tasks[position]()
+            except PendingTrainings:
+                # A task that asks for other trainings on each run (seeds drawn from
+                # the operating system's entropy) would never end.
+                if stepping.found <= reached[position]:
+                    raise RuntimeError(
+                        "A task run in lockstep did not get further than on its last run: "
+                        "its trainings are not the same on each run (is its random_state "
+                        "an int?).") from None
+                reached[position] = stepping.found
+                waiting.append(position)
+        if waiting and not stepping.pending:
+            raise RuntimeError("A task stopped for trainings but asked for none.")
+        stepping.train_pending()
+        unfinished = waiting
+    return results
 
 
 def _diverged(error: TrainingDivergedError, template: NeuralNet,

@@ -234,7 +234,7 @@ def _idle_callbacks(net: NeuralNet, weighted: bool = False) -> dict[str, None]:
 _BATCH_FETCH_ARGS = frozenset({"batch_size", "shuffle", "drop_last"})
 
 
-class _BatchDataset:
+class BatchDataset:
     """Rows of ``X`` and ``y`` fetched by a tensor of positions at once.
 
     What a skorch ``Dataset`` over numpy arrays returns row by row, as
@@ -273,12 +273,12 @@ class _BatchDataset:
         return X, WeightedTargets(y, torch.index_select(self.weight, 0, positions))
 
 
-class _Batches:
+class Batches:
     """The batches of a DataLoader over ``rows``, drawn as it draws them: the same
     permutation from the same draws (:func:`~skticket._compat.dataloader_order`),
     each batch one slice of it."""
 
-    def __init__(self, rows: _BatchDataset, batch_size: int, shuffle: bool,
+    def __init__(self, rows: BatchDataset, batch_size: int, shuffle: bool,
                  drop_last: bool) -> None:
         self.rows, self.batch_size = rows, batch_size
         self.shuffle, self.drop_last = shuffle, drop_last
@@ -371,9 +371,9 @@ def _weighted_training(net: NeuralNet, weighted: bool) -> Iterator[None]:
         net.__class__ = original
 
 
-def _batch_fetching_loader(dataset, batch_size: int = 1, shuffle: bool = False,
+def batch_fetching_loader(dataset, batch_size: int = 1, shuffle: bool = False,
                            drop_last: bool = False,
-                           sample_weight: np.ndarray | None = None) -> DataLoader | _Batches:
+                           sample_weight: np.ndarray | None = None) -> DataLoader | Batches:
     """skorch's training DataLoader, fetching each batch with one indexing.
 
     The default DataLoader reads a skorch ``Dataset`` one row at a time and
@@ -381,7 +381,7 @@ def _batch_fetching_loader(dataset, batch_size: int = 1, shuffle: bool = False,
     batch 128, an eighth of LeNet-300-100's at batch 60, on a 2-core CPU
     (benchmarks/bench_training.py); even fed whole batches, its iterator and
     conversions cost a sixth of a small net's step (benchmarks/bench_step.py).
-    :class:`_Batches` gives the same batches, in the same order, from the
+    :class:`Batches` gives the same batches, in the same order, from the
     same random draws, so training is bit-for-bit what it would be. Anything
     but a skorch ``Dataset`` over numeric numpy arrays (or the ``Subset`` of one that
     skorch's internal validation split makes) gets the ordinary DataLoader.
@@ -399,11 +399,11 @@ def _batch_fetching_loader(dataset, batch_size: int = 1, shuffle: bool = False,
                 f"Dataset over numeric arrays); this training's data is a "
                 f"{type(source).__name__}.")
         return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last)
-    return _Batches(_BatchDataset(source.X, source.y, rows, sample_weight), batch_size, shuffle,
+    return Batches(BatchDataset(source.X, source.y, rows, sample_weight), batch_size, shuffle,
                     drop_last)
 
 
-def _fetches_batches(net: NeuralNet, prefix: str = "iterator_train") -> bool:
+def fetches_batches(net: NeuralNet, prefix: str = "iterator_train") -> bool:
     """Whether ``net`` trains (``prefix="iterator_valid"``: scores its held-out rows)
     through skorch's default data pipeline, unchanged."""
     return (getattr(net, prefix) is DataLoader and net.dataset is Dataset
@@ -543,7 +543,7 @@ class _InterruptWatch:
 
 
 @contextlib.contextmanager
-def _watching_sigint() -> Iterator[_InterruptWatch]:
+def watching_sigint() -> Iterator[_InterruptWatch]:
     """Note whether a Ctrl-C (SIGINT) arrives, while it still interrupts as before.
 
     skorch swallows every ``KeyboardInterrupt`` raised during training, since
@@ -702,6 +702,10 @@ def handed_back(net: NeuralNet, spec: TrainingSpec,
 def run_training(spec: TrainingSpec) -> TrainingResult:
     """Train a fresh clone of ``spec.template`` from ``spec.start`` with ``spec.masks`` held.
 
+    A stack of one (:func:`~skticket._stacking.train_members`): a solo
+    training runs the loop every stacked member runs, or, where that loop
+    cannot run it (training hooks, callbacks of the user's, an optimizer whose
+    step is not elementwise, ...), skorch's own loop (:func:`train_alone`).
     A training either completes or raises: what it returns is always a
     finished, finite training, safe to keep and to store.
 
@@ -713,11 +717,25 @@ def run_training(spec: TrainingSpec) -> TrainingResult:
     TrainingDivergedError
         The training loss or the trained weights are not finite.
     """
+    from ._stacking import train_members  # it builds on this module
+
+    result, = train_members([spec])
+    if isinstance(result, TrainingDivergedError):
+        raise result
+    return result
+
+
+def train_alone(spec: TrainingSpec) -> TrainingResult:
+    """:func:`run_training` of ``spec`` through skorch's own fit loop (its ``partial_fit``,
+    every callback of the net and of the spec's hooks called as skorch calls them).
+
+    Raises as :func:`run_training` raises.
+    """
     net = training_net(spec)
     weighted = spec.sample_weight is not None
     # The held-out rows of a net's train_split are read as the training rows are.
     prefixes = ("iterator_train",) + (("iterator_valid",) if net.train_split else ())
-    fetch_batches = all(_fetches_batches(net, prefix) for prefix in prefixes)
+    fetch_batches = all(fetches_batches(net, prefix) for prefix in prefixes)
     if (weighted or issparse(spec.X)) and not fetch_batches:
         raise TypeError(
             f"{'sample_weight' if weighted else 'A sparse X'} needs the net's own data "
@@ -726,7 +744,7 @@ def run_training(spec: TrainingSpec) -> TrainingResult:
             f"dataset={net.dataset!r}, iterator_train={net.iterator_train!r}, "
             f"iterator_valid={net.iterator_valid!r}.")
     tic = time.perf_counter()
-    with (seeded(spec.seed, net.device), _watching_sigint() as sigint,
+    with (seeded(spec.seed, net.device), watching_sigint() as sigint,
           _weighted_training(net, weighted)):
         net.initialize()
         load_state(net.module_, spec.start)
@@ -734,8 +752,8 @@ def run_training(spec: TrainingSpec) -> TrainingResult:
             # A copy: torch's load_state_dict keeps the given tensors, and the training
             # would update the caller's state in place.
             net.optimizer_.load_state_dict(copy.deepcopy(spec.optimizer_state))
-        loader = (functools.partial(_batch_fetching_loader, sample_weight=spec.sample_weight)
-                  if weighted else _batch_fetching_loader)
+        loader = (functools.partial(batch_fetching_loader, sample_weight=spec.sample_weight)
+                  if weighted else batch_fetching_loader)
         if fetch_batches:
             for prefix in prefixes:
                 setattr(net, prefix, loader)

@@ -20,7 +20,7 @@ def one_torch_thread():
 def training_calls(monkeypatch):
     """The specs of the trainings actually run (a cache hit runs none)."""
     calls = []
-    real = session_module.run_training
-    monkeypatch.setattr(session_module, "run_training",
-                        lambda spec: calls.append(spec) or real(spec))
+    real = session_module.train_members
+    monkeypatch.setattr(session_module, "train_members",
+                        lambda specs, **kwargs: calls.extend(specs) or real(specs, **kwargs))
     return calls

@@ -172,7 +172,7 @@ def test_a_dataloader_draws_its_order_as_skticket_draws_it(n, shuffle):
     message = ("torch's DataLoader no longer draws a pass's order from the global generator "
                "as skticket._compat.dataloader_order repeats it (a base seed, then the "
                "RandomSampler's seed): update it, or training through "
-               "skticket._training._Batches differs from skorch's")
+               "skticket._training.Batches differs from skorch's")
     torch.manual_seed(123)
     loaded = torch.cat(list(DataLoader(torch.arange(n), batch_size=4, shuffle=shuffle)))
     after_loader = torch.get_rng_state()
@@ -180,6 +180,23 @@ def test_a_dataloader_draws_its_order_as_skticket_draws_it(n, shuffle):
     ours = dataloader_order(n, shuffle)
     assert torch.equal(loaded, ours), message
     assert torch.equal(torch.get_rng_state(), after_loader), message
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_dataloader_order_from_a_generator_is_the_global_draw(shuffle):
+    # A stacked member draws its order from a generator of its own holding the
+    # global state of its solo training (skticket._stacking).
+    torch.manual_seed(7)
+    state = torch.get_rng_state()
+    from_global = [dataloader_order(50, shuffle) for _ in range(3)]
+    generator = torch.Generator()
+    generator.set_state(state)
+    torch.manual_seed(999)
+    global_state = torch.get_rng_state()
+    from_generator = [dataloader_order(50, shuffle, generator) for _ in range(3)]
+    assert all(torch.equal(a, b) for a, b in zip(from_global, from_generator, strict=True))
+    # The global generator was not drawn from.
+    assert torch.equal(torch.get_rng_state(), global_state)
 
 
 # --- skl2onnx -------------------------------------------------------------------------------

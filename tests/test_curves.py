@@ -167,8 +167,8 @@ def test_tickets_subset_and_bad_arguments():
 def test_bad_test_data_is_refused_before_anything_trains(monkeypatch, change, message):
     X_train, y_train, X_test, y_test = _iris()
     trainings = []
-    monkeypatch.setattr(skticket._session, "run_training",
-                        lambda spec: trainings.append(spec))
+    monkeypatch.setattr(skticket._session, "train_members",
+                        lambda specs, **kwargs: trainings.extend(specs))
     with pytest.raises(ValueError, match=message):
         ticket_curve(_classifier(), X_train, y_train, *change(X_test, y_test))
     assert trainings == []

@@ -153,9 +153,10 @@ def test_a_second_identical_fit_with_memory_trains_nothing(data, tmp_path, monke
     X, y = data
     first = _cv_classifier(memory=tmp_path).fit(X, y)
     trainings = []
-    run_training = skticket._session.run_training
-    monkeypatch.setattr(skticket._session, "run_training",
-                        lambda spec: trainings.append(spec) or run_training(spec))
+    train_members = skticket._session.train_members
+    monkeypatch.setattr(skticket._session, "train_members",
+                        lambda specs, **kwargs: trainings.extend(specs)
+                        or train_members(specs, **kwargs))
     second = _cv_classifier(memory=tmp_path).fit(X, y)
     assert trainings == []
     assert all(record["cached"] for record in second.rounds_)

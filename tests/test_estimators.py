@@ -174,9 +174,9 @@ def test_one_shot_pruning(cancer):
 def test_a_fit_with_k_rounds_trains_k_plus_one_times(cancer, monkeypatch):
     X, y = cancer
     calls = []
-    real = session_module.run_training
-    monkeypatch.setattr(session_module, "run_training",
-                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = session_module.train_members
+    monkeypatch.setattr(session_module, "train_members",
+                        lambda specs, **kwargs: calls.extend(specs) or real(specs, **kwargs))
     for ticket_init, extra in [("rewind", 0), ("reinit", 1), ("permute", 1)]:
         calls.clear()
         est = LotteryTicketClassifier(small_net(), prune_fraction=0.5, target_sparsity=0.7,

@@ -48,7 +48,7 @@ def _classifier(**params):
 def _train_both_ways(net, X, y, monkeypatch):
     """The same training through the batch-fetching loader and through skorch's own.
 
-    Each batch the fast loader hands out is one ``_BatchDataset`` indexing: counting
+    Each batch the fast loader hands out is one ``BatchDataset`` indexing: counting
     them proves which path ran (a fast path that silently fell back to the
     row-by-row loader would compare skorch with itself).
     """
@@ -58,18 +58,19 @@ def _train_both_ways(net, X, y, monkeypatch):
     start = {name: np.where(masks[name], value, 0).astype(value.dtype) if name in masks
              else value for name, value in init.items()}
     fetches = []
-    real_getitem = training._BatchDataset.__getitem__
-    monkeypatch.setattr(training._BatchDataset, "__getitem__",
+    real_getitem = training.BatchDataset.__getitem__
+    monkeypatch.setattr(training.BatchDataset, "__getitem__",
                         lambda rows, positions: fetches.append(len(positions))
                         or real_getitem(rows, positions))
-    fast = run_training(TrainingSpec(net, X, y, start=start, masks=masks, seed=5))
+    # skorch's loop, whose loader this is (a stack draws its batches itself).
+    fast = training.train_alone(TrainingSpec(net, X, y, start=start, masks=masks, seed=5))
     # Each epoch's training batches, then its held-out batches (with a train_split).
     batches = [b.get("train_batch_size", b.get("valid_batch_size"))
                for h in fast.net.history for b in h["batches"]]
     assert fetches == batches, "the fast path did not fetch every batch"
     fetches.clear()
-    monkeypatch.setattr(training, "_fetches_batches", lambda net, prefix="iterator_train": False)
-    rowwise = run_training(TrainingSpec(net, X, y, start=start, masks=masks, seed=5))
+    monkeypatch.setattr(training, "fetches_batches", lambda net, prefix="iterator_train": False)
+    rowwise = training.train_alone(TrainingSpec(net, X, y, start=start, masks=masks, seed=5))
     assert fetches == [], "the row-by-row path went through the fast loader"
     return fast.net, rowwise.net
 
@@ -114,7 +115,7 @@ def test_a_custom_data_pipeline_is_left_alone(data):
         return DataLoader(dataset, **kwargs)
 
     net = _classifier(train_split=None, iterator_train=loader)
-    assert not training._fetches_batches(net)
+    assert not training.fetches_batches(net)
     run_training(TrainingSpec(net, X, y, start=initial_state(net, seed=0), masks=None, seed=0))
     assert seen == [{"batch_size": 16}]  # the user's own loader, called by skorch
 
