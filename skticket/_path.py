@@ -283,11 +283,12 @@ class TicketPathPoint:
         untrained = list(dict.fromkeys(init for init in inits
                                        if init not in origin._trained_from))
         if untrained:
-            if "rewind" in untrained:  # refused as trained_as refuses it
-                trained_as(path.run.session, origin._round, "rewind")
+            for init in ("rewind", "sign"):
+                if init in untrained and origin._round.init != "rewind":
+                    trained_as(path.run.session, origin._round, init)  # refused there
             with preserved_global_state(path.device):
                 baselines = path.run.session.baselines(origin._round.masks, origin._round.index,
-                                                       untrained)
+                                                       untrained, start=origin._round.start)
             for init, trained in zip(untrained, baselines, strict=True):
                 origin._trained_from[init] = self._retrained(origin, trained)
         return [origin._trained_from[init] for init in inits]

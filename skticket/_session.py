@@ -257,13 +257,20 @@ class Session:
         return trained
 
     def baselines(self, masks: dict[str, np.ndarray], round_index: int,
-                  kinds: Sequence[str]) -> list[Round]:
-        """:meth:`baseline` of each of ``kinds``, trained together (:meth:`train_rounds`)."""
+                  kinds: Sequence[str], start: ModuleState | None = None) -> list[Round]:
+        """:meth:`baseline` of each of ``kinds``, trained together (:meth:`train_rounds`);
+        ``"sign"`` is the sign ticket of the round's rewound ``start`` (:meth:`signed`),
+        which it then needs."""
         fresh = initial_state(self.template, round_seed(self.seeds["reinit"], round_index),
                               fresh=True)
         rounds = []
         for kind in kinds:
             kind_masks = masks
+            if kind == "sign":
+                if start is None:
+                    raise ValueError("The sign ticket needs the round's rewound start.")
+                rounds.append((round_index, masks, self.signed(start, masks), kind, ()))
+                continue
             if kind == "permute":
                 rng = np.random.default_rng(round_seed(self.seeds["permute"], round_index))
                 kind_masks = permute_masks(masks, rng)
