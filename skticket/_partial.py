@@ -25,9 +25,15 @@ from sklearn.utils.multiclass import unique_labels
 from skorch import NeuralNet
 from skorch.history import History
 
-from ._hooks import LateResetCapture
 from ._rng import round_seed
-from ._search import GivenTicket, PruningRule, SearchProgress, SearchRun
+from ._search import (
+    GivenTicket,
+    PruningRule,
+    SearchProgress,
+    SearchRun,
+    captured_rewind_point,
+    late_reset_capture,
+)
 from ._session import Data, Round, Session
 from ._ticket import Ticket
 from ._training import TrainingResult, TrainingSpec, module_state, prunable_weights, run_training
@@ -130,18 +136,14 @@ def start_round(session: Session, rule: PruningRule, *, ticket: Ticket | None,
         trained = next(iter(run.rounds()))  # its one round, accepted
         progress = run.progress
     else:
-        capture = (LateResetCapture(rule.rewind_step),) if rule.rewind_step > 0 else ()
+        capture = late_reset_capture(rule)
         trained = epoch.train_round(0, session.dense_masks(), session.theta_0, hooks=capture)
         progress = SearchProgress.start(session)
         if capture:
-            rewind_point = trained.record["hook_summaries"][0]
-            if rewind_point is None:
-                steps = sum(trained.result.net.history[:, "train_batch_count"])
-                raise ValueError(
-                    f"rewind_step={rule.rewind_step} is beyond the {steps} optimizer steps of "
-                    "partial_fit's first call, which starts the dense net and takes the "
-                    "rewind point: give the first call more rows, lower rewind_step, or fit.")
-            progress.rewind_point = rewind_point
+            progress.rewind_point = captured_rewind_point(
+                trained, rule, training="partial_fit's first call",
+                remedy=(", which starts the dense net and takes the rewind point: give the "
+                        "first call more rows, lower rewind_step, or fit."))
         progress.accept(trained, session.prunable)
         progress.next_round = 1
     net = _as_template(trained.result.net, session.template)

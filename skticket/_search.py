@@ -63,6 +63,8 @@ __all__ = [
     "SearchRun",
     "SparseMomentum",
     "SparseTraining",
+    "captured_rewind_point",
+    "late_reset_capture",
     "prune_once",
 ]
 
@@ -377,22 +379,36 @@ def _imp_reached(rule: PruningRule, round_index: int, masks: dict[str, np.ndarra
             or (target_n_active is not None and n_active(masks) <= target_n_active))
 
 
+def late_reset_capture(rule: PruningRule) -> tuple[TrainingHook, ...]:
+    """The hooks of a dense training that takes the late-reset snapshot: one
+    :class:`~skticket._hooks.LateResetCapture` with ``rewind_step > 0``, none without."""
+    return (LateResetCapture(rule.rewind_step),) if rule.rewind_step > 0 else ()
+
+
+def captured_rewind_point(dense: Round, rule: PruningRule, *, training: str,
+                          remedy: str) -> ModuleState:
+    """The late-reset snapshot ``dense`` took (its first hook's summary, see
+    :func:`late_reset_capture`), refused by name where ``training`` (what trained it)
+    had fewer optimizer steps than ``rewind_step``; ``remedy`` says what to do."""
+    rewind_point = dense.record["hook_summaries"][0]
+    if rewind_point is None:
+        steps = sum(dense.result.net.history[:, "train_batch_count"])
+        raise ValueError(f"rewind_step={rule.rewind_step} is beyond the {steps} optimizer "
+                         f"steps of {training}{remedy}")
+    return rewind_point
+
+
 def _train_dense_round(run: SearchRun, *hooks: TrainingHook) -> Round:
     """Round 0: the dense net, with the late-reset snapshot taken if asked for, and
     ``hooks`` after it (their summaries follow the snapshot's in the record)."""
     rule, progress = run.rule, run.progress
-    capture = (LateResetCapture(rule.rewind_step),) if rule.rewind_step > 0 else ()
+    capture = late_reset_capture(rule)
     dense = run.train(progress.masks, index=0, hooks=(*capture, *hooks))
     if capture:
-        rewind_point = dense.record["hook_summaries"][0]
-        if rewind_point is None:
-            steps = sum(dense.result.net.history[:, "train_batch_count"])
-            raise ValueError(
-                f"rewind_step={rule.rewind_step} is beyond the {steps} optimizer steps "
-                "of the dense training; lower rewind_step or train for more epochs."
-            )
         # Late resetting: one snapshot, taken once, for every later round.
-        progress.rewind_point = rewind_point
+        progress.rewind_point = captured_rewind_point(
+            dense, rule, training="the dense training",
+            remedy="; lower rewind_step or train for more epochs.")
     run.accept(dense)
     progress.next_round = 1
     return dense
