@@ -33,7 +33,7 @@ from ._training import load_state, module_state
 
 __all__ = ["plot_ticket_curve", "summarize_ticket_curve", "ticket_curve"]
 
-_PERCENT_TICKS = (100, 50, 20, 10, 5, 2, 1, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01)
+PERCENT_TICKS = (100, 50, 20, 10, 5, 2, 1, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01)
 
 # What each kind of row is called in legends.
 _LABELS = {
@@ -466,7 +466,7 @@ def plot_ticket_curve(curve, ax=None, *, ylabel: str = "test score", title: str 
     ax.set_xscale("log")
     low = min(100 * row["weights_remaining"] for row in summary)
     # Plain percentages at 1-2-5 steps; log-axis defaults would print 6x10^1.
-    ax.set_xticks([tick for tick in _PERCENT_TICKS if low / 1.15 <= tick <= 100])
+    ax.set_xticks([tick for tick in PERCENT_TICKS if low / 1.15 <= tick <= 100])
     ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
     # Dense on the left, sparsest on the right, as pruning proceeds.

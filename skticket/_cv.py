@@ -32,15 +32,15 @@ from torch import nn
 from ._compat import StrOptions, fit_context
 from ._docstring import Substitution
 from ._estimators import (
-    _SHARED_DOCS,
+    SHARED_DOCS,
     BaseLotteryTicket,
     LotteryTicketClassifier,
     LotteryTicketRegressor,
-    _all_or_nothing,
-    _checked_sample_weight,
-    _resolved_search,
-    _validated_fit_data,
+    all_or_nothing,
     check_net_params,
+    checked_sample_weight,
+    resolved_search,
+    validated_fit_data,
 )
 from ._progress import RoundProgress
 from ._rng import preserved_global_state
@@ -55,7 +55,7 @@ __all__ = ["LotteryTicketClassifierCV", "LotteryTicketRegressorCV", "best_level"
 _CV_PARAMS = ("cv", "scoring", "select", "n_jobs")
 
 _CV_DOCS = {
-    **_SHARED_DOCS,
+    **SHARED_DOCS,
     "cv_parameters": """    cv : int, cross-validation generator or iterable, default=5
         The folds, as scikit-learn's CV estimators take them (``check_cv``):
         an int is the number of folds of a ``StratifiedKFold`` for the
@@ -313,11 +313,11 @@ class BaseLotteryTicketCV(BaseLotteryTicket):
             ``target_sparsity`` (every layer at ``min_weights_per_layer``
             first), or the scorer fails or gives a non-finite score.
         """
-        with _all_or_nothing(self), preserved_global_state(self._device()):
+        with all_or_nothing(self), preserved_global_state(self._device()):
             self._check_path_params()
             check_net_params(self)
-            X_all, y_all = _validated_fit_data(self, X, y, reset=True)
-            weights = _checked_sample_weight(sample_weight, X_all.shape[0])
+            X_all, y_all = validated_fit_data(self, X, y, reset=True)
+            weights = checked_sample_weight(sample_weight, X_all.shape[0])
             cv = check_cv(self.cv, y_all, classifier=is_classifier(self))
             scorer = check_scoring(self, scoring=self.scoring)
             splits = list(cv.split(X_all, y_all))
@@ -329,7 +329,7 @@ class BaseLotteryTicketCV(BaseLotteryTicket):
             # classes every fold encodes over, and the levels the search will visit.
             path = clone(plain)._open_path(X_all, y_all, weights)
             classes = path.fitted.get("classes_")
-            is_path = isinstance(_resolved_search(plain), IMP)
+            is_path = isinstance(resolved_search(plain), IMP)
             if not is_path:
                 # The levels lead to target_sparsity: the search's own error without one.
                 path.run.target_n_active()
@@ -391,7 +391,7 @@ class BaseLotteryTicketCV(BaseLotteryTicket):
     def _refit_estimator(self, plain: BaseLotteryTicket, chosen: int, levels: list[int],
                          n_prunable: int) -> BaseLotteryTicket:
         """The plain estimator whose fit on all rows ends at the chosen level."""
-        if isinstance(_resolved_search(plain), IMP):
+        if isinstance(resolved_search(plain), IMP):
             return clone(plain).set_params(max_rounds=chosen)
         if chosen == 0:
             return clone(plain).set_params(search="imp", max_rounds=0)

@@ -9,7 +9,7 @@ import math
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from ._curves import _PERCENT_TICKS
+from ._curves import PERCENT_TICKS
 from ._cv import best_level
 
 __all__ = ["TicketPathDisplay"]
@@ -130,7 +130,7 @@ class TicketPathDisplay:
             ax.set_xscale("log")
             low = values.min()
             # Plain percentages at 1-2-5 steps; log-axis defaults would print 6x10^1.
-            ax.set_xticks([tick for tick in _PERCENT_TICKS if low / 1.15 <= tick <= 100])
+            ax.set_xticks([tick for tick in PERCENT_TICKS if low / 1.15 <= tick <= 100])
             ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
             ax.xaxis.set_minor_formatter(NullFormatter())
             ax.set_xlim(100 * 1.15, low / 1.15)

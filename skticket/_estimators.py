@@ -92,7 +92,7 @@ def _as_net_input(X):
 
 
 @contextlib.contextmanager
-def _all_or_nothing(estimator: BaseEstimator) -> Iterator[None]:
+def all_or_nothing(estimator: BaseEstimator) -> Iterator[None]:
     """Undo every attribute a failed ``fit`` or ``prune`` set or replaced.
 
     A fit that raises (bad input, a diverged dense round, a Ctrl-C before any
@@ -110,7 +110,7 @@ def _all_or_nothing(estimator: BaseEstimator) -> Iterator[None]:
         raise
 
 
-def _checked_sample_weight(sample_weight, n_samples: int) -> np.ndarray | None:
+def checked_sample_weight(sample_weight, n_samples: int) -> np.ndarray | None:
     """``sample_weight`` as float64 of shape (n_samples,) with mean 1, or None for no weights.
 
     A number is a weight for every sample. Uniform weights are None: a
@@ -189,7 +189,7 @@ def _held_out_score(target: TargetEncoding, net: NeuralNet, X, y,
 
 #: Parameter and attribute documentation both estimators share, written once
 #: (filled into their docstrings by Substitution).
-_SHARED_DOCS = {
+SHARED_DOCS = {
     # The names ``search`` takes: SEARCHES' keys, rendered rather than restated.
     "search_names": "{" + ", ".join(f'"{name}"' for name in SEARCHES) + "}",
     "parameters_before_score_tolerance": """    prune_fraction : float, default=0.5
@@ -518,7 +518,7 @@ class BaseLotteryTicket(_StandInParams, InputImportancesMixin, BaseEstimator,
         """
         with preserved_global_state(self._device()):
             X, y, sample_weight, target = _encoded_fit_data(self, X, y, sample_weight, classes)
-            search = _resolved_search(self)
+            search = resolved_search(self)
             seeds = draw_seeds(self.random_state)
             prunable = _pruned_names(self)
             data = _split(self, X, y, seeds, sample_weight, target)
@@ -605,7 +605,7 @@ class BaseLotteryTicket(_StandInParams, InputImportancesMixin, BaseEstimator,
         skticket.exceptions.TrainingDivergedWarning
             A pruning round diverged; the search stopped before it.
         """
-        with _all_or_nothing(self), preserved_global_state(self._device()):
+        with all_or_nothing(self), preserved_global_state(self._device()):
             path = self._open_path(X, y, sample_weight)
             last = _walked(path, self.verbose, type(self).__name__)
             self._set_fitted(fitted_attributes(last))
@@ -646,7 +646,7 @@ class BaseLotteryTicket(_StandInParams, InputImportancesMixin, BaseEstimator,
             The estimator, one round sparser.
         """
         check_is_fitted(self)
-        with _all_or_nothing(self), preserved_global_state(self._device()):
+        with all_or_nothing(self), preserved_global_state(self._device()):
             session, progress, trained = _next_round(self, X, y, sample_weight)
             if trained is None:
                 warnings.warn(
@@ -664,7 +664,7 @@ class BaseLotteryTicket(_StandInParams, InputImportancesMixin, BaseEstimator,
     def _partial_fit(self, X, y, sample_weight, classes: np.ndarray | None = None):
         """Both estimators' ``partial_fit`` (see theirs), ``classes`` checked."""
         refuse_balanced_class_weight(getattr(self, "class_weight", None))
-        with _all_or_nothing(self), preserved_global_state(self._device()):
+        with all_or_nothing(self), preserved_global_state(self._device()):
             if hasattr(self, "_session_"):
                 self._set_fitted(_next_epoch(self, X, y, sample_weight))
             else:
@@ -771,7 +771,7 @@ def _encoded_fit_data(est: BaseLotteryTicket, X, y, sample_weight, classes: np.n
     names the caller of ``fit`` (through _open_path, fit and scikit-learn's _fit_context)."""
     check_net_params(est)
     default_net = est._uses_default_net()
-    X, y = _validated_fit_data(est, X, y, reset=True)
+    X, y = validated_fit_data(est, X, y, reset=True)
     sample_weight = _training_weight(est, sample_weight, y, X.shape[0])
     if default_net:
         _warn_if_unscaled(X, stacklevel)
@@ -795,15 +795,15 @@ def _training_weight(est: BaseLotteryTicket, sample_weight, y, n_samples: int) -
     scikit-learn's classifiers: ``"balanced"`` is counted on the rows given
     (a fold's own in a grid search). The regressor has no such parameter.
     """
-    given = _checked_sample_weight(sample_weight, n_samples)  # checked by name first
+    given = checked_sample_weight(sample_weight, n_samples)  # checked by name first
     class_weight = getattr(est, "class_weight", None)
     if class_weight is None:
         return given
     weight = compute_sample_weight(class_weight, y.toarray() if issparse(y) else y)
-    return _checked_sample_weight(weight if given is None else weight * given, n_samples)
+    return checked_sample_weight(weight if given is None else weight * given, n_samples)
 
 
-def _validated_fit_data(est: BaseLotteryTicket, X, y, *, reset: bool):
+def validated_fit_data(est: BaseLotteryTicket, X, y, *, reset: bool):
     """``X`` as the net takes it, and ``y`` checked (scikit-learn's ``validate_data``,
     which with ``reset`` sets ``n_features_in_`` on ``est``)."""
     X, y = validate_data(
@@ -852,7 +852,7 @@ def _next_round(est: BaseLotteryTicket, X, y, sample_weight
     the round completes) and the round (None when every pruned layer is at its
     floor)."""
     check_start_point(est._start_point_, est._start_point())
-    X, y = _validated_fit_data(est, X, y, reset=False)
+    X, y = validated_fit_data(est, X, y, reset=False)
     sample_weight = _training_weight(est, sample_weight, y, X.shape[0])
     target = est._target_
     y = target.transform(y)
@@ -889,7 +889,7 @@ def _next_epoch(est: BaseLotteryTicket, X, y, sample_weight) -> dict:
     """``partial_fit`` on a fitted estimator: the fitted attributes after one more epoch of
     its ticket on the data (:func:`~skticket._partial.train_epoch`)."""
     check_start_point(est._start_point_, est._start_point(), method="partial_fit")
-    X, y = _validated_fit_data(est, X, y, reset=False)
+    X, y = validated_fit_data(est, X, y, reset=False)
     sample_weight = _training_weight(est, sample_weight, y, X.shape[0])
     y = est._target_.transform(y)
     session = est._session_
@@ -900,7 +900,7 @@ def _next_epoch(est: BaseLotteryTicket, X, y, sample_weight) -> dict:
                                 result)
 
 
-def _resolved_search(est: BaseLotteryTicket) -> Search:
+def resolved_search(est: BaseLotteryTicket) -> Search:
     """The search object the parameters pick, a copy the fit may not change: a given
     ``ticket`` is a :class:`~skticket._search.GivenTicket`; a name, its class with the
     defaults."""
@@ -972,7 +972,7 @@ def _pruning_rule(est: BaseLotteryTicket, prunable: list[str]) -> PruningRule:
     )
 
 
-@Substitution(**_SHARED_DOCS)
+@Substitution(**SHARED_DOCS)
 class LotteryTicketClassifier(ClassPredictions, ClassifierMixin, BaseLotteryTicket):
     """Find a winning ticket of a skorch classifier: IMP, early-bird, SNIP or sparse training.
 
@@ -1165,7 +1165,7 @@ class LotteryTicketClassifier(ClassPredictions, ClassifierMixin, BaseLotteryTick
         return tags
 
 
-@Substitution(**_SHARED_DOCS)
+@Substitution(**SHARED_DOCS)
 class LotteryTicketRegressor(TargetPredictions, RegressorMixin, BaseLotteryTicket):
     """Find a winning ticket of a skorch regressor: IMP, early-bird, SNIP or sparse training.
 

@@ -15,7 +15,7 @@ from sklearn.neural_network import MLPClassifier, MLPRegressor
 from skorch import NeuralNetRegressor
 
 from skticket import LotteryTicketClassifier, LotteryTicketRegressor, ticket_path
-from skticket._estimators import _checked_sample_weight
+from skticket._estimators import checked_sample_weight
 from skticket.exceptions import TrainingDivergedError
 
 
@@ -65,11 +65,11 @@ def test_any_scale_of_the_weights_trains_as_the_weights(data, scale):
 
 def test_weights_are_rescaled_to_unit_mean_in_float64():
     weight = np.array([1e-50, 3e-50, 0.0, 4e-50])
-    rescaled = _checked_sample_weight(weight, 4)
+    rescaled = checked_sample_weight(weight, 4)
     assert rescaled.dtype == np.float64 and rescaled.mean() == pytest.approx(1, rel=1e-15)
     np.testing.assert_allclose(rescaled, [0.5, 1.5, 0.0, 2.0], rtol=1e-15)
     assert np.all(rescaled.astype(np.float32)[[0, 1, 3]] > 0)
-    assert _checked_sample_weight(np.full(4, 1e-50), 4) is None  # uniform: no weights
+    assert checked_sample_weight(np.full(4, 1e-50), 4) is None  # uniform: no weights
 
 
 # --- values beyond float32 -------------------------------------------------------------------
