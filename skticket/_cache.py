@@ -320,7 +320,7 @@ def cached_trainings(
         # Only looked up here: a miss is trained with the others below.
         job = _PendingTraining(_not_looked_up, spec)
         if not cached.check_call_in_cache(key, job):
-            missing.append((position, key))
+            missing.append((position, key, False))
             continue
         try:
             results[position] = _restore(spec, cached(key, job))
@@ -328,14 +328,21 @@ def cached_trainings(
             if isinstance(broken, _BrokenEntry):
                 warnings.warn(f"A stored round in memory is broken ({broken}); training it "
                               "again and overwriting the entry.", UserWarning, stacklevel=2)
-            missing.append((position, key))
-    trained = train_many([specs[position] for position, _ in missing]) if missing else []
-    for (position, key), result in zip(missing, trained, strict=True):
+            missing.append((position, key, True))
+    trained = train_many([specs[position] for position, _, _ in missing]) if missing else []
+    for (position, key, present), result in zip(missing, trained, strict=True):
         results[position] = result
         if isinstance(result, TrainingResult):
-            # Stored as its solo training stores it: the same key, the same payload.
-            cached.call(key, _PendingTraining(lambda spec, result=result: result,
-                                              specs[position]))
+            # Stored as its solo training stores it: the same key, the same payload, and
+            # through the same call: joblib 1.3's ``call`` does not record the function's
+            # code, and a later lookup that finds none records it and takes the entry for
+            # stale (one training more). An entry that was there but unreadable is
+            # overwritten.
+            job = _PendingTraining(lambda spec, result=result: result, specs[position])
+            if present:
+                cached.call(key, job)
+            else:
+                cached(key, job)
     return results
 
 
