@@ -38,7 +38,6 @@ root_doc = "index"
 # autosummary tables in api/index.rst (the stubs are build output, not sources).
 autosummary_generate = True
 autosummary_imported_members = False
-autodoc_default_options = {"inherited-members": False}
 autodoc_typehints = "none"  # numpydoc sections already give every type
 # skticket.onnx imports the onnx extra; where it is not installed (the docs extra alone),
 # its page is built from stand-ins of skl2onnx and onnx, whose names it only imports.
@@ -72,5 +71,18 @@ def _escape_shapes(app, what, name, obj, options, lines: list[str]) -> None:
             lambda match: "shape (" + _TRAILING_UNDERSCORE.sub(r"\1\\_", match[1]) + ")", line)
 
 
+_METADATA_REQUEST = re.compile(r"set_\w+_request")
+
+
+def _skip_metadata_requests(app, what, name, obj, skip, options):
+    # scikit-learn generates set_{method}_request on every estimator that takes
+    # metadata (metadata routing); their docstrings refer to scikit-learn's own
+    # glossary and user guide, and scikit-learn documents them.
+    if _METADATA_REQUEST.fullmatch(name):
+        return True
+    return None
+
+
 def setup(app) -> None:
     app.connect("autodoc-process-docstring", _escape_shapes, priority=100)
+    app.connect("autodoc-skip-member", _skip_metadata_requests)
