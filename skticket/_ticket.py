@@ -361,6 +361,11 @@ def _check_header_values(header: dict, where: str = "") -> None:
         raise ValueError(f"{prefix} round must be a non-negative int, got {header.get('round')!r}.")
     if not isinstance(header.get("init"), str):
         raise ValueError(f"{prefix} init must be a string, got {header.get('init')!r}.")
+    if header["init"] not in TICKET_KINDS:
+        # What the weights are decides how a ticket is trained (check_ticket, ticket_init):
+        # a name nothing knows would be trained as if it were another.
+        raise ValueError(f"{prefix} init must be one of {list(TICKET_KINDS)}, got "
+                         f"{header['init']!r}.")
     if not where:
         return
     sparsity = header.get("sparsity")

@@ -287,6 +287,10 @@ def _edit_round(tensors, header):
     header["round"] = "4"
 
 
+def _edit_init_unknown(tensors, header):
+    header["init"] = "shuffled"
+
+
 def _edit_init(tensors, header):
     header["init"] = None
 
@@ -320,6 +324,8 @@ def _edit_sparsity(tensors, header):
     (_edit_format, "not a ticket file: its header does not name the format"),
     (_edit_round, "header round must be a non-negative int, got '4'"),
     (_edit_init, "header init must be a string"),
+    (_edit_init_unknown, r"header init must be one of \['rewind', 'reinit', 'permute', 'sign'\], "
+                         "got 'shuffled'"),
     (_edit_duplicate, "lists parameter 'hidden_0.weight' twice"),
     (_edit_entry, "malformed parameter entry"),
     (_edit_sparsity, "header sparsity 0.5 disagrees with its masks"),
