@@ -58,10 +58,8 @@ def trained_as(session: Session, trained: Round, init: str) -> Round:
     if init in ("rewind", "sign") and trained.init != "rewind":
         raise ValueError(f"Round {trained.index} trained from {trained.init!r} start weights; "
                          "the search holds no rewound start of it.")
-    if init == "sign":
-        return session.train_round(trained.index, trained.masks,
-                                   session.signed(trained.start, trained.masks), init="sign")
-    return session.baseline(trained.masks, trained.index, init)
+    baseline, = session.baselines(trained.masks, trained.index, [init], start=trained.start)
+    return baseline
 
 
 def kept_attributes(session: Session, progress: SearchProgress, kept: Round,

@@ -1034,15 +1034,15 @@ class GivenTicket(Search):
         check_ticket(ticket, session, self.init)
         masks = {name: np.array(mask, dtype=bool) for name, mask in ticket.masks.items()}
         progress.next_round = ticket.round
+        start = None
         if self.init in ("rewind", "sign"):
             start = {name: np.array(ticket.weights[name], dtype=value.dtype)
                      for name, value in session.theta_0.items()}
             start = rewound_weights(start, masks)
-            if self.init == "sign":
-                start = session.signed(start, masks)
-            trained = session.train_round(ticket.round, masks, start, init=self.init)
-        else:
-            trained = session.baseline(masks, ticket.round, self.init)
+        if self.init == "rewind":
+            trained = session.train_round(ticket.round, masks, start)
+        else:  # a baseline of the ticket's masks; the sign ticket of its start
+            trained, = session.baselines(masks, ticket.round, [self.init], start=start)
         progress.next_round += 1
         # prune() goes on from this ticket, rewinding to what it trained from.
         progress.rewind_point = trained.start
