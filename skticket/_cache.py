@@ -7,8 +7,8 @@ of them are hashed into one key, so any two trainings with equal inputs share
 one result, whichever search asked for it: the rounds that the IMP
 trajectories towards 0.5 and towards 0.95 sparsity have in common, a
 baseline, an explicit ``prune``. The estimators' loop does not know the cache
-exists; it only hands :func:`~skticket._training.run_training` to
-:func:`cached_training` when ``memory`` is set.
+exists; a session only hands :func:`~skticket._stacking.train_members` to
+:func:`cached_trainings` when ``memory`` is set.
 
 What is stored is plain data (the trained module's state as numpy arrays, the
 skorch history, the training time, the hooks' summaries, the masks if a hook
@@ -357,7 +357,9 @@ def _not_looked_up(spec: TrainingSpec) -> TrainingResult:
 def cached_training(
     memory, train: Callable[[TrainingSpec], TrainingResult], spec: TrainingSpec
 ) -> TrainingResult:
-    """``train(spec)`` (:func:`run_training`) through ``memory`` (a ``joblib.Memory``).
+    """``train(spec)`` (:func:`run_training`) through ``memory`` (a ``joblib.Memory``):
+    :func:`cached_trainings` of one training, so that one lookup and one store serve
+    a training alone and a stack's members.
 
     Returns the freshly trained round on a miss (after storing it), or a
     :class:`CachedTrainingResult` rebuilt from the store on a hit. Two processes
@@ -366,16 +368,5 @@ def cached_training(
     ``train`` raises (a Ctrl-C, a diverged training) propagates and nothing
     is stored; a broken entry is trained again and overwritten.
     """
-    key = training_key(spec)
-    job = _PendingTraining(train, spec)
-    cached = memory.cache(_train_and_store, ignore=["job"])
-    payload = cached(key, job)
-    if job.result is not None:
-        return job.result
-    try:
-        return _restore(spec, payload)
-    except _BrokenEntry as broken:
-        warnings.warn(f"A stored round in memory is broken ({broken}); training it again "
-                      "and overwriting the entry.", UserWarning, stacklevel=2)
-    cached.call(key, job)
-    return job.result
+    result, = cached_trainings(memory, lambda specs: [train(one) for one in specs], [spec])
+    return result
