@@ -433,6 +433,20 @@ def _prepared(spec: TrainingSpec) -> tuple[NeuralNet, Batches | None, Batches | 
 # --- the loop ------------------------------------------------------------------------------
 
 
+@dataclass
+class _Step:
+    """One optimizer step: the data rows ``(j, width)`` of the members it computes (the
+    first j), the rows' weights (zero for padding; None for a solo training without
+    weights), the members with a batch in it, their batch sizes, and whether each of
+    the j has ``width`` real rows."""
+
+    data: torch.Tensor
+    weight_rows: torch.Tensor | None
+    active: list[int]
+    sizes: dict[int, int]
+    full: bool
+
+
 class _Stack:
     """k members' parameters, data and optimizer state, stacked on a leading dimension."""
 
@@ -526,11 +540,14 @@ class _Stack:
         self.weights = torch.cat(weights).to(dtype=self.params[0].dtype, device=self.device)
         self.weighted = any(member.spec.sample_weight is not None for member in self.members)
 
-    def plan(self, batches: Sequence[Batches | None], live: list[int]):
+    def plan(self, batches: Sequence[Batches | None], live: list[int]) -> list[_Step]:
         """One pass's steps over ``batches`` (one per member, None: no rows), drawn from
-        each member's generator as its loader would draw them: per step the data rows
-        ``(k, B)``, their weights (zero for padding), the members with a batch in it,
-        their batch sizes, and whether every member has a full batch.
+        each member's generator as its loader would draw them.
+
+        The members are ordered by their rows, most first (:func:`_train_stack`): a
+        step computes the members up to the last with a batch in it, so a member with
+        fewer batches than the others (a fold beside the full-data path) costs
+        nothing in the steps that it and those after it sit out.
 
         Built with numpy for the whole pass at once (a small net's epoch is a few
         steps: torch's per-call cost on small index tensors would be a fifth of
@@ -575,18 +592,18 @@ class _Stack:
         steps = []
         for t in range(n_steps):
             active = [m for m in playing if t < counts[m]]
-            width = int(widths[t].max())
-            full = len(active) == k and bool((widths[t] == width).all())
-            steps.append((torch.from_numpy(np.ascontiguousarray(data[t, :, :width]))
-                          .to(self.device),
-                          torch.from_numpy(np.ascontiguousarray(weight[t, :, :width]))
-                          .to(self.device),
-                          active, {m: int(widths[t, m]) for m in active}, full))
+            j = active[-1] + 1
+            width = int(widths[t, :j].max())
+            full = len(active) == j and bool((widths[t, :j] == width).all())
+            steps.append(_Step(
+                torch.from_numpy(np.ascontiguousarray(data[t, :j, :width])).to(self.device),
+                torch.from_numpy(np.ascontiguousarray(weight[t, :j, :width])).to(self.device),
+                active, {m: int(widths[t, m]) for m in active}, full))
         if unshuffled:
             self._plans[key] = steps
         return steps
 
-    def _solo_plan(self, loader: Batches) -> list:
+    def _solo_plan(self, loader: Batches) -> list[_Step]:
         """:meth:`plan` of a stack of one: slices of its loader's order, as the loader
         cuts them (no padding, no weights unless it has some)."""
         member = self.members[0]
@@ -597,7 +614,7 @@ class _Stack:
         for start in range(0, len(loader) * size, size):
             chunk = rows[start:start + size].view(1, -1)
             weight = chunk + (member.weight_offset - member.data_offset) if self.weighted else None
-            steps.append((chunk, weight, [0], {0: chunk.shape[1]}, True))
+            steps.append(_Step(chunk, weight, [0], {0: chunk.shape[1]}, True))
         return steps
 
     def batch(self, data: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -608,12 +625,13 @@ class _Stack:
             X = self.X.index_select(0, flat)
         return X.view(*data.shape, *X.shape[1:]), self.y.index_select(0, flat)
 
-    def losses(self, X: torch.Tensor, y: torch.Tensor, weight_rows: torch.Tensor | None,
-               full: bool, training: bool) -> torch.Tensor:
-        """Each member's loss on its batch: its own weighted mean over its real rows
-        (``weight_rows`` may be None for full batches without weights)."""
+    def losses(self, step: _Step, training: bool) -> torch.Tensor:
+        """The loss of each member the step computes on its batch: its own weighted
+        mean over its real rows."""
+        X, y = self.batch(step.data)
         k, width = X.shape[:2]
-        y_pred = self.forward(self.params, X)
+        params = self.params if k == len(self.members) else [p[:k] for p in self.params]
+        y_pred = self.forward(params, X)
         if not self.per_row:
             return self.get_loss(y_pred.reshape(width, *y_pred.shape[2:]), y,
                                  training=training).reshape(1)
@@ -623,9 +641,9 @@ class _Stack:
         # as weighted_loss averages them.
         per_row = (per_row.view(k, width) if per_row.dim() == 1
                    else per_row.reshape(k, width, -1).mean(dim=2))
-        if full and not self.weighted:
+        if step.full and not self.weighted:
             return per_row.mean(dim=1)
-        weight = self.weights.index_select(0, weight_rows.reshape(-1)).view(k, width)
+        weight = self.weights.index_select(0, step.weight_rows.reshape(-1)).view(k, width)
         return ((per_row * weight).sum(dim=1)
                 / weight.sum(dim=1).clamp_min(torch.finfo(per_row.dtype).tiny))
 
@@ -635,22 +653,17 @@ class _Stack:
         if not self.native:
             self.module.train()
         losses = []
-        for data, weight_rows, active, sizes, full in steps:
-            X, y = self.batch(data)
-            loss = self.losses(X, y, weight_rows, full, training=True)
+        for step in steps:
+            loss = self.losses(step, training=True)
             for param in self.params:
                 param.grad.zero_()
             loss.sum().backward()
             with torch.no_grad():
-                self.optimizer.step(active)
+                self.optimizer.step(step.active)
                 for param, mask in self.masks:
                     param.mul_(mask)
-            losses.append((loss.detach(), active, sizes))
-        # One transfer per epoch, not one per step.
-        values = torch.stack([loss for loss, _, _ in losses]).tolist() if losses else []
-        for row, (_, active, sizes) in zip(values, losses, strict=True):
-            for m in active:
-                records[m].append((row[m], sizes[m]))
+            losses.append((loss.detach(), step))
+        _record(records, losses)
         return records
 
     @torch.no_grad()
@@ -660,15 +673,7 @@ class _Stack:
         steps = self.plan([member.valid for member in self.members], with_valid)
         if not self.native:
             self.module.eval()
-        values = []
-        for data, weight_rows, active, sizes, full in steps:
-            X, y = self.batch(data)
-            values.append((self.losses(X, y, weight_rows, full, training=False), active,
-                           sizes))
-        rows = torch.stack([loss for loss, _, _ in values]).tolist() if values else []
-        for row, (_, active, sizes) in zip(rows, values, strict=True):
-            for m in active:
-                records[m].append((row[m], sizes[m]))
+        _record(records, [(self.losses(step, training=False), step) for step in steps])
         return records
 
     def member_state(self, m: int) -> dict[str, np.ndarray]:
@@ -676,6 +681,19 @@ class _Stack:
         params = member.best if member.best is not None else [p[m] for p in self.params]
         return {name: value.detach().cpu().numpy().copy()
                 for name, value in zip(self.names, params, strict=True)}
+
+
+def _record(records: dict[int, list], losses: list[tuple[torch.Tensor, _Step]]) -> None:
+    """Each active member's (loss, batch size) of every step, read in one transfer per
+    pass rather than one per step (a step's losses are its first members', in order)."""
+    if not losses:
+        return
+    values = torch.cat([loss for loss, _ in losses]).tolist()
+    offset = 0
+    for loss, step in losses:
+        for m in step.active:
+            records[m].append((values[offset + m], step.sizes[m]))
+        offset += len(loss)
 
 
 def _epoch_end(stack: _Stack, m: int, epoch: int, seconds: float,
@@ -738,7 +756,18 @@ def _with_rule(member: _Member) -> None:
 
 
 def _train_stack(members: list[_Member]) -> list[TrainingResult | TrainingDivergedError]:
-    stack = _Stack(members)
+    # The members with most batches first: a step computes the members up to the last
+    # with a batch in it (see _Stack.plan).
+    order = sorted(range(len(members)),
+                   key=lambda m: (-len(members[m].train), -len(members[m].train.rows)))
+    results = _trained_in(_Stack([members[m] for m in order]))
+    back = [None] * len(members)
+    for position, result in zip(order, results, strict=True):
+        back[position] = result
+    return back
+
+
+def _trained_in(stack: _Stack) -> list[TrainingResult | TrainingDivergedError]:
     if not stack.per_row:
         return _trained(stack)
     # One loss per row for the whole training (the members' means are taken here),

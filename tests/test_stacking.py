@@ -109,6 +109,32 @@ def test_classifier_members_of_unequal_sizes_train_as_alone(optimizer):
     assert [r.net.history[-1, "train_batch_count"] for r in results][:2] == [5, 3]
 
 
+def test_a_step_computes_only_the_members_with_a_batch_in_it(monkeypatch):
+    # Given in no order of size: the stack puts the members with most batches first,
+    # so that a step the smaller ones sit out does not compute them (padded rows
+    # would be arithmetic thrown away).
+    import skticket._stacking as stacking
+
+    X, y = breast_cancer()
+    net = default_classifier(X, y, max_epochs=2, train_split=None)
+    specs = members(net, X, y, [100, 569, 300])
+    computed = []
+    losses = stacking._Stack.losses
+
+    def recording(self, step, training):
+        if training:
+            computed.append((len(step.data), sorted(step.active)))
+        return losses(self, step, training)
+
+    monkeypatch.setattr(stacking._Stack, "losses", recording)
+    results = assert_as_alone(specs)
+    batches = [r.net.history[-1, "train_batch_count"] for r in results]
+    assert batches == [2, 9, 5]
+    assert len(computed) == 2 * max(batches)
+    assert [n for n, _ in computed] == 2 * [3, 3, 2, 2, 2, 1, 1, 1, 1]
+    assert all(active == list(range(n)) for n, active in computed)
+
+
 def test_regressor_members_train_as_alone_under_sgd_with_momentum_and_weight_decay():
     X, _ = breast_cancer()
     y = (X[:, :2] @ np.array([[1.0], [-0.5]], dtype=np.float32)
