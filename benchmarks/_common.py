@@ -18,6 +18,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -225,3 +226,75 @@ def timed_calls(parts: Sequence[tuple[object, str, str]]) -> Iterator[tuple[Coun
                 delattr(owner, attr)
             else:
                 setattr(owner, attr, own)
+
+
+@dataclass
+class TrainingWork:
+    """What the trainings of a block of code trained, read from their nets' histories.
+
+    ``rows`` counts the rows of every training batch of every epoch of every
+    training (each row once per epoch it was trained in; a stacked member's
+    padding rows are not in its history), ``held_out_rows`` the rows its
+    held-out passes scored (a forward pass only, not training), ``epochs``
+    the epochs summed over the trainings.
+    """
+
+    trainings: int = 0
+    epochs: int = 0
+    rows: int = 0
+    held_out_rows: int = 0
+    diverged: int = 0
+
+    def add(self, result: object) -> None:
+        history = getattr(getattr(result, "net", None), "history", None)
+        if history is None:  # a diverged member comes back as its error, no net
+            self.diverged += 1
+            return
+        self.trainings += 1
+        self.epochs += len(history)
+        for epoch in history:
+            for batch in epoch["batches"]:
+                self.rows += int(batch.get("train_batch_size", 0))
+                self.held_out_rows += int(batch.get("valid_batch_size", 0))
+
+
+@contextlib.contextmanager
+def counted_trainings() -> Iterator[TrainingWork]:
+    """Count what every training started while the block runs trains (:class:`TrainingWork`).
+
+    Every training of a fit goes through ``train_members`` (a session's
+    rounds, looked up in ``skticket._session``; ``run_training``, looked up
+    in ``skticket._stacking``), which trains what cannot be stacked through
+    ``train_alone`` and returns it with the rest; both names are wrapped for
+    the block and put back after. Rounds restored from ``memory`` do not
+    reach ``train_members`` and are not counted: only what is trained is.
+    """
+    import skticket._session as session_module
+    import skticket._stacking as stacking_module
+
+    work = TrainingWork()
+    original = stacking_module.train_members
+    depth = 0
+
+    @functools.wraps(original)
+    def counting(*args, **kwargs):
+        nonlocal depth
+        depth += 1
+        try:
+            results = original(*args, **kwargs)
+        finally:
+            depth -= 1
+        if depth == 0:  # a call inside a counted call is in its results already
+            for result in results:
+                work.add(result)
+        return results
+
+    owners = [session_module, stacking_module]
+    saved = [owner.train_members for owner in owners]
+    for owner in owners:
+        owner.train_members = counting
+    try:
+        yield work
+    finally:
+        for owner, value in zip(owners, saved, strict=True):
+            owner.train_members = value

@@ -17,6 +17,27 @@ Reported: wall seconds of ``fit`` (one run each, sides alternating order from
 data set to data set), the sparsity chosen, its cross-validated accuracy, and
 the refit's test accuracy; the CV path's time against the other two.
 
+Beside the time, the work each side trained (``_common.counted_trainings``:
+every training of the fit, read from its net's history): the trainings, their
+epochs summed, the rows trained (every row of every training batch of every
+epoch of every training, a stacked member's padding rows not among them) and,
+apart, the held-out rows the trainings' stopping rule scored (a forward pass
+only; not in the rows trained). The grid's rounds restored from ``memory``
+are not trained and not counted. Two columns follow from them:
+
+- ``rows trained / one fit's``: the side's rows trained over the one fit's.
+  On hardware where a training step's time is its arithmetic (the default
+  net's matrix products near the core's peak: ``bench_stacking.py --parts
+  kernels step`` shows whether they are), this ratio is the least the CV path
+  can cost relative to one fit, however its trainings are grouped (stacked,
+  one at a time, in threads): grouping saves per-step overhead, not
+  arithmetic.
+- ``s per 1,000 rows trained``: the side's fit seconds over its rows trained,
+  in thousands; equal across sides when time follows the arithmetic.
+
+A closing line gives the median over the data sets of the CV path's time
+over one fit's and of its rows trained over one fit's.
+
     python benchmarks/bench_cv.py --threads 1
     python benchmarks/bench_cv.py --threads 1 --datasets wine
 """
@@ -27,7 +48,7 @@ import argparse
 import tempfile
 import time
 
-from _common import TABULAR, print_header, setup, table
+from _common import TABULAR, counted_trainings, median, print_header, setup, table
 from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -50,20 +71,27 @@ def run_side(side: str, X_train, y_train, X_test, y_test, folds: int) -> dict:
             model = GridSearchCV(make_pipeline(StandardScaler(), LotteryTicketClassifier(
                 random_state=0, memory=memory)),
                 {"lotteryticketclassifier__target_sparsity": GRID}, cv=folds)
-        start = time.perf_counter()
-        model.fit(X_train, y_train)
-        seconds = time.perf_counter() - start
+        with counted_trainings() as work:
+            start = time.perf_counter()
+            model.fit(X_train, y_train)
+            seconds = time.perf_counter() - start
         test = float(model.score(X_test, y_test))
     if side == "CV path":
         est = model[-1]
         return dict(seconds=seconds, sparsity=est.sparsity_, cv_score=est.best_score_,
-                    test=test, levels=len(est.cv_results_["sparsity"]))
+                    test=test, levels=len(est.cv_results_["sparsity"]), work=work)
     if side == "one fit":
+        # Every training of one fit is a round it records: a count that misses a
+        # training (one that went around the wrapped name) shows here.
+        recorded = sum(record["epochs"] for record in model[-1].rounds_)
+        if (len(model[-1].rounds_), recorded) != (work.trainings, work.epochs):
+            raise RuntimeError(f"counted {work.trainings} trainings of {work.epochs} epochs; "
+                               f"the fit records {len(model[-1].rounds_)} of {recorded}")
         return dict(seconds=seconds, sparsity=model[-1].winning_ticket_.sparsity,
-                    cv_score=None, test=test)
+                    cv_score=None, test=test, work=work)
     return dict(seconds=seconds,
                 sparsity=model.best_params_["lotteryticketclassifier__target_sparsity"],
-                cv_score=model.best_score_, test=test)
+                cv_score=model.best_score_, test=test, work=work)
 
 
 def main() -> None:
@@ -76,7 +104,7 @@ def main() -> None:
     setup(args)
     print_header("The cross-validated path against one fit and a grid over target_sparsity")
     sides = ["CV path", "one fit", "grid + memory"]
-    rows = []
+    rows, counts, ratios = [], [], []
     for i, name in enumerate(args.datasets):
         load, _ = TABULAR[name]
         X, y = load(return_X_y=True)
@@ -85,19 +113,32 @@ def main() -> None:
         order = sides if i % 2 == 0 else sides[::-1]
         results = {side: run_side(side, X_train, y_train, X_test, y_test, args.folds)
                    for side in order}
-        cv = results["CV path"]
+        cv, one = results["CV path"], results["one fit"]
         for side in sides:
             r = results[side]
+            work = r["work"]
             rows.append([name, side, f"{r['seconds']:.1f}", f"{r['sparsity']:.4f}",
                          "-" if r["cv_score"] is None else f"{r['cv_score']:.4f}",
                          f"{r['test']:.4f}",
-                         f"{cv['seconds'] / r['seconds']:.2f}"])
+                         f"{cv['seconds'] / r['seconds']:.2f}",
+                         f"{work.rows / one['work'].rows:.2f}",
+                         f"{1e3 * r['seconds'] / work.rows:.4f}"])
+            counts.append([name, side, work.trainings, work.epochs, f"{work.rows:,}",
+                           f"{work.held_out_rows:,}", work.diverged])
+        ratios.append((cv["seconds"] / one["seconds"], cv["work"].rows / one["work"].rows))
         print(f"{name}: done ({cv['levels']} levels on the CV path)", flush=True)
     print()
     print(table(["data set", "side", "fit s", "sparsity chosen", "CV accuracy",
-                 "test accuracy", "CV path s / side s"], rows))
+                 "test accuracy", "CV path s / side s", "rows trained / one fit's",
+                 "s per 1,000 rows trained"], rows))
     print(f"\n{args.folds} folds; one run per side; the grid's CV accuracy is its best "
-          "candidate's mean, the CV path's the chosen level's.")
+          "candidate's mean, the CV path's the chosen level's.\n")
+    print(table(["data set", "side", "trainings", "epochs (summed)", "rows trained",
+                 "held-out rows scored (not trained)", "diverged"], counts))
+    print(f"\nCV path / one fit, median over {len(ratios)} data set(s): "
+          f"time {median([wall for wall, _ in ratios]):.2f}x, "
+          f"rows trained {median([work for _, work in ratios]):.2f}x "
+          "(the least the time can be where a step's time is its arithmetic).")
 
 
 if __name__ == "__main__":
