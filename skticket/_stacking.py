@@ -160,6 +160,11 @@ def why_not_stacked(net: NeuralNet, spec: TrainingSpec) -> str | None:
                 "sample")
     if getattr(criterion, "reduction", None) != "mean":
         return "its criterion does not average over the batch"
+    ignored = getattr(criterion, "ignore_index", None)
+    if ignored is not None and isinstance(spec.y, np.ndarray) and bool((spec.y == ignored).any()):
+        # Its mean leaves out the rows it ignores; a member's mean of the losses per row
+        # would count them (at 0).
+        return f"its criterion ignores the rows labelled {ignored} (ignore_index)"
     prefixes = ("iterator_train",) + (("iterator_valid",) if net.train_split else ())
     if not all(fetches_batches(net, prefix) for prefix in prefixes):
         return "its data goes through its own dataset or loader"

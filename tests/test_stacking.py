@@ -263,6 +263,24 @@ def test_what_cannot_be_stacked_trains_alone_and_says_why(capsys):
     assert train_members(specs, verbose=0) and not capsys.readouterr().out
 
 
+def test_a_criterion_that_ignores_a_label_in_the_data_trains_alone(capsys):
+    # NLLLoss's mean leaves the rows it ignores out; a member's mean of the losses per
+    # row would count them at 0: such a training is not stacked. Two members, so that
+    # a stack would take each one's mean of the losses per row.
+    X, y = breast_cancer(rows=200)
+    net = default_classifier(X, y, max_epochs=4, criterion__ignore_index=0)
+    specs = members(net, X, y, [200, 150])
+    results = train_members(specs, verbose=1)
+    said = capsys.readouterr().out
+    assert "training 1 of 2 trains alone: its criterion ignores the rows labelled 0" in said
+    for spec, result in zip(specs, results, strict=True):
+        assert largest_difference(train_alone(spec), result) == 0
+    # An ignore_index no row carries (NLLLoss's default, -100) stacks.
+    plain = members(default_classifier(X, y, max_epochs=4), X, y, [200, 150])
+    train_members(plain, verbose=1)
+    assert "trains alone" not in capsys.readouterr().out
+
+
 def test_a_stack_of_one_is_its_solo_training():
     X, y = breast_cancer()
     net = default_classifier(X, y, max_epochs=15)
