@@ -34,6 +34,7 @@ SCRIPTS = {
     "step": "bench_step.py",              # cost 1: a round's epoch against a bare torch loop
     "cost": "bench_cost.py",              # cost 3: zero-config ticket fit vs one MLP fit
     "cv": "bench_cv.py",                  # issue 27: the cross-validated path vs one fit, a grid
+    "stacking": "bench_stacking.py",      # issue 28: k stacked members vs k trainings alone
 }
 
 
