@@ -229,7 +229,9 @@ def criterion_scores(criterion: str, final: np.ndarray,
     References
     ----------
     H. Zhou, J. Lan, R. Liu and J. Yosinski, "Deconstructing Lottery Tickets:
-    Zeros, Signs, and the Supermask", NeurIPS 2019, Section 2 (mask criteria).
+    Zeros, Signs, and the Supermask", NeurIPS 2019: ``large_final_same_sign``
+    is the criterion of their supermasks; its reference code is
+    ``get_weight_init.py`` of github.com/uber-research/deconstructing-lottery-tickets.
 
     Examples
     --------
