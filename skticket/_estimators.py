@@ -216,16 +216,21 @@ SHARED_DOCS = {
     min_weights_per_layer : int, default=1
         No layer is ever pruned below this many weights, under either scope;
         when every layer is at its floor the search stops.
-    prune_criterion : {"large_final", "magnitude_increase", "movement"}, default="large_final"
+    prune_criterion : {"large_final", "magnitude_increase", "movement", \
+            "large_final_same_sign"}, default="large_final"
         What the surviving weights of a trained ticket are ranked by, the
         lowest pruned (Zhou et al., 2019): ``"large_final"`` their final
         magnitude ``|w_f|`` (Frankle & Carbin's rule); ``"magnitude_increase"``
-        ``|w_f| - |w_i|``; ``"movement"`` ``|w_f - w_i|``. ``w_i`` is the
-        ticket's rewind point (theta_0, or the weights at ``rewind_step``):
-        where the training that produced ``w_f`` started, and where the next
-        ticket starts again. IMP, early-bird and ``prune()`` use it, with the
-        same rates, scopes and floors; SNIP and the one-training searches rank
-        scores of their own and refuse any other value.
+        ``|w_f| - |w_i|``; ``"movement"`` ``|w_f - w_i|``;
+        ``"large_final_same_sign"`` ``|w_f|`` among the weights whose sign at
+        the end is the sign of ``w_i``, every weight whose sign flipped (or
+        that started or ended at exactly 0) pruned before them, the smallest
+        ``|w_f|`` first. ``w_i`` is the ticket's rewind point (theta_0, or the
+        weights at ``rewind_step``): where the training that produced ``w_f``
+        started, and where the next ticket starts again. IMP, early-bird and
+        ``prune()`` use it, with the same rates, scopes and floors; SNIP and
+        the one-training searches rank scores of their own and refuse any
+        other value.
     rewind_step : int, default=0
         0 rewinds survivors to their initial values theta_0; k > 0 rewinds to
         the weights after k optimizer steps of the dense training (late

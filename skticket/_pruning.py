@@ -51,9 +51,11 @@ __all__ = [
 #: What a trained ticket's surviving weights are ranked by, lowest pruned first (Zhou et
 #: al., 2019): ``"large_final"`` keeps the largest final magnitudes ``|w_f|`` (Frankle &
 #: Carbin's rule), ``"magnitude_increase"`` the largest growth ``|w_f| - |w_i|``,
-#: ``"movement"`` the largest change ``|w_f - w_i|``, ``w_i`` being where the training
-#: started (the ticket's rewind point). The estimators' ``prune_criterion`` takes these.
-PRUNE_CRITERIA = ("large_final", "magnitude_increase", "movement")
+#: ``"movement"`` the largest change ``|w_f - w_i|``, ``"large_final_same_sign"`` the
+#: largest ``|w_f|`` among the weights whose sign at the end is the one they started with
+#: (the others go first), ``w_i`` being where the training started (the ticket's rewind
+#: point). The estimators' ``prune_criterion`` takes these.
+PRUNE_CRITERIA = ("large_final", "magnitude_increase", "movement", "large_final_same_sign")
 
 
 def checked_layer_fractions(fractions: Mapping[str, float] | None, names: list[str], *,
@@ -192,11 +194,28 @@ def criterion_scores(criterion: str, final: np.ndarray,
 
     ``"large_final"``: ``|final|``; ``"magnitude_increase"``:
     ``|final| - |initial|`` (negative for a weight that shrank);
-    ``"movement"``: ``|final - initial|``. Pruning removes the lowest scores.
+    ``"movement"``: ``|final - initial|``; ``"large_final_same_sign"``:
+    ``|final|`` for a weight that kept its sign, ``-1 / (1 + |final|)`` for
+    one that did not. Pruning removes the lowest scores.
+
+    ``"large_final_same_sign"`` is Zhou et al.'s (2019) "large final, same
+    sign" mask criterion: the largest final magnitudes among the weights
+    whose final sign is the sign they started with. A weight keeps its sign
+    when ``sign(final) == sign(initial) != 0``: one that started or ended at
+    exactly 0 has no sign to keep (as in their reference code, where
+    ``np.sign(0) = 0`` differs from the other's sign, except that there a
+    weight at 0 at both ends also counts as same-sign, with score 0). Their
+    code scores every other weight 0 and breaks the ties at random; here
+    those weights score in ``[-1, 0)``, below every weight that kept its sign
+    (``|final| > 0``), and among themselves by ``|final|`` (computed in
+    float64: magnitudes closer than about 1e-16 tie), so they are pruned
+    first, the smallest first, and the order stays deterministic (ties to
+    the lower flat index, as for every criterion). The scores are float64.
 
     Parameters
     ----------
-    criterion : {"large_final", "magnitude_increase", "movement"}
+    criterion : {"large_final", "magnitude_increase", "movement", \
+            "large_final_same_sign"}
     final : ndarray
         Trained values.
     initial : ndarray or None, default=None
@@ -207,11 +226,18 @@ def criterion_scores(criterion: str, final: np.ndarray,
     -------
     ndarray of the shape of ``final``
 
+    References
+    ----------
+    H. Zhou, J. Lan, R. Liu and J. Yosinski, "Deconstructing Lottery Tickets:
+    Zeros, Signs, and the Supermask", NeurIPS 2019: ``large_final_same_sign``
+    is the criterion of their supermasks; its reference code is
+    ``get_weight_init.py`` of github.com/uber-research/deconstructing-lottery-tickets.
+
     Examples
     --------
     >>> final, initial = np.array([0.5, -0.1, -0.4]), np.array([0.2, -0.3, 0.1])
     >>> [criterion_scores(c, final, initial).round(2).tolist() for c in PRUNE_CRITERIA]
-    [[0.5, 0.1, 0.4], [0.3, -0.2, 0.3], [0.3, 0.2, 0.5]]
+    [[0.5, 0.1, 0.4], [0.3, -0.2, 0.3], [0.3, 0.2, 0.5], [0.5, 0.1, -0.71]]
     """
     if criterion not in PRUNE_CRITERIA:
         raise ValueError(f"criterion must be one of {list(PRUNE_CRITERIA)}, got {criterion!r}.")
@@ -224,6 +250,13 @@ def criterion_scores(criterion: str, final: np.ndarray,
     initial = np.asarray(initial)
     if criterion == "magnitude_increase":
         return np.abs(final) - np.abs(initial)
+    if criterion == "large_final_same_sign":
+        magnitude = np.abs(final).astype(np.float64)
+        kept_sign = (np.sign(final) == np.sign(initial)) & (final != 0)
+        # A weight that kept its sign has |final| > 0; the others map increasingly into
+        # [-1, 0), so all of them rank below it, by their own magnitude (a constant score,
+        # as in the reference code, would leave their order to the tie-break alone).
+        return np.where(kept_sign, magnitude, -1.0 / (1.0 + magnitude))
     return np.abs(final - initial)
 
 
@@ -329,11 +362,12 @@ def magnitude_prune(
         If the full-rate round would leave fewer surviving weights than this,
         remove exactly enough to reach it instead, spread over the layers (and
         the pool) in proportion to what each would lose at the full rate.
-    criterion : {"large_final", "magnitude_increase", "movement"}, default="large_final"
+    criterion : {"large_final", "magnitude_increase", "movement", \
+            "large_final_same_sign"}, default="large_final"
         What the survivors are ranked by (:data:`PRUNE_CRITERIA`).
     initial : dict of str to ndarray, default=None
         Where the training of ``weights`` started, same keys and shapes:
-        needed by ``"magnitude_increase"`` and ``"movement"``.
+        needed by every criterion but ``"large_final"``.
 
     Returns
     -------

@@ -2,6 +2,7 @@
 untrained scores of ``ticket_curve``: each against a hand computation on a tiny net."""
 
 import math
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -26,6 +27,7 @@ from skticket import (
     ticket_path,
 )
 from skticket._pruning import (
+    PRUNE_CRITERIA,
     MagnitudeRule,
     criterion_scores,
     kaiming_uniform_std,
@@ -65,11 +67,34 @@ def test_each_criterion_scores_as_zhou_et_al_define_it():
         [0.4, 0.2, 0.05, 0.05, 0.6, 0.45])
 
 
+def test_large_final_same_sign_ranks_the_weights_that_lost_their_sign_first():
+    # Kept their sign: 0 (+ to +), 1 (- to -), 2 (+ to +): scored |w_f|. Did not: 3 started
+    # at 0 (no sign to keep), 4 went from + to -, 5 from - to +: scored -1 / (1 + |w_f|),
+    # below every kept weight and in the order of their |w_f| (0.05 < 0.2 < 0.3).
+    scores = criterion_scores("large_final_same_sign", FINAL, INITIAL)
+    assert scores.tolist() == pytest.approx(
+        [0.5, 0.1, 0.4, -1 / 1.05, -1 / 1.3, -1 / 1.2])
+    assert scores[[3, 4, 5]].max() < scores[[0, 1, 2]].min()
+    assert np.argsort(scores[[3, 4, 5]]).tolist() == [0, 2, 1]
+    # A weight that ends at exactly 0 lost its sign too, whatever it started from; 0 to 0
+    # kept none. Both are the lowest a score can be.
+    final, initial = np.array([0.0, 0.0, 0.2]), np.array([0.3, 0.0, 0.0])
+    assert criterion_scores("large_final_same_sign", final, initial).tolist() == pytest.approx(
+        [-1.0, -1.0, -1 / 1.2])
+    # float32 weights are compared in float64, where the order of tiny magnitudes survives.
+    tiny = np.array([-3e-9, -1e-9, -2e-9], dtype=np.float32)
+    assert np.argsort(criterion_scores("large_final_same_sign", tiny,
+                                       -tiny)).tolist() == [1, 2, 0]
+    with pytest.raises(ValueError, match="initial weights are needed"):
+        criterion_scores("large_final_same_sign", FINAL)
+
+
 @pytest.mark.parametrize("criterion, kept", [
     # Each prunes half of the 6 weights: the 3 of lowest score go.
     ("large_final", [0, 2, 4]),          # 0.5, 0.4, 0.3 stay
     ("magnitude_increase", [0, 3, 4]),   # 0.4, 0.05, 0.0 stay (a shrinking weight goes)
     ("movement", [0, 4, 5]),             # 0.4, 0.6, 0.45 stay
+    ("large_final_same_sign", [0, 1, 2]),  # 0.5, 0.1, 0.4 stay; -0.3 flipped and goes
 ])
 def test_each_criterion_keeps_the_highest_scores_of_a_layer(criterion, kept):
     masks = magnitude_prune({"w": FINAL}, {"w": np.ones(6, dtype=bool)}, fraction=0.5,
@@ -102,13 +127,63 @@ def test_a_criterion_keeps_the_counts_and_exact_target_of_large_final():
     final = {"a": rng.normal(size=(7, 5)), "b": rng.normal(size=(3, 4))}
     initial = {name: rng.normal(size=value.shape) for name, value in final.items()}
     ones = {name: np.ones(value.shape, dtype=bool) for name, value in final.items()}
-    rules = {c: MagnitudeRule(fraction=0.3, criterion=c)
-             for c in ("large_final", "magnitude_increase", "movement")}
+    rules = {c: MagnitudeRule(fraction=0.3, criterion=c) for c in PRUNE_CRITERIA}
     counts = {c: {name: int(m.sum()) for name, m in rule.prune_to(final, ones, 11,
                                                                    initial).items()}
               for c, rule in rules.items()}
-    assert counts["magnitude_increase"] == counts["movement"] == counts["large_final"]
-    assert sum(counts["movement"].values()) == 11
+    assert len(counts) == 4
+    for criterion in PRUNE_CRITERIA:
+        assert counts[criterion] == counts["large_final"]
+    assert sum(counts["large_final_same_sign"].values()) == 11
+
+
+def test_same_sign_prunes_the_exact_count_of_a_layer_whose_every_weight_flipped():
+    # Every weight flipped: they are ranked by |w_f| alone; 2 (0.1) goes first, then of the
+    # three at 0.2 the lowest flat index.
+    final, initial = np.array([-0.2, -0.2, 0.1, -0.2]), np.array([0.1, 0.3, -0.2, 0.4])
+    masks = magnitude_prune({"w": final}, {"w": np.ones(4, dtype=bool)}, fraction=0.5,
+                            criterion="large_final_same_sign", initial={"w": initial})
+    assert np.flatnonzero(masks["w"]).tolist() == [1, 3]
+    # Now 0 kept its sign: it outranks 1 and 3 of the same |w_f|, where the tie-break alone
+    # (large_final) would keep 3.
+    initial[0] = -0.1
+    masks = magnitude_prune({"w": final}, {"w": np.ones(4, dtype=bool)}, fraction=0.75,
+                            criterion="large_final_same_sign", initial={"w": initial})
+    assert np.flatnonzero(masks["w"]).tolist() == [0]
+    masks = magnitude_prune({"w": final}, {"w": np.ones(4, dtype=bool)}, fraction=0.75)
+    assert np.flatnonzero(masks["w"]).tolist() == [3]
+
+
+def test_same_sign_under_global_scope_prunes_the_flipped_weights_of_every_layer_first():
+    # a: every weight flipped, large |w_f|; b: every weight kept its sign, small |w_f|.
+    final = {"a": np.array([0.9, -0.8, 0.7]), "b": np.array([0.01, -0.02, 0.03])}
+    initial = {"a": np.array([-0.1, 0.1, -0.1]), "b": np.array([0.1, -0.1, 0.1])}
+    ones = {name: np.ones(3, dtype=bool) for name in final}
+    # ceil(0.5 * 6) = 3 go. The flipped weights of a go first, the smallest first, until
+    # the floor of 1 keeps a's largest (0.9); the third is b's smallest (0.01).
+    masks = magnitude_prune(final, ones, fraction=0.5, scope="global",
+                            criterion="large_final_same_sign", initial=initial)
+    assert flat_true(masks) == {"a": [0], "b": [1, 2]}
+    # large_final takes b's two smallest (its floor keeps 0.03), then a's smallest.
+    assert flat_true(magnitude_prune(final, ones, fraction=0.5, scope="global")) == {
+        "a": [0, 1], "b": [2]}
+    # With no floor in the way all three of a go.
+    masks = magnitude_prune({**final, "c": np.ones(4)}, {**ones, "c": np.ones(4, dtype=bool)},
+                            fraction=0.3, scope="global", criterion="large_final_same_sign",
+                            initial={**initial, "c": np.ones(4)}, min_weights=0)
+    assert flat_true(masks) == {"a": [], "b": [0, 1, 2], "c": [0, 1, 2, 3]}
+
+
+def test_same_sign_never_counts_an_already_pruned_weight_again():
+    # Training leaves pruned weights at 0, which has no sign: were they scored, they would
+    # rank lowest and use up the round's removals. The 4 survivors lose ceil(0.5 * 4) = 2.
+    final = np.array([0.0, 0.3, -0.6, 0.0, 0.5, -0.4])
+    initial = np.array([0.2, 0.1, 0.1, -0.3, 0.2, -0.1])
+    mask = np.array([False, True, True, False, True, True])
+    new = magnitude_prune({"w": final}, {"w": mask}, fraction=0.5,
+                          criterion="large_final_same_sign", initial={"w": initial})
+    # 2 flipped (+ to -) goes first, then the smallest of those that kept their sign, 1.
+    assert np.flatnonzero(new["w"]).tolist() == [4, 5]
 
 
 def test_a_criterion_that_compares_with_the_start_needs_initial_weights():
@@ -132,7 +207,8 @@ def dense_and_first_round(est, X, y):
             {name: trained[name] for name in names}, first.ticket().masks)
 
 
-@pytest.mark.parametrize("criterion", ["magnitude_increase", "movement"])
+@pytest.mark.parametrize("criterion", ["magnitude_increase", "movement",
+                                       "large_final_same_sign"])
 @pytest.mark.parametrize("params", [{}, {"scope": "global", "min_weights_per_layer": 4},
                                     {"layer_prune_fractions": {"output.weight": 0.25}}])
 def test_imp_prunes_by_the_criterion_against_theta_0(data, criterion, params):
@@ -152,22 +228,65 @@ def test_imp_prunes_by_the_criterion_against_theta_0(data, criterion, params):
     assert flat_true(masks) != flat_true(large_final)
 
 
-def test_with_late_resetting_the_criterion_compares_with_the_rewind_point(data):
+def kept_their_sign(trained, start):
+    """Per layer: where the trained value has the start value's sign (a 0 has none)."""
+    return {name: (np.sign(trained[name]) == np.sign(start[name])) & (trained[name] != 0)
+            for name in start}
+
+
+@pytest.mark.parametrize("criterion", ["movement", "large_final_same_sign"])
+def test_with_late_resetting_the_criterion_compares_with_the_rewind_point(data, criterion):
     X, y = data
     est = estimator(prune_fraction=0.5, max_rounds=1, target_sparsity=None, rewind_step=3,
-                    prune_criterion="movement").fit(X, y)
+                    prune_criterion=criterion).fit(X, y)
     rewind_point = est._search_progress_.rewind_point
     dense = next(iter(ticket_path(est, X, y)))
     trained = module_state(dense.estimator.net_.module_)
     names = list(est.winning_ticket_.masks)
     ones = {name: np.ones(trained[name].shape, dtype=bool) for name in names}
     expected = magnitude_prune({n: trained[n] for n in names}, ones, fraction=0.5,
-                               criterion="movement", initial=rewind_point)
+                               criterion=criterion, initial=rewind_point)
     assert flat_true(est.winning_ticket_.masks) == flat_true(expected)
     theta_0 = dense.ticket().weights
     from_theta_0 = magnitude_prune({n: trained[n] for n in names}, ones, fraction=0.5,
-                                   criterion="movement", initial=theta_0)
+                                   criterion=criterion, initial=theta_0)
     assert flat_true(expected) != flat_true(from_theta_0)
+    if criterion == "large_final_same_sign":
+        # Each layer has more weights that kept the rewind point's sign than it keeps: every
+        # survivor is one of them, though some changed sign since theta_0.
+        same = kept_their_sign(trained, {n: rewind_point[n] for n in names})
+        since_theta_0 = kept_their_sign(trained, {n: theta_0[n] for n in names})
+        for name, mask in est.winning_ticket_.masks.items():
+            assert same[name].sum() >= mask.sum()
+            assert np.all(same[name][mask])
+        assert any(np.any(~since_theta_0[name][mask])
+                   for name, mask in est.winning_ticket_.masks.items())
+
+
+def test_imp_with_same_sign_keeps_only_weights_that_kept_their_sign_each_round(data):
+    X, y = data
+    est = estimator(prune_fraction=0.6, max_rounds=2, target_sparsity=None,
+                    prune_criterion="large_final_same_sign")
+    kept_flipped = {}
+    for criterion in ("large_final_same_sign", "large_final"):
+        points = list(ticket_path(est.set_params(prune_criterion=criterion), X, y))
+        assert [point.round for point in points] == [0, 1, 2]
+        theta_0 = points[0].ticket().weights
+        kept_flipped[criterion] = 0
+        # Each round trains from theta_0 (under its masks); the next round's masks keep,
+        # of its trained weights, only some that ended with the sign they started with.
+        for trained_round, pruned_round in pairwise(points):
+            trained = module_state(trained_round.estimator.net_.module_)
+            before, after = trained_round.ticket().masks, pruned_round.ticket().masks
+            same = kept_their_sign(trained, {name: theta_0[name] for name in after})
+            for name, mask in after.items():
+                assert not np.any(mask & ~before[name])  # pruned weights stay pruned
+                if criterion == "large_final_same_sign":
+                    assert (same[name] & before[name]).sum() >= mask.sum()
+                    assert np.all(same[name][mask])
+                kept_flipped[criterion] += int(np.count_nonzero(mask & ~same[name]))
+    # The criterion decided it: IMP's own rule keeps some weight whose sign flipped.
+    assert kept_flipped["large_final_same_sign"] == 0 and kept_flipped["large_final"] > 0
 
 
 def test_prune_goes_on_by_the_criterion_set_now(data):
@@ -247,11 +366,15 @@ def test_the_cv_estimator_prunes_by_its_criterion(data):
     assert flat_true(cv.winning_ticket_.masks) != flat_true(large_final.winning_ticket_.masks)
 
 
+@pytest.mark.parametrize("criterion", ["movement", "large_final_same_sign"])
 @pytest.mark.parametrize("search", [SNIP(), GradualPruning(), Supermask()])
-def test_a_search_with_scores_of_its_own_refuses_another_criterion(data, search):
+def test_a_search_with_scores_of_its_own_refuses_another_criterion(data, search, criterion,
+                                                                    training_calls):
     X, y = data
-    with pytest.raises(ValueError, match="prune_criterion='movement'"):
-        estimator(search=search, prune_criterion="movement").fit(X, y)
+    with pytest.raises(ValueError, match=f"prune_criterion='{criterion}' ranks the weights "
+                                         f"of a trained ticket"):
+        estimator(search=search, prune_criterion=criterion).fit(X, y)
+    assert training_calls == []  # refused before any training
 
 
 @pytest.mark.parametrize("params, name", [({"prune_criterion": "smallest"}, "prune_criterion"),
