@@ -25,7 +25,6 @@ from sklearn.utils.multiclass import unique_labels
 from skorch import NeuralNet
 from skorch.history import History
 
-from ._rng import round_seed
 from ._search import (
     GivenTicket,
     PruningRule,
@@ -36,7 +35,7 @@ from ._search import (
 )
 from ._session import Data, Round, Session
 from ._ticket import Ticket
-from ._training import TrainingResult, TrainingSpec, module_state, prunable_weights, run_training
+from ._training import TrainingResult, module_state, prunable_weights, run_training
 from .exceptions import TrainingDivergedError
 
 __all__ = ["PARTIAL_FIT_EPOCH", "carried_optimizer_state", "checked_classes",
@@ -177,13 +176,11 @@ def train_epoch(session: Session, data: Data, net: NeuralNet, masks: dict[str, n
     TrainingDivergedError
         The epoch's loss or weights are not finite.
     """
-    template = _one_epoch(session.template)
+    epoch = session.attached(data, memory=None, scorer=None)
+    epoch.template = template = _one_epoch(session.template)
     epochs_before = len(net.history)
-    spec = TrainingSpec(
-        template=template, X=data.X_train, y=data.y_train, start=module_state(net.module_),
-        masks=masks, seed=round_seed(round_seed(session.seeds["data"], round_index),
-                                     epochs_before),
-        sample_weight=data.w_train, optimizer_state=optimizer_state)
+    spec = epoch.training_spec(round_index, masks, module_state(net.module_),
+                               epoch=epochs_before, optimizer_state=optimizer_state)
     try:
         result = run_training(spec)
     except TrainingDivergedError as error:

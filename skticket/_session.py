@@ -173,13 +173,33 @@ class Session:
 
         Every training of every search goes through here (or
         :meth:`train_rounds`, for several): it builds the
-        :class:`~skticket._training.TrainingSpec` of each training and runs it
-        (through the cache when there is one). A diverged training raises
+        :class:`~skticket._training.TrainingSpec` of each training
+        (:meth:`training_spec`) and runs it (through the cache when there is
+        one). A diverged training raises
         :class:`~skticket.exceptions.TrainingDivergedError` naming the round,
         the optimizer and the learning rate.
         """
         trained, = self.train_rounds([(round_index, masks, start, init, tuple(hooks))])
         return trained
+
+    def training_spec(self, round_index: int, masks: dict[str, np.ndarray], start: ModuleState,
+                      *, hooks: Iterable[TrainingHook] = (), epoch: int | None = None,
+                      optimizer_state: dict | None = None) -> TrainingSpec:
+        """The :class:`~skticket._training.TrainingSpec` of a training of round
+        ``round_index`` on the session's data: its net, rows, weights and data order.
+
+        The one place a training's spec is built. ``epoch`` and
+        ``optimizer_state`` describe an epoch that goes on from a trained round
+        (``partial_fit``): its data order is drawn for that epoch of the round,
+        and its optimizer goes on from ``optimizer_state`` (None: a fresh one).
+        """
+        seed = round_seed(self.seeds["data"], round_index)
+        if epoch is not None:
+            seed = round_seed(seed, epoch)
+        return TrainingSpec(
+            template=self.template, X=self.data.X_train, y=self.data.y_train, start=start,
+            masks=masks, seed=seed, hooks=tuple(hooks), sample_weight=self.data.w_train,
+            optimizer_state=optimizer_state)
 
     def train_rounds(self, rounds: Sequence[tuple]) -> list[Round]:
         """:meth:`train_round` of independent trainings, trained as one stack where they can
@@ -189,11 +209,8 @@ class Session:
         Inside :func:`lockstep`, a training not trained yet is handed to it
         instead (see there).
         """
-        specs = [TrainingSpec(
-            template=self.template, X=self.data.X_train, y=self.data.y_train, start=start,
-            masks=masks, seed=round_seed(self.seeds["data"], round_index),
-            hooks=tuple(hooks), sample_weight=self.data.w_train,
-        ) for round_index, masks, start, _, hooks in rounds]
+        specs = [self.training_spec(round_index, masks, start, hooks=hooks)
+                 for round_index, masks, start, _, hooks in rounds]
         stepping = _LOCKSTEP.get()
         if stepping is not None:
             results = stepping.results(specs, self.memory, self.verbose)
