@@ -254,7 +254,10 @@ def test_signs_and_criteria(capsys):
     assert report["chance"] == np.bincount(y_test).max() / len(y_test)
     assert {row["ticket"] for row in report["supermask"]} == {"rewind", "sign"}
     claims = [verdict["claim"] for verdict in report["verdicts"]]
-    assert len(claims) == 4 * len(signs.SPARSITIES) + 1
+    # Per sparsity: two of signs, one per criterion against large_final, one of the
+    # same-sign supermask; and the supermask's.
+    assert len(claims) == (2 + len(signs.CRITERIA)) * len(signs.SPARSITIES) + 1
+    assert "large_final_same_sign" in signs.CRITERIA
     assert all(isinstance(verdict["holds"], bool) for verdict in report["verdicts"])
     # At 2 epochs on a 24-12 net the untrained masks are near chance: the supermask claim
     # cannot hold, and the report says so.
