@@ -549,7 +549,7 @@ class _Stack:
         """One pass's steps over ``batches`` (one per member, None: no rows), drawn from
         each member's generator as its loader would draw them.
 
-        The members are ordered by their rows, most first (:func:`_train_stack`): a
+        The members are ordered by batch count, most first (:func:`_train_stack`): a
         step computes the members up to the last with a batch in it, so a member with
         fewer batches than the others (a fold beside the full-data path) costs
         nothing in the steps that it and those after it sit out.
