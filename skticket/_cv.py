@@ -45,7 +45,7 @@ from ._estimators import (
 from ._progress import RoundProgress
 from ._rng import preserved_global_state
 from ._search import IMP, Search
-from ._session import lockstep
+from ._session import lockstep, with_trainings
 from ._ticket import Ticket
 
 __all__ = ["LotteryTicketClassifierCV", "LotteryTicketRegressorCV", "best_level",
@@ -76,9 +76,16 @@ _CV_DOCS = {
         sqrt(n_splits_)`` (glmnet's ``lambda.1se``): as sparse as the data
         cannot tell apart from the best.
     n_jobs : int or None, default=None
-        Folds run in parallel through joblib (``-1``: all cores). Every
-        fold's seeds come from ``random_state``, so the results do not depend
-        on ``n_jobs``.""",
+        Folds run in parallel through joblib (``-1``: all cores); for IMP
+        with an int ``random_state``, the search on all rows too, as one more
+        task whose trainings the refit takes (it trains nothing of its own).
+        Every fold's seeds come from ``random_state``, whatever ``n_jobs``.
+        With ``n_jobs=1`` and an int ``random_state`` the folds and that
+        search train as one stack instead, each training equal to its
+        training alone to float32 rounding: the scores of ``n_jobs=1`` and
+        of more jobs can part where that rounding flips a tie between two
+        weights' magnitudes or the convergence rule's test (on digits, a
+        held-out row or two of a fold).""",
     "cv_attributes": """    cv_results_ : dict of ndarray
         One entry per level of the path, the dense level first, shaped as
         ``GridSearchCV`` shapes it (``pandas.DataFrame(cv_results_)`` is the
@@ -353,18 +360,30 @@ class BaseLotteryTicketCV(BaseLotteryTicket):
                 refit = self._refit_estimator(plain, chosen, levels, path.run.n_prunable)
                 return refit.fit(X, y, sample_weight=sample_weight)
 
+            def full_path() -> None:
+                list(clone(plain)._open_path(X_all, y_all, weights))
+
+            # An IMP path's refit is a prefix of the search on all rows, whatever level
+            # is chosen: with fixed seeds (an int random_state) that search runs beside
+            # the folds, and the refit finds its trainings done.
+            beside = is_path and isinstance(self.random_state, Integral)
             if effective_n_jobs(self.n_jobs) == 1 and isinstance(self.random_state, Integral):
-                # Every fold's round r as one stack (lockstep runs a fold again for each
-                # round: its seeds must be fixed, an int random_state). An IMP path's
-                # refit is a prefix of the search on all rows, whatever level is
-                # chosen: that search runs beside the folds, one more member per
-                # round, and the refit trains nothing of its own.
-                beside = ([lambda: list(clone(plain)._open_path(X_all, y_all, weights))]
-                          if is_path else [])
-                *_, refit = lockstep([*fold_paths, *beside], then=refitted)
+                # Every fold's round r as one stack, the full-data path one more member
+                # (lockstep runs a fold again for each round: its seeds must be fixed).
+                *_, refit = lockstep([*fold_paths, *([full_path] if beside else [])],
+                                     then=refitted)
             else:
-                refit = refitted(Parallel(n_jobs=self.n_jobs)(delayed(task)()
-                                                              for task in fold_paths))
+                # The folds over the workers, and the full-data path as one more task (the
+                # first: the longest tasks first leave the shortest tail): its trainings
+                # come back with it, and the refit here trains nothing.
+                tasks = [*([functools.partial(with_trainings, full_path)] if beside else []),
+                         *fold_paths]
+                done = Parallel(n_jobs=self.n_jobs)(delayed(task)() for task in tasks)
+                if beside:
+                    _, trained = done.pop(0)
+                    refit, = lockstep([lambda: refitted(done)], trained=trained)
+                else:
+                    refit = refitted(done)
             results, chosen = chosen_level["results"], chosen_level["index"]
             # The refit's fitted attributes (public and private: what predict, prune()
             # and compact() read) are this estimator's.

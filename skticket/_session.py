@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextvars
 import copy
 import functools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -43,7 +43,7 @@ from .exceptions import TrainingDivergedError
 if TYPE_CHECKING:
     from ._hooks import TrainingHook
 
-__all__ = ["Data", "PendingTrainings", "Round", "Session", "lockstep"]
+__all__ = ["Data", "PendingTrainings", "Round", "Session", "lockstep", "with_trainings"]
 
 T = TypeVar("T")
 
@@ -311,8 +311,9 @@ class _Lockstep:
     """The trainings of the searches :func:`lockstep` runs: trained ones by key, and those
     asked for since the last stack was trained."""
 
-    def __init__(self) -> None:
-        self.done: dict[str, TrainingResult | TrainingDivergedError] = {}
+    def __init__(self, trained: Mapping[str, TrainingResult | TrainingDivergedError] | None
+                 = None) -> None:
+        self.done: dict[str, TrainingResult | TrainingDivergedError] = dict(trained or {})
         self.pending: dict[str, tuple[TrainingSpec, Memory | None, int]] = {}
         # Trainings handed back in the current run of a task: each run of a task
         # that waits again must get further than its last.
@@ -352,7 +353,9 @@ _LOCKSTEP: contextvars.ContextVar[_Lockstep | None] = contextvars.ContextVar(
 
 
 def lockstep(tasks: Sequence[Callable[[], T]], *,
-             then: Callable[[list[T]], Any] | None = None) -> list[T]:
+             then: Callable[[list[T]], Any] | None = None,
+             trained: Mapping[str, TrainingResult | TrainingDivergedError] | None = None
+             ) -> list[T]:
     """Run independent tasks (each a search, or several) with their trainings stacked.
 
     Each task runs until one of its sessions needs a training not trained
@@ -379,13 +382,36 @@ def lockstep(tasks: Sequence[Callable[[], T]], *,
         training they trained at hand (and run again, as a task, for any it
         asks for beyond them): a refit whose rounds a task trained beside the
         others trains nothing.
+    trained : mapping, default=None
+        Trainings done elsewhere, by key (what :func:`with_trainings` gives
+        back, from another process): a task that asks for one finds it.
 
     Returns
     -------
     list
         Each task's result, in order, and ``then``'s last when given.
     """
+    return _in_lockstep(_Lockstep(trained), tasks, then)
+
+
+def with_trainings(task: Callable[[], T]
+                   ) -> tuple[T, dict[str, TrainingResult | TrainingDivergedError]]:
+    """Run ``task`` in :func:`lockstep` on its own: its result, and every training it
+    trained, by key.
+
+    For a task run in another process (a worker of ``n_jobs``): the
+    trainings come back with its result, and :func:`lockstep`'s ``trained``
+    hands them to whatever asks for the same trainings here (a refit whose
+    rounds the task trained trains nothing). Each training is the task's solo
+    training, a stack of one, as outside lockstep.
+    """
     stepping = _Lockstep()
+    result, = _in_lockstep(stepping, [task], None)
+    return result, dict(stepping.done)
+
+
+def _in_lockstep(stepping: _Lockstep, tasks: Sequence[Callable[[], T]],
+                 then: Callable[[list[T]], Any] | None) -> list:
     token = _LOCKSTEP.set(stepping)
     try:
         results = _run_stepping(stepping, list(tasks))

@@ -439,6 +439,30 @@ def test_cv_trains_its_folds_and_the_full_path_beside_them_and_the_refit_trains_
                for k in alone_state) <= TOLERANCE
 
 
+def test_cv_on_workers_trains_the_full_path_as_a_task_and_the_refit_here_trains_nothing(
+        monkeypatch):
+    from skticket import LotteryTicketClassifier, LotteryTicketClassifierCV
+
+    X, y = breast_cancer(rows=180)
+    params = dict(prune_fraction=0.5, target_sparsity=0.75, random_state=0)
+    net = small_net(module__hidden_units=(12,), max_epochs=3)
+    # Counts the stacks trained in this process; the workers are processes of their own.
+    sizes = stack_sizes(monkeypatch)
+    # A score that rises with sparsity: the refit goes to the last level, all 3 rounds.
+    sparsest = lambda est, X, y: est.winning_ticket_.sparsity  # noqa: E731
+    parallel = LotteryTicketClassifierCV(net, cv=3, n_jobs=2, scoring=sparsest,
+                                         **params).fit(X, y)
+    assert parallel.best_index_ == 2 and len(parallel.rounds_) == 3
+    assert sizes == []
+    monkeypatch.undo()
+    # The refit is the plain estimator up to the chosen level, each training its solo one.
+    plain = LotteryTicketClassifier(net, max_rounds=parallel.best_index_, **params).fit(X, y)
+    for name, value in plain.net_.module_.state_dict().items():
+        assert torch.equal(parallel.net_.module_.state_dict()[name], value), name
+    assert ([r["epochs"] for r in parallel.rounds_] == [r["epochs"] for r in plain.rounds_])
+    np.testing.assert_array_equal(parallel.predict_proba(X), plain.predict_proba(X))
+
+
 def test_memory_holds_each_member_as_its_solo_training(tmp_path):
     from joblib import Memory
 
