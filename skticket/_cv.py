@@ -366,8 +366,9 @@ class BaseLotteryTicketCV(BaseLotteryTicket):
             # An IMP path's refit is a prefix of the search on all rows, whatever level
             # is chosen: with fixed seeds (an int random_state) that search runs beside
             # the folds, and the refit finds its trainings done.
-            beside = is_path and isinstance(self.random_state, Integral)
-            if effective_n_jobs(self.n_jobs) == 1 and isinstance(self.random_state, Integral):
+            seeds_fixed = isinstance(self.random_state, Integral)
+            beside = is_path and seeds_fixed
+            if effective_n_jobs(self.n_jobs) == 1 and seeds_fixed:
                 # Every fold's round r as one stack, the full-data path one more member
                 # (lockstep runs a fold again for each round: its seeds must be fixed).
                 *_, refit = lockstep([*fold_paths, *([full_path] if beside else [])],

@@ -348,6 +348,18 @@ class _Lockstep:
                               zip(group, results, strict=True)})
 
 
+class _Recorder(_Lockstep):
+    """:func:`with_trainings`'s: each training trained when asked for (one task, nothing
+    to stack it with, so it runs once, not again for each round), and kept by key."""
+
+    def results(self, specs: list[TrainingSpec], memory: Memory | None, verbose: int) -> list:
+        try:
+            return super().results(specs, memory, verbose)
+        except PendingTrainings:
+            self.train_pending()
+            return super().results(specs, memory, verbose)
+
+
 _LOCKSTEP: contextvars.ContextVar[_Lockstep | None] = contextvars.ContextVar(
     "skticket_lockstep", default=None)
 
@@ -391,27 +403,7 @@ def lockstep(tasks: Sequence[Callable[[], T]], *,
     list
         Each task's result, in order, and ``then``'s last when given.
     """
-    return _in_lockstep(_Lockstep(trained), tasks, then)
-
-
-def with_trainings(task: Callable[[], T]
-                   ) -> tuple[T, dict[str, TrainingResult | TrainingDivergedError]]:
-    """Run ``task`` in :func:`lockstep` on its own: its result, and every training it
-    trained, by key.
-
-    For a task run in another process (a worker of ``n_jobs``): the
-    trainings come back with its result, and :func:`lockstep`'s ``trained``
-    hands them to whatever asks for the same trainings here (a refit whose
-    rounds the task trained trains nothing). Each training is the task's solo
-    training, a stack of one, as outside lockstep.
-    """
-    stepping = _Lockstep()
-    result, = _in_lockstep(stepping, [task], None)
-    return result, dict(stepping.done)
-
-
-def _in_lockstep(stepping: _Lockstep, tasks: Sequence[Callable[[], T]],
-                 then: Callable[[list[T]], Any] | None) -> list:
+    stepping = _Lockstep(trained)
     token = _LOCKSTEP.set(stepping)
     try:
         results = _run_stepping(stepping, list(tasks))
@@ -421,6 +413,25 @@ def _in_lockstep(stepping: _Lockstep, tasks: Sequence[Callable[[], T]],
     finally:
         _LOCKSTEP.reset(token)
     return results
+
+
+def with_trainings(task: Callable[[], T]
+                   ) -> tuple[T, dict[str, TrainingResult | TrainingDivergedError]]:
+    """Run ``task``: its result, and every training it trained, by key.
+
+    For a task run in another process (a worker of ``n_jobs``): the
+    trainings come back with its result, and :func:`lockstep`'s ``trained``
+    hands them to whatever asks for the same trainings here (a refit whose
+    rounds the task trained trains nothing). Each training is the task's solo
+    training, a stack of one, as outside lockstep.
+    """
+    recorder = _Recorder()
+    token = _LOCKSTEP.set(recorder)
+    try:
+        result = task()
+    finally:
+        _LOCKSTEP.reset(token)
+    return result, dict(recorder.done)
 
 
 def _run_stepping(stepping: _Lockstep, tasks: list[Callable[[], T]]) -> list[T]:

@@ -463,6 +463,27 @@ def test_cv_on_workers_trains_the_full_path_as_a_task_and_the_refit_here_trains_
     np.testing.assert_array_equal(parallel.predict_proba(X), plain.predict_proba(X))
 
 
+def test_with_trainings_runs_its_task_once_and_lockstep_finds_what_it_trained(monkeypatch):
+    from skticket import LotteryTicketClassifier, ticket_path
+    from skticket._session import lockstep, with_trainings
+
+    X, y = breast_cancer(rows=120)
+    est = LotteryTicketClassifier(small_net(module__hidden_units=(12,), max_epochs=2),
+                                  prune_fraction=0.5, target_sparsity=0.75, random_state=0)
+    runs = []
+
+    def path():
+        runs.append(1)
+        return [point.record["n_active"] for point in ticket_path(est, X, y)]
+
+    levels, trained = with_trainings(path)
+    # Run once (in lockstep it would run again for each round), its 3 trainings kept.
+    assert len(runs) == 1 and len(trained) == 3
+    sizes = stack_sizes(monkeypatch)
+    assert lockstep([path], trained=trained) == [levels]
+    assert sizes == []  # every training found, none trained again
+
+
 def test_memory_holds_each_member_as_its_solo_training(tmp_path):
     from joblib import Memory
 
