@@ -51,6 +51,7 @@ alternating order, after one warm-up.
     python benchmarks/bench_stacking.py --threads 1
     python benchmarks/bench_stacking.py --threads 1 --parts table --ks 1 5
     python benchmarks/bench_stacking.py --threads 1 --parts kernels step
+    python benchmarks/bench_stacking.py --parts table curve --device cuda   # on a GPU
 """
 
 from __future__ import annotations
@@ -104,9 +105,9 @@ NETS = {
 
 
 def specs(net_name: str, k: int, *, epochs: int | None = None, n_rows: int | None = None,
-          held_out: bool | None = None) -> list[TrainingSpec]:
+          held_out: bool | None = None, device: str = "cpu") -> list[TrainingSpec]:
     """k members of ``net_name``'s training (``epochs``, its first ``n_rows`` rows and
-    ``held_out`` in place of its own where given)."""
+    ``held_out`` in place of its own where given), on ``device``."""
     load, hidden, batch_size, net_held_out, net_epochs, _ = NETS[net_name]
     epochs = net_epochs if epochs is None else epochs
     held_out = net_held_out if held_out is None else held_out
@@ -116,7 +117,7 @@ def specs(net_name: str, k: int, *, epochs: int | None = None, n_rows: int | Non
     params = dict(module__n_features=X.shape[1], module__n_outputs=int(y.max()) + 1,
                   module__output_activation="softmax", module__hidden_units=hidden,
                   max_epochs=epochs, batch_size=batch_size, callbacks__converged=None,
-                  iterator_train__shuffle=True)
+                  iterator_train__shuffle=True, device=device)
     if not held_out:
         params["train_split"] = None
     net = DefaultClassifierNet(**params)
@@ -138,11 +139,11 @@ def largest_difference(a, b) -> float:
     return max(float((first[name] - second[name]).abs().max()) for name in first)
 
 
-def table_rows(ks, repeats: int) -> list:
+def table_rows(ks, repeats: int, device: str = "cpu") -> list:
     rows = []
     for net_name in NETS:
         for k in ks:
-            members = specs(net_name, k)
+            members = specs(net_name, k, device=device)
             sides = {"stacked": lambda members=members: train_members(members),
                      "one at a time": lambda members=members: [train_alone(spec)
                                                                for spec in members]}
@@ -170,11 +171,11 @@ def one_at_a_time():
     return stacked
 
 
-def curve_rows(repeats: int) -> list:
+def curve_rows(repeats: int, device: str = "cpu") -> list:
     X, y = breast_cancer()
     split = int(0.75 * len(y))
     estimator = LotteryTicketClassifier(target_sparsity=0.9, random_state=0).set_params(
-        net__max_epochs=40)
+        net__max_epochs=40, net__device=device)
     args = (estimator, X[:split], y[:split], X[split:], y[split:])
 
     def alone():
@@ -317,18 +318,23 @@ def main() -> None:
     parser.add_argument("--parts", nargs="+", choices=["table", "curve", "kernels", "step"],
                         default=["table", "curve", "kernels", "step"])
     parser.add_argument("--ks", nargs="+", type=int, default=[1, 2, 5, 10])
+    parser.add_argument("--device", default="cpu",
+                        help="the torch device of the table and curve parts (e.g. cuda)")
     args = parser.parse_args()
+    if args.device != "cpu" and {"kernels", "step"} & set(args.parts):
+        parser.error("--device applies to the table and curve parts: kernels and step "
+                     "time CPU arithmetic")
     setup(args)
     print_header("Many trainings as one: k stacked members against k trainings alone")
     if "table" in args.parts:
-        rows = table_rows(args.ks, args.repeats)
+        rows = table_rows(args.ks, args.repeats, args.device)
         print()
         print(table(["net, data", "k", "stacked s", "one at a time s",
                      "stacked / one at a time (wall)", "(cpu)",
                      "largest weight difference"], rows))
         print()
     if "curve" in args.parts:
-        rows = curve_rows(args.repeats)
+        rows = curve_rows(args.repeats, args.device)
         print()
         print(table(["what", "stacked s", "one at a time s", "stacked / one at a time (wall)",
                      "(cpu)", "largest score difference"], rows))
