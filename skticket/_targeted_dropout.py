@@ -19,6 +19,7 @@ import torch
 from skorch.callbacks import Callback
 
 from ._compat import Interval, validate_parameter_constraints
+from ._docstring import Substitution
 from ._hooks import TrainingHook
 from ._training import MASK_CALLBACK, prunable_parameters
 
@@ -94,6 +95,21 @@ def targeted_dropout_keep(weight: torch.Tensor, *, rate: float, targeted_fractio
 
 
 _SHARE = Interval(Real, 0, 1, closed="both")
+
+
+#: The parameters skorch passes a callback's hooks, documented once for each hook.
+_HOOK_PARAMETERS = Substitution(
+    net="""net : skorch NeuralNet
+            The net in training.""",
+    data="""X : array-like or None
+            The training data (unused).
+        y : array-like or None
+            The targets (unused).""",
+    batch="""batch : tuple or None
+            The batch (unused).""",
+    training="""training : bool or None
+            Whether the batch trains; nothing happens for one that does not.""",
+)
 
 
 class TargetedDropout(Callback, TrainingHook):
@@ -238,17 +254,14 @@ class TargetedDropout(Callback, TrainingHook):
         self.dropped_share_: dict[str, float] = {}
         return self
 
+    @_HOOK_PARAMETERS
     def on_train_begin(self, net, X=None, y=None, **kwargs) -> None:
         """Seed the draws' generator and find the net's parameters.
 
         Parameters
         ----------
-        net : skorch NeuralNet
-            The net in training.
-        X : array-like or None
-            The training data (unused).
-        y : array-like or None
-            The targets (unused).
+        %(net)s
+        %(data)s
         """
         seed = (torch.initial_seed() if self.random_state is None else self.random_state)
         # A stream of its own, apart from the global one the data order is drawn from.
@@ -266,18 +279,16 @@ class TargetedDropout(Callback, TrainingHook):
             return dict(masks)
         return dict.fromkeys(prunable_parameters(net.module_))
 
+    @_HOOK_PARAMETERS
     @torch.no_grad()
     def on_batch_begin(self, net, batch=None, training=None, **kwargs) -> None:
         """Drop this step's targeted weights (units), keeping their values aside.
 
         Parameters
         ----------
-        net : skorch NeuralNet
-            The net in training.
-        batch : tuple or None
-            The batch (unused).
-        training : bool or None
-            Whether the batch trains; nothing happens for one that does not.
+        %(net)s
+        %(batch)s
+        %(training)s
         """
         if not training:
             return
@@ -293,6 +304,7 @@ class TargetedDropout(Callback, TrainingHook):
             dropped = 1.0 - float(keep.sum()) / keep.numel()
             self.dropped_total_[name] = self.dropped_total_.get(name, 0.0) + dropped
 
+    @_HOOK_PARAMETERS
     @torch.no_grad()
     def on_grad_computed(self, net, named_parameters, X=None, y=None, training=None,
                          **kwargs) -> None:
@@ -300,16 +312,11 @@ class TargetedDropout(Callback, TrainingHook):
 
         Parameters
         ----------
-        net : skorch NeuralNet
-            The net in training.
+        %(net)s
         named_parameters : iterable of (str, Parameter)
             The net's learnable parameters (unused).
-        X : array-like or None
-            The training data (unused).
-        y : array-like or None
-            The targets (unused).
-        training : bool or None
-            Whether the batch trains; nothing happens for one that does not.
+        %(data)s
+        %(training)s
         """
         if not training:
             return
@@ -319,31 +326,26 @@ class TargetedDropout(Callback, TrainingHook):
                 grad.mul_(keep)  # a dropped weight has no gradient (it was multiplied by 0)
         self._put_back()
 
+    @_HOOK_PARAMETERS
     def on_batch_end(self, net, batch=None, training=None, **kwargs) -> None:
         """Put back any value still held aside (no gradient was computed).
 
         Parameters
         ----------
-        net : skorch NeuralNet
-            The net in training.
-        batch : tuple or None
-            The batch (unused).
-        training : bool or None
-            Whether the batch trains; nothing happens for one that does not.
+        %(net)s
+        %(batch)s
+        %(training)s
         """
         self._put_back()  # in case no gradient was computed
 
+    @_HOOK_PARAMETERS
     def on_train_end(self, net, X=None, y=None, **kwargs) -> None:
         """Put back any value still held aside and record ``dropped_share_``.
 
         Parameters
         ----------
-        net : skorch NeuralNet
-            The net in training.
-        X : array-like or None
-            The training data (unused).
-        y : array-like or None
-            The targets (unused).
+        %(net)s
+        %(data)s
         """
         self._put_back()  # a training ended between a batch's start and its step
         self.dropped_share_ = {name: total / max(self.steps_, 1)
